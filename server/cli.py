@@ -1,0 +1,7 @@
+"""facesearch-server: serves the FaceSearch gRPC API (DESIGN.md §2)."""
+
+from facesearch.placeholder import placeholder_main
+
+
+def main(argv=None) -> int:
+    return placeholder_main("facesearch-server", "serves the FaceSearch gRPC API (DESIGN.md §2)", 3, argv)
