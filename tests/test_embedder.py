@@ -1,0 +1,127 @@
+"""Batched embedding and detection with the real model."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from facesearch.embedder import Box, Face, FaceMode, ImageError, decode, primary_face
+from facesearch.embedder.detect import crop_with_margin
+from facesearch.embedder.embedder import bucket_for
+
+from .conftest import encode, sample_photo
+
+
+@pytest.fixture(scope="module")
+def crops(samples):
+    return [decode(p.read_bytes()) for p in sorted(samples.glob("train/*/*.jpg"))[:7]]
+
+
+def test_embeddings_are_unit_float32_and_deterministic(embedder, crops):
+    a = embedder.embed_crops(crops)
+    b = embedder.embed_crops(crops)
+    assert a.shape == (7, 128) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_batch_padding_does_not_change_results(embedder, crops):
+    together = embedder.embed_crops(crops)             # bucket 8, one padded row
+    alone = np.vstack([embedder.embed_crops([c]) for c in crops])  # bucket 1
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+
+
+def test_batch_sizes_share_buckets_without_retracing(embedder, crops):
+    assert [bucket_for(n, 64) for n in (1, 3, 5, 8, 9, 64, 65)] == [1, 4, 8, 8, 16, 64, 64]
+    embedder.embed_crops(crops[:5])
+    before = embedder._fn.experimental_get_tracing_count()
+    for n in (5, 6, 7, 8):
+        embedder.embed_crops(crops[:n] if n <= 7 else crops + crops[:1])
+    assert embedder._fn.experimental_get_tracing_count() == before
+
+
+def test_more_than_max_batch_is_chunked(embedder, crops):
+    many = (crops * 10)[:70]  # 64 + 6
+    out = embedder.embed_crops(many)
+    assert out.shape == (70, 128)
+    np.testing.assert_allclose(out[69], out[6], atol=2e-5)
+
+
+def test_concurrent_callers_get_their_own_results(embedder, crops):
+    expected = embedder.embed_crops(crops)
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                results[i] = embedder.embed_crops([crops[i], crops[(i + 1) % 7]])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(6):
+        np.testing.assert_allclose(results[i], expected[[i, (i + 1) % 7]], atol=2e-5)
+
+
+def test_photo_detect_finds_a_face_inside_the_image(embedder, samples):
+    data = sample_photo(samples)
+    rgb = decode(data)
+    faces = embedder.embed_image(data)
+    assert len(faces) >= 1
+    box = faces[0].face.box
+    assert 0 <= box.x and box.x + box.width <= rgb.shape[1] and 0 <= box.y and box.y + box.height <= rgb.shape[0]
+    assert faces[0].face.score >= embedder.config.min_face_score
+    assert set(faces[0].face.landmarks) >= {"left_eye", "right_eye", "nose"}
+
+
+def test_cropped_mode_skips_detection(embedder, samples):
+    rgb = decode(sample_photo(samples))
+    faces = embedder.embed_image(encode(rgb), FaceMode.CROPPED)
+    assert len(faces) == 1
+    assert faces[0].face.box == Box(0, 0, rgb.shape[1], rgb.shape[0])
+    np.testing.assert_allclose(faces[0].embedding, embedder.embed_crops([rgb])[0], atol=1e-5)
+
+
+def test_every_face_is_found_largest_first_and_max_faces_limits(embedder, samples):
+    a = decode(sample_photo(samples, person="madonna"))
+    small_b = a[::2, ::2]  # the same photo at half size: its face is smaller
+    h = a.shape[0] + 20
+    canvas = np.full((h, a.shape[1] + small_b.shape[1] + 40, 3), 255, np.uint8)
+    canvas[: a.shape[0], : a.shape[1]] = a
+    canvas[: small_b.shape[0], a.shape[1] + 40:] = small_b
+    faces = embedder.embed_image(encode(canvas))
+    assert len(faces) >= 2
+    areas = [f.face.box.area for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    assert faces[0].face.box.x < a.shape[1] <= faces[1].face.box.x  # the bigger one is the left photo
+    assert len(embedder.embed_image(encode(canvas), max_faces=1)) == 1
+
+
+def test_no_face_is_not_an_error(embedder):
+    assert embedder.embed_image(encode(np.full((200, 200, 3), 128, np.uint8))) == []
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\nbroken", b"GIF89a....."])
+def test_bad_bytes_raise_image_errors(embedder, data):
+    with pytest.raises(ImageError):
+        embedder.embed_image(data)
+
+
+def test_crop_margin_is_clamped_at_the_borders():
+    rgb = np.arange(100 * 80 * 3, dtype=np.uint32).reshape(100, 80, 3).astype(np.uint8)
+    assert crop_with_margin(rgb, Box(10, 20, 40, 50), 0.1).shape == (60, 48, 3)  # 4 px / 5 px each side
+    assert crop_with_margin(rgb, Box(0, 0, 40, 50), 0.5).shape == (75, 60, 3)    # clamped at top-left
+    assert crop_with_margin(rgb, Box(60, 90, 20, 10), 0.5).shape == (15, 30, 3)  # clamped at bottom-right
+
+
+def test_primary_face_prefers_large_central_over_confident_corner():
+    img = np.zeros((400, 400, 3), np.uint8)
+    corner = Face(Box(0, 0, 60, 60), 0.999, img[:60, :60])
+    central = Face(Box(150, 150, 100, 100), 0.91, img[150:250, 150:250])
+    assert primary_face([corner, central], img.shape) is central
+    assert primary_face([], img.shape) is None
