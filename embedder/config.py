@@ -18,7 +18,7 @@ class EmbedderConfig:
     cache_dir: Path = field(default_factory=settings.cache_dir)  # FACESEARCH_CACHE_DIR
     max_pixels: int = DEFAULT_MAX_PIXELS        # FACESEARCH_MAX_PIXELS
     min_image_side: int = DEFAULT_MIN_SIDE      # FACESEARCH_MIN_IMAGE_SIDE
-    min_face_score: float = 0.9                 # FACESEARCH_MIN_FACE_SCORE
+    min_face_score: float = 0.8                 # FACESEARCH_MIN_FACE_SCORE (MTCNN ONet default)
     min_face_size: int = 20                     # FACESEARCH_MIN_FACE_SIZE (pixels)
     crop_margin: float = 0.1                    # FACESEARCH_CROP_MARGIN (share of box size, per side)
     detect_max_side: int = 1600                 # FACESEARCH_DETECT_MAX_SIDE (bigger photos are downscaled for MTCNN)
@@ -32,7 +32,7 @@ class EmbedderConfig:
             cache_dir=settings.cache_dir(),
             max_pixels=settings.env_int("max_pixels", DEFAULT_MAX_PIXELS, minimum=1),
             min_image_side=settings.env_int("min_image_side", DEFAULT_MIN_SIDE, minimum=1),
-            min_face_score=settings.env_float("min_face_score", 0.9, minimum=0.0, maximum=1.0),
+            min_face_score=settings.env_float("min_face_score", 0.8, minimum=0.0, maximum=1.0),
             min_face_size=settings.env_int("min_face_size", 20, minimum=4),
             crop_margin=settings.env_float("crop_margin", 0.1, minimum=0.0, maximum=1.0),
             detect_max_side=settings.env_int("detect_max_side", 1600, minimum=64),

@@ -71,7 +71,7 @@ def primary_face(faces: list[Face], image_shape) -> Face | None:
 class FaceDetector:
     """MTCNN behind a lock (its Keras models are not safe to call concurrently)."""
 
-    def __init__(self, *, min_score: float = 0.9, min_face_size: int = 20, margin: float = 0.1,
+    def __init__(self, *, min_score: float = 0.8, min_face_size: int = 20, margin: float = 0.1,
                  max_side: int = 1600):
         from mtcnn import MTCNN
 
@@ -84,15 +84,38 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every face scoring at least min_score, largest first."""
+        return self.detect_many([rgb])[0]
+
+    def detect_many(self, images: list[np.ndarray], batch_size: int = 16) -> list[list[Face]]:
+        """detect() for several images; images of the same size share one MTCNN call.
+
+        A batched MTCNN call costs about a third of the per-image time of
+        separate calls here. MTCNN pads mixed sizes to the largest, which loses
+        faces, so only images of identical shape are batched together.
+        """
+        scales = [min(1.0, self.max_side / max(rgb.shape[:2])) for rgb in images]
+        small = [rgb if s == 1.0 else cv2.resize(
+            rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
+            interpolation=cv2.INTER_AREA) for rgb, s in zip(images, scales)]
+        groups: dict[tuple, list[int]] = {}
+        for i, img in enumerate(small):
+            groups.setdefault(img.shape, []).append(i)
+        results: list[list[Face]] = [[] for _ in images]
+        for indices in groups.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                min_size = max(4, int(self.min_face_size * min(scales[i] for i in chunk)))
+                with self._lock:
+                    found = (self._mtcnn.detect_faces([small[i] for i in chunk], min_face_size=min_size)
+                             if len(chunk) > 1 else [self._mtcnn.detect_faces(small[chunk[0]], min_face_size=min_size)])
+                for i, dets in zip(chunk, found):
+                    results[i] = self._faces(images[i], dets or [], scales[i])
+        return results
+
+    def _faces(self, rgb: np.ndarray, detections, scale: float) -> list[Face]:
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(
-            rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        min_size = max(4, int(self.min_face_size * scale))
-        with self._lock:
-            found = self._mtcnn.detect_faces(small, min_face_size=min_size)
         faces = []
-        for det in found or []:
+        for det in detections:
             score = float(det["confidence"])
             if score < self.min_score:
                 continue

@@ -17,6 +17,7 @@ import numpy as np
 from .config import EmbedderConfig
 from .detect import Face, FaceDetector, whole_image_face
 from .distances import l2_normalize
+from .errors import ImageError
 from .images import decode
 from .models import LoadedModel, load_model
 from .preprocess import preprocess
@@ -60,7 +61,6 @@ class Embedder:
         self._lock = threading.Lock()
         keras_model = model.keras_model
         self._fn = tf.function(lambda x: keras_model(x, training=False), reduce_retracing=False)
-        self.traced_shapes: set[int] = set()
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None) -> "Embedder":
@@ -105,7 +105,6 @@ class Embedder:
                 pad = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.float32)
                 chunk = np.concatenate([chunk, pad])
             with self._lock:
-                self.traced_shapes.add(size)
                 y = self._fn(chunk).numpy()
             out[start:start + min(max_batch, n - start)] = y[: min(max_batch, n - start)]
         return l2_normalize(out)
@@ -119,17 +118,43 @@ class Embedder:
     # -- images -----------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[Face]:
         """Faces of a decoded image: detected (largest first), or the whole image if CROPPED."""
+        return self.find_faces_many([rgb], face_mode, max_faces)[0]
+
+    def find_faces_many(self, images: list[np.ndarray], face_mode: FaceMode = FaceMode.DETECT,
+                        max_faces: int = 0) -> list[list[Face]]:
+        """find_faces() for several decoded images, with one batched detection."""
         if FaceMode(face_mode) == FaceMode.CROPPED:
-            return [whole_image_face(rgb)]
-        faces = self.detector.detect(rgb)
-        return faces[:max_faces] if max_faces > 0 else faces
+            return [[whole_image_face(rgb)] for rgb in images]
+        found = self.detector.detect_many(images)
+        return [faces[:max_faces] if max_faces > 0 else faces for faces in found]
 
     def embed_image(self, data: bytes, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[EmbeddedFace]:
         """Encoded image bytes -> one EmbeddedFace per face (none if no face is found).
 
         Raises ImageError subclasses for bad input.
         """
-        rgb = decode(data, self.config.image_limits)
-        faces = self.find_faces(rgb, face_mode, max_faces)
-        embeddings = self.embed_crops([f.crop for f in faces])
-        return [EmbeddedFace(f, e) for f, e in zip(faces, embeddings)]
+        (result,) = self.embed_images([data], face_mode, max_faces)
+        if isinstance(result, ImageError):
+            raise result
+        return result
+
+    def embed_images(self, images: list[bytes], face_mode: FaceMode = FaceMode.DETECT,
+                     max_faces: int = 0) -> list[list[EmbeddedFace] | ImageError]:
+        """embed_image() for several images: one batched detection, one batched embedding.
+
+        A bad image does not fail the others: its slot holds its ImageError
+        instead of a list of faces.
+        """
+        decoded: list[np.ndarray | ImageError] = []
+        for data in images:
+            try:
+                decoded.append(decode(data, self.config.image_limits))
+            except ImageError as exc:
+                decoded.append(exc)
+        good = [i for i, d in enumerate(decoded) if not isinstance(d, ImageError)]
+        found = self.find_faces_many([decoded[i] for i in good], face_mode, max_faces)
+        embeddings = iter(self.embed_crops([f.crop for faces in found for f in faces]))
+        out: list = list(decoded)
+        for i, faces in zip(good, found):
+            out[i] = [EmbeddedFace(f, next(embeddings)) for f in faces]
+        return out

@@ -45,9 +45,10 @@ def test_avengers_distance_medians_match_design(avengers):
 
 def _embed_photos(embedder, folder):
     vectors, labels, missed = [], [], []
-    for path in sorted(folder.glob("*/*.jpg")):
-        rgb = decode(path.read_bytes())
-        face = primary_face(embedder.find_faces(rgb), rgb.shape)
+    paths = sorted(folder.glob("*/*.jpg"))
+    images = [decode(p.read_bytes()) for p in paths]
+    for path, rgb, faces in zip(paths, images, embedder.find_faces_many(images)):
+        face = primary_face(faces, rgb.shape)
         if face is None:
             missed.append(path.name)
             continue
@@ -57,7 +58,8 @@ def _embed_photos(embedder, folder):
 
 
 def test_five_celebrity_val_photos_against_train_top1_at_least_96(embedder, samples):
-    xtr, ytr, _ = _embed_photos(embedder, samples / "train")
+    xtr, ytr, missed_train = _embed_photos(embedder, samples / "train")
     xval, yval, missed = _embed_photos(embedder, samples / "val")
+    assert len(missed_train) + len(missed) <= 1  # DESIGN §3: MTCNN finds a face in 117/118
     correct = (ytr[pairwise(xval, xtr).argmin(1)] == yval).sum()
     assert correct / 25 >= 0.96, f"{correct}/25 correct; no face found in {missed}"

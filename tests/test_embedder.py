@@ -102,6 +102,18 @@ def test_every_face_is_found_largest_first_and_max_faces_limits(embedder, sample
     assert len(embedder.embed_image(encode(canvas), max_faces=1)) == 1
 
 
+def test_embed_images_batches_and_keeps_each_bad_image_in_its_slot(embedder, samples):
+    photos = [sample_photo(samples, person=p) for p in ("madonna", "jerry_seinfeld")]
+    blank = encode(np.full((120, 90, 3), 200, np.uint8))
+    out = embedder.embed_images([photos[0], b"not an image", blank, photos[1]])
+    assert isinstance(out[1], ImageError) and out[2] == []
+    for batched, data in ((out[0], photos[0]), (out[3], photos[1])):
+        single = embedder.embed_image(data)
+        assert len(batched) == len(single) >= 1
+        # batched MTCNN pads images, so boxes may move a pixel; the identity must not
+        assert float(np.sum((batched[0].embedding - single[0].embedding) ** 2)) * 3 < 0.5
+
+
 def test_no_face_is_not_an_error(embedder):
     assert embedder.embed_image(encode(np.full((200, 200, 3), 128, np.uint8))) == []
 
