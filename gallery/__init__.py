@@ -1,1 +1,18 @@
-"""facesearch.gallery: the identity store (FAISS index + SQL metadata). Not built yet (issue 8)."""
+"""facesearch.gallery: the identity store.
+
+SQL (SQLite by default, any SQLAlchemy URL by design) is the source of truth;
+a FAISS index (flat, ivf or hnsw) is derived from it, snapshotted atomically
+and replayed from a change log at start.
+
+    from facesearch.gallery import Gallery, GalleryConfig, NewFace
+    with Gallery.open(GalleryConfig.from_env(), model_id="facenet-128", dimension=128) as g:
+        g.add_faces("chris_evans", [NewFace(vec)], display_name="Chris Evans")
+        g.search(query_vecs, top_k=1, max_distance=3.5)   # [[Match(...)], ...]
+"""
+
+from .config import GalleryConfig
+from .errors import GalleryError, GalleryLockedError, InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
+from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,210 @@
+"""Vector indexes behind one small Protocol, so that another engine (Milvus)
+can become a second backend without touching the Gallery.
+
+Vectors are unit-norm float32; distances are squared L2, as FAISS returns them
+(the service scale is facesearch.embedder.distances.SCALE times that).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    kind: str = "flat"               # FACESEARCH_INDEX: flat (exact), ivf or hnsw
+    ivf_nlist: int = 0               # FACESEARCH_IVF_NLIST; 0 = 4 * sqrt(N) when trained
+    ivf_nprobe: int = 16             # FACESEARCH_IVF_NPROBE
+    ivf_train_size: int = 20_000     # FACESEARCH_IVF_TRAIN_SIZE: below this many faces, ivf searches flat
+    hnsw_m: int = 32                 # FACESEARCH_HNSW_M
+    hnsw_ef_search: int = 128        # FACESEARCH_HNSW_EF_SEARCH
+    hnsw_ef_construction: int = 40
+    hnsw_compact_ratio: float = 0.3  # rebuild HNSW once this share of its vectors is deleted
+    use_gpu: bool = True             # move flat/ivf to the GPU when faiss sees one
+
+    def __post_init__(self):
+        if self.kind not in INDEX_TYPES:
+            raise ValueError(f"unknown index type {self.kind!r}; choose one of {', '.join(INDEX_TYPES)}")
+
+    @property
+    def label(self) -> str:
+        """What a snapshot must match to be reused."""
+        if self.kind == "ivf":
+            return f"ivf(nlist={self.ivf_nlist or 'auto'},train={self.ivf_train_size})"
+        if self.kind == "hnsw":
+            return f"hnsw(M={self.hnsw_m},efc={self.hnsw_ef_construction})"
+        return "flat"
+
+
+class VectorIndex(Protocol):
+    """What the Gallery needs from a vector index. Not thread-safe: the Gallery locks."""
+
+    dimension: int
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+    def remove(self, ids: np.ndarray) -> int: ...
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(squared L2 distances, ids), each (n, k), ascending; missing slots have id -1."""
+    def ids(self) -> np.ndarray: ...
+    def __len__(self) -> int: ...
+
+
+class FaissIndex:
+    """flat: IndexIDMap2(IndexFlatL2), exact.
+    ivf:  IndexIVFFlat, trained once there are ivf_train_size faces; flat below.
+    hnsw: IndexIDMap2(IndexHNSWFlat); deleted ids are filtered out of every
+          search by an IDSelector, and the graph is rebuilt once too many pile up.
+    """
+
+    def __init__(self, dimension: int, config: IndexConfig = IndexConfig()):
+        self.dimension = dimension
+        self.config = config
+        self.deleted: set[int] = set()   # hnsw only
+        self._gpu = None
+        self.cpu = self._empty()
+
+    # -- construction -----------------------------------------------------
+    def _empty(self):
+        d, c = self.dimension, self.config
+        if c.kind == "hnsw":
+            hnsw = faiss.IndexHNSWFlat(d, c.hnsw_m)
+            hnsw.hnsw.efConstruction = c.hnsw_ef_construction
+            hnsw.hnsw.efSearch = c.hnsw_ef_search
+            return faiss.IndexIDMap2(hnsw)
+        return faiss.IndexIDMap2(faiss.IndexFlatL2(d))
+
+    @property
+    def trained_ivf(self) -> bool:
+        return isinstance(self.cpu, faiss.IndexIVF)
+
+    @property
+    def description(self) -> str:
+        if self.config.kind == "ivf" and not self.trained_ivf:
+            return f"ivf (flat until {self.config.ivf_train_size} faces)"
+        if self.trained_ivf:
+            return f"ivf(nlist={self.cpu.nlist},nprobe={self.cpu.nprobe})"
+        return self.config.label
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the live entries of an IndexIDMap2 (flat or hnsw)."""
+        ids = faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        vectors = self.cpu.index.reconstruct_n(0, self.cpu.index.ntotal) if len(ids) else \
+            np.zeros((0, self.dimension), np.float32)
+        if self.deleted:
+            keep = ~np.isin(ids, np.fromiter(self.deleted, np.int64))
+            ids, vectors = ids[keep], vectors[keep]
+        return ids, vectors
+
+    def _maybe_train_ivf(self) -> None:
+        c = self.config
+        if c.kind != "ivf" or self.trained_ivf or self.cpu.ntotal < c.ivf_train_size:
+            return
+        ids, vectors = self._all_vectors()
+        nlist = c.ivf_nlist or max(16, int(4 * math.sqrt(len(ids))))
+        quantizer = faiss.IndexFlatL2(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_L2)
+        ivf.cp.seed = 1234
+        ivf.train(vectors)
+        ivf.nprobe = c.ivf_nprobe
+        ivf.add_with_ids(vectors, ids)
+        self._quantizer = quantizer  # the IVF index does not own it
+        self.cpu = ivf
+        self._gpu = None
+        log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
+
+    # -- VectorIndex ------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[1:] != (self.dimension,):
+            raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {self.dimension})")
+        self.cpu.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self._gpu = None
+        self._maybe_train_ivf()
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return 0
+        if self.config.kind == "hnsw":
+            live = set(self.ids().tolist())
+            gone = [i for i in ids.tolist() if i in live]
+            self.deleted.update(gone)
+            if len(self.deleted) > self.config.hnsw_compact_ratio * max(self.cpu.ntotal, 1):
+                self.compact()
+            return len(gone)
+        self._gpu = None
+        return int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
+
+    def compact(self) -> None:
+        """Rebuild without the deleted entries (HNSW cannot remove in place)."""
+        if not self.deleted:
+            return
+        ids, vectors = self._all_vectors()
+        self.cpu = self._empty()
+        self.deleted = set()
+        if len(ids):
+            self.cpu.add_with_ids(vectors, ids)
+        log.info("compacted HNSW index to %d vectors", len(ids))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        n = len(queries)
+        if len(self) == 0 or k <= 0:
+            return np.full((n, max(k, 0)), np.inf, np.float32), np.full((n, max(k, 0)), -1, np.int64)
+        if self.config.kind == "hnsw" and self.deleted:
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.deleted, np.int64)))
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+            dist, ids = self.cpu.search(queries, k, params=params)
+        else:
+            dist, ids = self._searcher().search(queries, k)
+        dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
+        return dist, ids.astype(np.int64)
+
+    def _searcher(self):
+        if not (self.config.use_gpu and self.config.kind != "hnsw" and faiss.get_num_gpus() > 0):
+            return self.cpu
+        if self._gpu is None:  # rebuilt after each write; searches on CPU and GPU agree (exact flat)
+            self._gpu = faiss.index_cpu_to_all_gpus(self.cpu)
+        return self._gpu
+
+    def ids(self) -> np.ndarray:
+        if self.trained_ivf:
+            invlists = self.cpu.invlists
+            parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                     for i in range(self.cpu.nlist) if invlists.list_size(i)]
+            return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
+        ids = faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        if self.deleted:
+            ids = ids[~np.isin(ids, np.fromiter(self.deleted, np.int64))]
+        return np.sort(ids)
+
+    def __len__(self) -> int:
+        return int(self.cpu.ntotal) - len(self.deleted)
+
+    # -- persistence --------------------------------------------------------
+    def write(self, path: str) -> None:
+        faiss.write_index(self.cpu, path)
+
+    def read(self, path: str, deleted: np.ndarray) -> None:
+        index = faiss.read_index(path)
+        if index.d != self.dimension:
+            raise ValueError(f"snapshot has dimension {index.d}, expected {self.dimension}")
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = self.config.ivf_nprobe
+        elif self.config.kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = self.config.hnsw_ef_search
+        self.cpu = index
+        self.deleted = set(np.asarray(deleted, np.int64).tolist())
+        self._gpu = None

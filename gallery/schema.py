@@ -1,0 +1,74 @@
+"""The gallery's tables (SQLAlchemy Core). SQL is the source of truth.
+
+Migrations live in migrations/versions; change both together.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# One row per key: model_id, dimension (a gallery belongs to one model).
+gallery_meta = Table(
+    "gallery_meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+identities = Table(
+    "identities", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("identity_id", String(255), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# faces.id is also the FAISS id. AUTOINCREMENT: ids are never reused, so a
+# stale snapshot can never mistake a new face for a deleted one.
+faces = Table(
+    "faces", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("identity_pk", Integer, ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),      # float32, little-endian, `dimension` values
+    Column("model_id", String(255), nullable=False),
+    Column("source_sha256", String(64), nullable=True),    # sha256 of the image bytes
+    Column("source_path", Text, nullable=True),
+    Column("box_x", Integer, nullable=True),
+    Column("box_y", Integer, nullable=True),
+    Column("box_w", Integer, nullable=True),
+    Column("box_h", Integer, nullable=True),
+    Column("detection_score", Float, nullable=True),
+    Column("crop_jpeg", LargeBinary, nullable=True),        # aligned crop, so reindex needs no originals
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_faces_identity_source", "identity_pk", "source_sha256"),
+    sqlite_autoincrement=True,
+)
+
+# Append-only log of index changes; a snapshot records the last seq it holds,
+# and start-up replays the rows after it. Rows at or below the newest
+# snapshot's watermark are pruned.
+changes = Table(
+    "changes", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("op", String(8), nullable=False),                # "add" or "delete"
+    Column("face_id", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,107 @@
+"""Atomic snapshots of the FAISS index, with the watermark of the last change they hold.
+
+    <dir>/MANIFEST.json           written last (temp file, fsync, rename)
+    <dir>/index-<watermark>.faiss the index
+    <dir>/deleted-<watermark>.npy ids filtered out of an HNSW graph
+
+A snapshot is used only if its manifest names the same model, dimension and
+index type, and its files have the recorded size and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "MANIFEST.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SnapshotKey:
+    model_id: str
+    dimension: int
+    index_label: str
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
+    """Write index (a FaissIndex) as the newest snapshot; older files are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name, deleted_name = f"index-{watermark}.faiss", f"deleted-{watermark}.npy"
+    tmp = folder / (name + ".tmp")
+    index.write(str(tmp))
+    _fsync(tmp)
+    os.replace(tmp, folder / name)
+    with open(folder / (deleted_name + ".tmp"), "wb") as f:
+        np.save(f, np.fromiter(index.deleted, np.int64, len(index.deleted)))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(folder / (deleted_name + ".tmp"), folder / deleted_name)
+    manifest = {
+        "format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
+        "watermark": watermark, "count": len(index),
+        "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": _sha256(folder / n)}
+                  for role, n in (("index", name), ("deleted", deleted_name))},
+    }
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    _fsync(tmp)
+    os.replace(tmp, folder / MANIFEST)
+    _fsync(folder)
+    for stale in folder.iterdir():
+        if stale.name not in (MANIFEST, name, deleted_name):
+            stale.unlink(missing_ok=True)
+    return folder / name
+
+
+def read(folder: Path, key: SnapshotKey, index) -> int | None:
+    """Load the snapshot into index (a fresh FaissIndex); its watermark, or None if unusable."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        log.info("no index snapshot in %s; rebuilding from SQL", folder)
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("index snapshot manifest is unreadable (%s); rebuilding from SQL", exc)
+        return None
+    want = {"format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label}
+    got = {k: manifest.get(k) for k in want}
+    if got != want:
+        log.warning("index snapshot is for %s, not %s; rebuilding from SQL", got, want)
+        return None
+    try:
+        files = {role: folder / f["name"] for role, f in manifest["files"].items()}
+        for role, f in manifest["files"].items():
+            path = files[role]
+            if path.stat().st_size != f["size"] or _sha256(path) != f["sha256"]:
+                log.warning("index snapshot file %s is corrupt; rebuilding from SQL", path.name)
+                return None
+        index.read(str(files["index"]), np.load(files["deleted"]))
+        return int(manifest["watermark"])
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        log.warning("index snapshot cannot be loaded (%s); rebuilding from SQL", exc)
+        return None
