@@ -70,6 +70,7 @@ class FaissIndex:
         self.dimension = dimension
         self.config = config
         self.deleted: set[int] = set()   # hnsw only
+        self._filter = None
         self._gpu = None
         self.cpu = self._empty()
 
@@ -138,9 +139,10 @@ class FaissIndex:
         if len(ids) == 0:
             return 0
         if self.config.kind == "hnsw":
-            live = set(self.ids().tolist())
-            gone = [i for i in ids.tolist() if i in live]
-            self.deleted.update(gone)
+            present = ids[np.isin(ids, faiss.vector_to_array(self.cpu.id_map))]
+            gone = set(present.tolist()) - self.deleted
+            self.deleted |= gone
+            self._filter = None
             if len(self.deleted) > self.config.hnsw_compact_ratio * max(self.cpu.ntotal, 1):
                 self.compact()
             return len(gone)
@@ -154,6 +156,7 @@ class FaissIndex:
         ids, vectors = self._all_vectors()
         self.cpu = self._empty()
         self.deleted = set()
+        self._filter = None
         if len(ids):
             self.cpu.add_with_ids(vectors, ids)
         log.info("compacted HNSW index to %d vectors", len(ids))
@@ -164,13 +167,20 @@ class FaissIndex:
         if len(self) == 0 or k <= 0:
             return np.full((n, max(k, 0)), np.inf, np.float32), np.full((n, max(k, 0)), -1, np.int64)
         if self.config.kind == "hnsw" and self.deleted:
-            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.deleted, np.int64)))
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
-            dist, ids = self.cpu.search(queries, k, params=params)
+            dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
         else:
             dist, ids = self._searcher().search(queries, k)
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
         return dist, ids.astype(np.int64)
+
+    def _deleted_filter(self):
+        """Search parameters that skip deleted ids; rebuilt only after a delete."""
+        if self._filter is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self.deleted, np.int64, len(self.deleted)))
+            selector = faiss.IDSelectorNot(batch)
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+            self._filter = (params, selector, batch)  # the selectors must outlive the params
+        return self._filter[0]
 
     def _searcher(self):
         if not (self.config.use_gpu and self.config.kind != "hnsw" and faiss.get_num_gpus() > 0):
@@ -207,4 +217,5 @@ class FaissIndex:
             faiss.downcast_index(index.index).hnsw.efSearch = self.config.hnsw_ef_search
         self.cpu = index
         self.deleted = set(np.asarray(deleted, np.int64).tolist())
+        self._filter = None
         self._gpu = None

@@ -265,3 +265,17 @@ def test_reindex_switches_model_atomically(tmp_path):
         with pytest.raises(GalleryError, match="1 of 31 faces have no stored crop"):
             g.reindex("other", 64, new)
         assert g.model_id == "half-model"
+
+
+def test_hnsw_filters_deleted_ids_then_compacts():
+    rng = np.random.default_rng(10)
+    x = unit(rng, 1000)
+    index = FaissIndex(D, IndexConfig(kind="hnsw", hnsw_compact_ratio=0.3))
+    index.add(np.arange(1000), x)
+    assert index.remove(np.arange(0, 200)) == 200 and len(index.deleted) == 200  # filtered, not yet rebuilt
+    assert index.remove(np.array([5, 10**6])) == 0                                # already gone / unknown
+    assert not np.isin(index.search(x[:200], 10)[1], np.arange(200)).any()
+    index.remove(np.arange(200, 400))                                             # 40% deleted: rebuilt
+    assert index.deleted == set() and index.cpu.ntotal == len(index) == 600
+    assert (index.search(x[400:450], 1)[1][:, 0] == np.arange(400, 450)).mean() >= 0.98
+    assert np.array_equal(index.ids(), np.arange(400, 1000))
