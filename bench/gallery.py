@@ -22,8 +22,9 @@ the gallery restarted (all timed). Searches on the restarted gallery:
     bare     a FAISS index built directly (IndexFlatL2, IndexIVFFlat with the gallery's
              nlist/nprobe, IndexHNSWFlat with the same M/efConstruction/efSearch)
 
-all at the k that Gallery.search asks FAISS for (top_k * 4 + 4 = 8), in interleaved
-rounds (the order rotates every round) so machine noise hits each alike. Recall is
+all at the k that Gallery.search asks FAISS for (top_k * 4 + 4 = 8), interleaved
+query by query (batch 1) and batch by batch (batch 64), the order rotating each time,
+so machine noise hits each alike. Recall is
 face-level against exact search (R@1, R@10 of FAISS ids) and identity hit@1 against
 the query's true identity. Ratios are gallery/bare: throughput at batch 64 (goal
 >= 0.9) and batch-1 p50 latency (1.00 = no overhead, higher = slower).
@@ -138,7 +139,6 @@ def bare_index(g: Gallery, cfg: IndexConfig, faces: np.ndarray, flat):
         ix.train(faces)
         ix.add(faces)
         ix.nprobe = cfg.ivf_nprobe
-        ix._quantizer = quantizer
         label = f"IVFFlat(nlist={nlist},nprobe={cfg.ivf_nprobe})"
     else:
         return flat, 0.0, "FlatL2" + (" (gallery ivf is untrained: flat)" if cfg.kind == "ivf" else "")
@@ -147,28 +147,34 @@ def bare_index(g: Gallery, cfg: IndexConfig, faces: np.ndarray, flat):
 
 # -- measuring ------------------------------------------------------------------------
 def measure(contestants: dict, queries: np.ndarray, rounds: int) -> dict:
-    """Batch-1 latencies and batch-64 throughput, in rounds whose order rotates."""
+    """Batch-1 latencies and batch-64 throughput. Interleaved finely: every query (batch 1)
+    and every batch of 64 is run by each contestant in turn, the order rotating each
+    time, so a burst of load from elsewhere on the machine hits them all alike."""
     names = list(contestants)
     lat = {n: [] for n in names}
     qps = {n: [] for n in names}
     for fn in contestants.values():   # warm up
         fn(queries[:1])
         fn(queries[:BATCH64])
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            fn = contestants[name]
-            for i in range(len(queries)):
-                q = queries[i:i + 1]
+    turn = 0
+    for _ in range(rounds):
+        for i in range(len(queries)):
+            q = queries[i:i + 1]
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
                 t = time.perf_counter()
-                fn(q)
+                contestants[name](q)
                 lat[name].append(time.perf_counter() - t)
-        for name in order[::-1]:
-            fn = contestants[name]
-            t = time.perf_counter()
-            for i in range(0, len(queries), BATCH64):
-                fn(queries[i:i + BATCH64])
-            qps[name].append(len(queries) / (time.perf_counter() - t))
+            turn += 1
+        spent = dict.fromkeys(names, 0.0)
+        for i in range(0, len(queries), BATCH64):
+            q = queries[i:i + BATCH64]
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                t = time.perf_counter()
+                contestants[name](q)
+                spent[name] += time.perf_counter() - t
+            turn += 1
+        for name in names:
+            qps[name].append(len(queries) / spent[name])
     out = {}
     for name in names:
         a = np.array(lat[name]) * 1000

@@ -28,4 +28,10 @@ from .images import ImageLimits, decode
 from .models import LoadedModel, load_model
 from .weights import WeightsCache
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "Box", "DEFAULT_CUTOFF", "DEFAULT_MODEL", "EmbeddedFace", "Embedder", "EmbedderConfig", "EmbedderError",
+    "EmptyImageError", "Face", "FaceDetector", "FaceMode", "ImageError", "ImageLimits", "ImageTooLargeError",
+    "ImageTooSmallError", "LoadedModel", "ModelError", "NetworkUnavailableError", "SCALE", "TruncatedImageError",
+    "UndecodableImageError", "UnknownModelError", "UnsupportedFormatError", "WeightsCache", "WeightsError",
+    "decode", "distance", "from_squared_l2", "load_model", "pairwise", "primary_face", "to_squared_l2",
+]

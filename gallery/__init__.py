@@ -15,4 +15,8 @@ from .errors import GalleryError, GalleryLockedError, InvalidEmbeddingError, Mod
 from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
 from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "AddResult", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig", "GalleryError", "GalleryInfo",
+    "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "Match",
+    "ModelMismatchError", "NewFace", "NotFoundError", "VectorIndex",
+]

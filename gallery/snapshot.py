@@ -10,7 +10,6 @@ index type, and its files have the recorded size and sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from facesearch.files import fsync_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -32,29 +33,13 @@ class SnapshotKey:
     index_label: str
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     """Write index (a FaissIndex) as the newest snapshot; older files are removed."""
     folder.mkdir(parents=True, exist_ok=True)
     name, deleted_name = f"index-{watermark}.faiss", f"deleted-{watermark}.npy"
     tmp = folder / (name + ".tmp")
     index.write(str(tmp))
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, folder / name)
     with open(folder / (deleted_name + ".tmp"), "wb") as f:
         np.save(f, np.fromiter(index.deleted, np.int64, len(index.deleted)))
@@ -64,14 +49,14 @@ def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     manifest = {
         "format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
         "watermark": watermark, "count": len(index),
-        "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": _sha256(folder / n)}
+        "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": sha256_file(folder / n)}
                   for role, n in (("index", name), ("deleted", deleted_name))},
     }
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, folder / MANIFEST)
-    _fsync(folder)
+    fsync_path(folder)
     for stale in folder.iterdir():
         if stale.name not in (MANIFEST, name, deleted_name):
             stale.unlink(missing_ok=True)
@@ -97,7 +82,7 @@ def read(folder: Path, key: SnapshotKey, index) -> int | None:
         files = {role: folder / f["name"] for role, f in manifest["files"].items()}
         for role, f in manifest["files"].items():
             path = files[role]
-            if path.stat().st_size != f["size"] or _sha256(path) != f["sha256"]:
+            if path.stat().st_size != f["size"] or sha256_file(path) != f["sha256"]:
                 log.warning("index snapshot file %s is corrupt; rebuilding from SQL", path.name)
                 return None
         index.read(str(files["index"]), np.load(files["deleted"]))

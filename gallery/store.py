@@ -187,7 +187,7 @@ class Gallery:
                 self.snapshot()
                 return
             self._replay(conn, watermark)
-            self._applied_seq = self._snapshot_seq = last
+            self._applied_seq, self._snapshot_seq = last, watermark
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
     def _rebuild(self, conn) -> None:

@@ -1,7 +1,8 @@
 """Child process of test_gallery_crash: enrols (and deletes) in a loop until killed.
 
 Prints "add <face_id> <seed>" or "del <face_id>" only after the call returned,
-i.e. once the change was acknowledged.
+i.e. once the change was acknowledged, and "deleting <face_id>" before a delete
+(a delete cut short by the kill may or may not have happened).
 """
 
 import sys
@@ -32,6 +33,7 @@ def main(data_dir: str, first_seed: int) -> None:
         mine += res.face_ids
         if rng.random() < 0.15 and mine:
             fid = mine.pop(int(rng.integers(len(mine))))
+            print(f"deleting {fid}", flush=True)
             g.delete_face(fid)
             print(f"del {fid}", flush=True)
         if rng.random() < 0.05:
