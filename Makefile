@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights serve test bench help
+.PHONY: install weights proto serve test bench help
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
 	@echo "make serve    install, then serve gRPC on 127.0.0.1:50051 (FACESEARCH_* settings apply)"
 	@echo "make test     install, then run the whole test suite"
+	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
 	@echo "make bench    install, then run every bench/*.py (figures go to bench/results/)"
 
 $(PY):
@@ -21,6 +22,10 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
 	touch $@
+
+# Generated gRPC code: facesearch/v1/*_pb2*.py from proto/ (tests fail if it is stale).
+proto: $(STAMP)
+	$(PY) -m facesearch.protogen
 
 weights: $(STAMP)
 	$(PY) -m facesearch.embedder fetch

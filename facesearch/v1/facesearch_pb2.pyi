@@ -1,0 +1,265 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FaceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FACE_MODE_UNSPECIFIED: _ClassVar[FaceMode]
+    FACE_MODE_DETECT: _ClassVar[FaceMode]
+    FACE_MODE_CROPPED: _ClassVar[FaceMode]
+FACE_MODE_UNSPECIFIED: FaceMode
+FACE_MODE_DETECT: FaceMode
+FACE_MODE_CROPPED: FaceMode
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("image", "embedding", "top_k", "max_distance", "face_mode", "max_faces")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FACE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    embedding: Embedding
+    top_k: int
+    max_distance: float
+    face_mode: FaceMode
+    max_faces: int
+    def __init__(self, image: _Optional[bytes] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., top_k: _Optional[int] = ..., max_distance: _Optional[float] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., max_faces: _Optional[int] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values", "model_id")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    model_id: str
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class Match(_message.Message):
+    __slots__ = ("identity_id", "display_name", "distance", "face_id")
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    display_name: str
+    distance: float
+    face_id: str
+    def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., distance: _Optional[float] = ..., face_id: _Optional[str] = ...) -> None: ...
+
+class FaceResult(_message.Message):
+    __slots__ = ("box", "detection_score", "known", "matches")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    box: BoundingBox
+    detection_score: float
+    known: bool
+    matches: _containers.RepeatedCompositeFieldContainer[Match]
+    def __init__(self, box: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., known: _Optional[bool] = ..., matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("faces", "model_id")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[FaceResult]
+    model_id: str
+    def __init__(self, faces: _Optional[_Iterable[_Union[FaceResult, _Mapping]]] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("identity_id", "display_name", "images", "embeddings", "face_mode", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    FACE_MODE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    display_name: str
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    face_mode: FaceMode
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("identity_id", "created", "face_ids", "rejected")
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    created: bool
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
+    def __init__(self, identity_id: _Optional[str] = ..., created: _Optional[bool] = ..., face_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
+
+class Rejected(_message.Message):
+    __slots__ = ("index", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class BoundingBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("image", "embedding", "identity_id", "max_distance", "face_mode")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FACE_MODE_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    embedding: Embedding
+    identity_id: str
+    max_distance: float
+    face_mode: FaceMode
+    def __init__(self, image: _Optional[bytes] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., identity_id: _Optional[str] = ..., max_distance: _Optional[float] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("match", "distance", "face_id")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    match: bool
+    distance: float
+    face_id: str
+    def __init__(self, match: _Optional[bool] = ..., distance: _Optional[float] = ..., face_id: _Optional[str] = ...) -> None: ...
+
+class GetIdentityRequest(_message.Message):
+    __slots__ = ("identity_id",)
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    def __init__(self, identity_id: _Optional[str] = ...) -> None: ...
+
+class Identity(_message.Message):
+    __slots__ = ("identity_id", "display_name", "metadata", "face_count", "face_ids")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    display_name: str
+    metadata: _containers.ScalarMap[str, str]
+    face_count: int
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., face_count: _Optional[int] = ..., face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListIdentitiesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListIdentitiesResponse(_message.Message):
+    __slots__ = ("identities", "next_page_token")
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    identities: _containers.RepeatedCompositeFieldContainer[Identity]
+    next_page_token: str
+    def __init__(self, identities: _Optional[_Iterable[_Union[Identity, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteIdentityRequest(_message.Message):
+    __slots__ = ("identity_id",)
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    def __init__(self, identity_id: _Optional[str] = ...) -> None: ...
+
+class DeleteIdentityResponse(_message.Message):
+    __slots__ = ("faces_deleted",)
+    FACES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    faces_deleted: int
+    def __init__(self, faces_deleted: _Optional[int] = ...) -> None: ...
+
+class DeleteFaceRequest(_message.Message):
+    __slots__ = ("face_id",)
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    def __init__(self, face_id: _Optional[str] = ...) -> None: ...
+
+class DeleteFaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Info(_message.Message):
+    __slots__ = ("model_id", "dimension", "default_max_distance", "identity_count", "face_count", "index_type", "version")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    dimension: int
+    default_max_distance: float
+    identity_count: int
+    face_count: int
+    index_type: str
+    version: str
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., default_max_distance: _Optional[float] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., index_type: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("image", "face_mode", "max_faces")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FACE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    face_mode: FaceMode
+    max_faces: int
+    def __init__(self, image: _Optional[bytes] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., max_faces: _Optional[int] = ...) -> None: ...
+
+class FaceEmbedding(_message.Message):
+    __slots__ = ("box", "detection_score", "embedding")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    box: BoundingBox
+    detection_score: float
+    embedding: Embedding
+    def __init__(self, box: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("faces",)
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[FaceEmbedding]
+    def __init__(self, faces: _Optional[_Iterable[_Union[FaceEmbedding, _Mapping]]] = ...) -> None: ...
