@@ -47,12 +47,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
-import faiss  # noqa: E402
-
-from facesearch.gallery import Enrolment, FaissIndex, Gallery, GalleryConfig, IndexConfig, NewFace  # noqa: E402
-from facesearch.gallery import snapshot as snapshot_mod  # noqa: E402
+import common
+import faiss
+from facesearch.gallery import (
+    Enrolment,
+    FaissIndex,
+    Gallery,
+    GalleryConfig,
+    IndexConfig,
+    NewFace,
+)
+from facesearch.gallery import snapshot as snapshot_mod
 
 DIM = 128
 MODEL = "bench"
@@ -364,16 +369,11 @@ def main() -> None:
             info["wall_s"] = time.perf_counter() - t
             infos.append(info)
             rows += size_rows
-            print(f"   data: exact top-1 is the query's identity {info['exact_top1_is_own_identity']:.3f}, "
-                  f"own share of top-{args.faces_per_identity} {info['exact_top5_own_share']:.3f}, sq L2 top-1 "
-                  f"{info['mean_sq_l2_top1']:.2f}, nearest other identity "
-                  f"{info[f'mean_sq_l2_top{args.faces_per_identity + 1}_nearest_other']:.2f}; bulk add "
-                  f"{info['bulk_faces']:,} faces at {info['bulk_add_faces_per_s']:.0f}/s; db "
-                  f"{info['db_bytes'] / 2**20:.0f} MiB; {info['wall_s']:.0f} s", flush=True)
+            print("   " + size_line(info, args.faces_per_identity), flush=True)
+            save(args, sizes, infos, rows, time.perf_counter() - started, complete=False)   # keep what we have
     finally:
         shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print()
     print("Summary (gallery/bare; p50 x = gallery p50 / bare p50, 1.00 = no overhead; ratio = QPS gallery/bare at "
@@ -381,23 +381,40 @@ def main() -> None:
     print(HEADER + "\n" + SUB)
     for r in rows:
         print_row(r)
+    for info in infos:
+        print(f"  {size_line(info, args.faces_per_identity)}")
     for r in rows:
         print(f"  {r['n']:>8} {r['type']:<5}: gallery {r['description']}; bare {r['bare_index']} built in "
-              f"{r['bare_build_s']:.1f} s; bare read_index {r['bare_read_index_s']:.2f} s")
-    print(f"total {total:.0f} s, peak RSS {peak_mb:.0f} MiB")
+              f"{r['bare_build_s']:.1f} s; bare read_index {r['bare_read_index_s']:.2f} s; {r['wall_s']:.0f} s")
+    print(f"total {total:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    save(args, sizes, infos, rows, total, complete=True)
+
+
+def size_line(info: dict, per: int) -> str:
+    return (f"N={info['n']:,}: bulk add_batch {info['bulk_faces']:,} faces at {info['bulk_add_faces_per_s']:.0f}/s "
+            f"(flat index), db {info['db_bytes'] / 2**20:.0f} MiB; data: exact top-1 is the query's identity "
+            f"{info['exact_top1_is_own_identity']:.3f}, own share of exact top-{per} {info['exact_top5_own_share']:.3f}, "
+            f"sq L2 to top-1 {info['mean_sq_l2_top1']:.2f}, to nearest other identity "
+            f"{info[f'mean_sq_l2_top{per + 1}_nearest_other']:.2f}; {info['wall_s']:.0f} s")
+
+
+def save(args, sizes, infos, rows, total: float, complete: bool) -> None:
     common.write("gallery", {
+        "complete": complete,
         "settings": {k: v for k, v in vars(args).items() if k != "quick"} | {
             "sizes": sizes, "search_k": SEARCH_K, "top_k": TOP_K, "batch_throughput": BATCH64,
             "faiss_threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__},
-        "sizes": infos, "results": rows, "total_s": total, "peak_rss_mib": peak_mb,
+        "sizes": infos, "results": rows, "total_s": total,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "notes": ["add_tail_faces_per_s: add_batch of the last `tail` faces into a gallery of ~N, per index type",
                   "bulk_add_faces_per_s: add_batch of the first N - tail faces, flat index (the SQL path)",
                   "open_rebuild_s: Gallery.open with no snapshot: rebuild the index from SQL, then snapshot",
                   "snapshot_load_s: snapshot.read (sha256 check + faiss.read_index) into a fresh FaissIndex",
                   "restart_s: Gallery.open after close, with a current snapshot",
+                  ("gallery = Gallery.search(top_k=1, max_distance=None); index = Gallery.index.search(k=8); "
+                   "bare = FAISS index built directly, search(k=8)"),
                   "ratio_p50_batch1 = gallery p50 / bare p50 (higher = slower); ratio_qps_batch64 = gallery / bare"],
     })
-
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,142 @@
 """facesearch-client: identify, enroll, verify, list, delete and info against a running server."""
 
-from facesearch.placeholder import placeholder_main
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from facesearch import settings
+
+from .client import DEFAULT_TARGET, FaceMode, FaceSearchClient
+
+
+def _mode(args) -> int:
+    return FaceMode.Value("FACE_MODE_CROPPED") if args.cropped else FaceMode.Value("FACE_MODE_DETECT")
+
+
+def _say(args, message, human: str) -> None:
+    if args.json:
+        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)))
+    else:
+        print(human)
+
+
+def cmd_identify(c: FaceSearchClient, args) -> int:
+    for path in args.photos:
+        r = c.identify(path, top_k=args.top_k, max_distance=args.max_distance, face_mode=_mode(args))
+        lines = [f"{path}: {len(r.faces)} face(s)"]
+        for f in r.faces:
+            where = f"at {f.box.x},{f.box.y} {f.box.width}x{f.box.height}"
+            if f.known:
+                best = ", ".join(f"{m.display_name or m.identity_id} ({m.identity_id}) {m.distance:.2f}"
+                                 for m in f.matches)
+                lines.append(f"  {where}: {best}")
+            else:
+                lines.append(f"  {where}: unknown")
+        _say(args, r, "\n".join(lines))
+    return 0
+
+
+def cmd_enroll(c: FaceSearchClient, args) -> int:
+    r = c.enroll(args.identity_id, args.photos, display_name=args.name or "", face_mode=_mode(args))
+    lines = [f"{r.identity_id}: {'created, ' if r.created else ''}{len(r.face_ids)} face(s) enrolled"]
+    lines += [f"  warning: {args.photos[w.index]}: {w.message}" for w in r.warnings]
+    lines += [f"  rejected: {args.photos[x.index]}: {x.reason}" for x in r.rejected]
+    _say(args, r, "\n".join(lines))
+    return 0 if r.face_ids else 1
+
+
+def cmd_verify(c: FaceSearchClient, args) -> int:
+    r = c.verify(args.identity_id, args.photo, max_distance=args.max_distance, face_mode=_mode(args))
+    human = ("no face found" if not r.face_found else
+             f"{'match' if r.match else 'no match'}: distance {r.distance:.2f} (face {r.face_id})")
+    _say(args, r, human)
+    return 0 if r.match else 1
+
+
+def cmd_list(c: FaceSearchClient, args) -> int:
+    count = 0
+    for ident in c.iter_identities(page_size=args.page_size):
+        count += 1
+        _say(args, ident, f"{ident.identity_id}\t{ident.display_name}\t{ident.face_count} face(s)")
+    if not args.json:
+        print(f"{count} identities", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(c: FaceSearchClient, args) -> int:
+    r = c.delete_identity(args.identity_id)
+    _say(args, r, f"deleted {args.identity_id} and its {r.faces_deleted} face(s)")
+    return 0
+
+
+def cmd_info(c: FaceSearchClient, args) -> int:
+    r = c.info()
+    _say(args, r, f"model {r.model_id} ({r.dimension}-d), {r.identity_count} identities, {r.face_count} faces, "
+                   f"index {r.index_type}, default cutoff {r.default_max_distance:g}, version {r.version}")
+    return 0
 
 
 def main(argv=None) -> int:
-    return placeholder_main("facesearch-client", "identify, enroll, verify, list, delete and info against a running server", 3, argv)
+    parser = argparse.ArgumentParser(prog="facesearch-client",
+                                     description="Talk to a running facesearch-server.")
+    parser.add_argument("--server", default=settings.env_str("address", DEFAULT_TARGET),
+                        help="host:port [FACESEARCH_ADDRESS, default %(default)s]")
+    parser.add_argument("--token", default=settings.env_str("auth_token", ""),
+                        help="bearer token [FACESEARCH_AUTH_TOKEN]")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca-cert)")
+    parser.add_argument("--ca-cert", help="PEM file to trust for TLS (e.g. a self-signed server certificate)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call [%(default)s]")
+    parser.add_argument("--json", action="store_true", help="print JSON, one object per line, for scripts")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("identify", help="who is in these photos")
+    p.add_argument("photos", nargs="+")
+    p.add_argument("--top-k", type=int, default=1, help="identities per face [%(default)s]")
+    p.add_argument("--max-distance", type=float, default=0.0, help="cutoff (0: the server's default)")
+    p.add_argument("--cropped", action="store_true", help="the photos are face crops: skip detection")
+    p.set_defaults(run=cmd_identify)
+
+    p = sub.add_parser("enroll", help="add photos of one person (created if new)")
+    p.add_argument("identity_id")
+    p.add_argument("photos", nargs="+")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--cropped", action="store_true", help="the photos are face crops: skip detection")
+    p.set_defaults(run=cmd_enroll)
+
+    p = sub.add_parser("verify", help="is this photo that person (exit 0 on a match, 1 otherwise)")
+    p.add_argument("identity_id")
+    p.add_argument("photo")
+    p.add_argument("--max-distance", type=float, default=0.0, help="cutoff (0: the server's default)")
+    p.add_argument("--cropped", action="store_true")
+    p.set_defaults(run=cmd_verify)
+
+    p = sub.add_parser("list", help="every identity")
+    p.add_argument("--page-size", type=int, default=100)
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("delete", help="delete an identity and all its faces")
+    p.add_argument("identity_id")
+    p.set_defaults(run=cmd_delete)
+
+    sub.add_parser("info", help="model, counts and index of the server").set_defaults(run=cmd_info)
+
+    args = parser.parse_args(argv)
+    try:
+        with FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert,
+                              timeout=args.timeout) as client:
+            return args.run(client, args)
+    except grpc.RpcError as exc:
+        print(f"facesearch-client: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"facesearch-client: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

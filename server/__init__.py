@@ -1,1 +1,2 @@
-"""facesearch.server: serves the FaceSearch gRPC API (DESIGN.md §2). Not built yet (issue 3)."""
+"""facesearch.server: the FaceSearch gRPC service (grpc.aio) with micro-batching, health,
+reflection, token auth, TLS and Prometheus metrics. Entry point: facesearch-server."""

@@ -1,7 +1,47 @@
 """facesearch-server: serves the FaceSearch gRPC API (DESIGN.md §2)."""
 
-from facesearch.placeholder import placeholder_main
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import replace
+
+from facesearch import settings
+from facesearch.embedder import EmbedderConfig
+from facesearch.gallery import GalleryConfig
+
+from . import logs
+from .app import serve
+from .config import add_arguments, from_args
 
 
 def main(argv=None) -> int:
-    return placeholder_main("facesearch-server", "serves the FaceSearch gRPC API (DESIGN.md §2)", 3, argv)
+    parser = argparse.ArgumentParser(
+        prog="facesearch-server",
+        description="Serve the FaceSearch gRPC API (facesearch.v1.FaceSearch) with health checks and reflection. "
+                    "Every option also reads a FACESEARCH_* environment variable.",
+        epilog="Health: grpc.health.v1 reports NOT_SERVING until the model and gallery are loaded. SIGTERM drains "
+               "in-flight requests for --grace-s seconds, then snapshots the index.")
+    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
+    parser.add_argument("--model", help="model spec [FACESEARCH_MODEL, default facenet-128]")
+    parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], help="index type [FACESEARCH_INDEX, default flat]")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = from_args(args)
+        logs.setup(config.log_format)
+        embedder_config = EmbedderConfig.from_env(**({"model": args.model} if args.model else {}))
+        gallery_config = GalleryConfig.from_env(**({"data_dir": args.data_dir} if args.data_dir else {}))
+        if args.index:
+            gallery_config = replace(gallery_config, index=replace(gallery_config.index, kind=args.index))
+    except settings.SettingError as exc:
+        print(f"facesearch-server: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("facesearch.server").info("starting", extra={"address": config.address})
+    return asyncio.run(serve(config, embedder_config, gallery_config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

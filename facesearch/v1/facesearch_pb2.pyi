@@ -96,16 +96,26 @@ class EnrollRequest(_message.Message):
     def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("identity_id", "created", "face_ids", "rejected")
+    __slots__ = ("identity_id", "created", "face_ids", "rejected", "warnings")
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     identity_id: str
     created: bool
     face_ids: _containers.RepeatedScalarFieldContainer[str]
     rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
-    def __init__(self, identity_id: _Optional[str] = ..., created: _Optional[bool] = ..., face_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[EnrollWarning]
+    def __init__(self, identity_id: _Optional[str] = ..., created: _Optional[bool] = ..., face_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[EnrollWarning, _Mapping]]] = ...) -> None: ...
+
+class EnrollWarning(_message.Message):
+    __slots__ = ("index", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    message: str
+    def __init__(self, index: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Rejected(_message.Message):
     __slots__ = ("index", "reason")
@@ -142,14 +152,16 @@ class VerifyRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., identity_id: _Optional[str] = ..., max_distance: _Optional[float] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("match", "distance", "face_id")
+    __slots__ = ("match", "distance", "face_id", "face_found")
     MATCH_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    FACE_FOUND_FIELD_NUMBER: _ClassVar[int]
     match: bool
     distance: float
     face_id: str
-    def __init__(self, match: _Optional[bool] = ..., distance: _Optional[float] = ..., face_id: _Optional[str] = ...) -> None: ...
+    face_found: bool
+    def __init__(self, match: _Optional[bool] = ..., distance: _Optional[float] = ..., face_id: _Optional[str] = ..., face_found: _Optional[bool] = ...) -> None: ...
 
 class GetIdentityRequest(_message.Message):
     __slots__ = ("identity_id",)

@@ -1,0 +1,106 @@
+"""Building, starting and stopping the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from facesearch.embedder import Embedder, EmbedderConfig, EmbedderError
+from facesearch.gallery import Gallery, GalleryConfig, GalleryError
+from facesearch.v1 import facesearch_pb2 as pb
+from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
+
+from .auth import AuthInterceptor
+from .config import ServerConfig
+from .faces import FacePool
+from .metrics import Metrics
+from .servicer import FaceSearchServicer
+
+log = logging.getLogger("facesearch.server")
+SERVICE = pb.DESCRIPTOR.services_by_name["FaceSearch"].full_name
+
+
+def credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if not config.tls_cert:
+        return None
+    key, chain = Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes()
+    return grpc.ssl_server_credentials([(key, chain)])
+
+
+async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_config: GalleryConfig,
+                stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop`); returns the process exit code."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    metrics = Metrics()
+    servicer = FaceSearchServicer(config, metrics)
+    server = grpc.aio.server(
+        interceptors=[AuthInterceptor(config.auth_token)] if config.auth_token else [],
+        options=[("grpc.max_receive_message_length", config.max_message_bytes),
+                 ("grpc.max_send_message_length", config.max_message_bytes)])
+    pb_grpc.add_FaceSearchServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    creds = credentials(config)
+    try:
+        port = server.add_secure_port(config.address, creds) if creds else server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        log.error("cannot listen on %s: %s", config.address, exc)
+        return 2
+    host = config.address.rsplit(":", 1)[0]
+    await server.start()
+    log.info("listening", extra={"address": f"{host}:{port}", "tls": bool(creds), "auth": bool(config.auth_token)})
+    if config.metrics_port:
+        metrics.serve(config.metrics_address, config.metrics_port)
+        log.info("metrics", extra={"address": f"{config.metrics_address}:{config.metrics_port}"})
+
+    writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
+    gallery = faces = None
+    try:
+        def load():
+            embedder = Embedder.load(embedder_config)
+            embedder.warmup((1,))
+            opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
+            pool = FacePool(embedder_config, config.detect_workers)
+            return embedder, opened, pool
+
+        embedder, gallery, faces = await loop.run_in_executor(None, load)
+        servicer.attach(embedder, gallery, faces, writes)
+        for name in ("", SERVICE):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"model_id": embedder.model_id, "faces": len(gallery.index),
+                                   "index": gallery.config.index.kind, "data_dir": str(gallery_config.data_dir)})
+        await stop.wait()
+        log.info("stopping: draining in-flight requests", extra={"grace_s": config.grace_s})
+        return 0
+    except (EmbedderError, GalleryError, OSError) as exc:  # a clear message is enough
+        log.error("cannot start: %s", exc)
+        return 2
+    except Exception:
+        log.exception("cannot start")
+        return 2
+    finally:
+        for name in ("", SERVICE):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(config.grace_s)
+        await servicer.stop()
+        writes.shutdown(wait=True)
+        if faces is not None:
+            faces.shutdown()
+        if gallery is not None:
+            gallery.close()   # snapshots the index
+            log.info("stopped: index snapshotted", extra={"faces": len(gallery.index)})

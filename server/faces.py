@@ -1,0 +1,56 @@
+"""Turning request images into face crops, off the event loop.
+
+Decoding and MTCNN run in a pool of threads, each with its own detector, so
+concurrent requests detect in parallel and the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import numpy as np
+
+from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, decode, primary_face
+from facesearch.embedder.detect import whole_image_face
+
+
+class FacePool:
+    def __init__(self, config: EmbedderConfig, workers: int):
+        self.config = config
+        self._local = threading.local()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix="detect")
+
+    def _detector(self) -> FaceDetector:
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            c = self.config
+            det = self._local.detector = FaceDetector(min_score=c.min_face_score, min_face_size=c.min_face_size,
+                                                      margin=c.crop_margin, max_side=c.detect_max_side)
+        return det
+
+    def _faces(self, data: bytes, mode: FaceMode, max_faces: int) -> tuple[list[Face], tuple]:
+        rgb = decode(data, self.config.image_limits)
+        if mode == FaceMode.CROPPED:
+            return [whole_image_face(rgb)], rgb.shape
+        faces = self._detector().detect(rgb)
+        return (faces[:max_faces] if max_faces > 0 else faces), rgb.shape
+
+    async def faces(self, data: bytes, mode: FaceMode, max_faces: int = 0) -> tuple[list[Face], tuple]:
+        """(faces largest first, image shape); raises ImageError for bad bytes."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._faces, data, FaceMode(mode or FaceMode.DETECT),
+                                          max_faces)
+
+    async def primary(self, data: bytes, mode: FaceMode) -> tuple[Face | None, int]:
+        """The one face a person meant (large and central), and how many were found."""
+        faces, shape = await self.faces(data, mode)
+        return primary_face(faces, shape), len(faces)
+
+    def warmup(self) -> None:
+        blank = np.full((64, 64, 3), 128, np.uint8)
+        list(self._executor.map(lambda _: self._detector().detect(blank), range(self._executor._max_workers)))
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
