@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.facesearch-installed
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
-	@echo "make serve    install, then serve gRPC on 127.0.0.1:50051 (FACESEARCH_* settings apply)"
+	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051"
 	@echo "make test     install, then run the whole test suite"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
 	@echo "make bench    install, then run every bench/*.py (figures go to bench/results/)"
@@ -32,7 +32,9 @@ weights: $(STAMP)
 
 install: $(STAMP) weights
 
+# Enrols the 5-celebrity sample gallery into an empty data directory, then serves.
 serve: install
+	$(PY) -m facesearch.server.samples
 	$(VENV)/bin/facesearch-server
 
 test: install

@@ -106,3 +106,10 @@ def load_file(path, limits: ImageLimits = ImageLimits()) -> np.ndarray:
     """Decode an image file from disk with the same checks as caller bytes."""
     with open(path, "rb") as f:
         return decode(f.read(), limits)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """RGB uint8 -> JPEG bytes, e.g. a face crop kept for reindexing."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()

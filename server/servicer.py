@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import io
 import logging
 import time
 import unicodedata
 
 import grpc
 import numpy as np
-from PIL import Image
 
 from facesearch import __version__
 from facesearch.embedder import Embedder, Face
 from facesearch.embedder.distances import MAX_DISTANCE
+from facesearch.embedder.images import encode_jpeg
 from facesearch.gallery import Enrolment, Gallery, Match, NewFace
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
@@ -246,7 +245,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
         for (face, data), vec in zip(kept, embedded):
             b = face.box
             new_faces.append(NewFace(vec, source_sha256=hashlib.sha256(data).hexdigest(), box=(b.x, b.y, b.width, b.height),
-                                     detection_score=face.score, crop_jpeg=_jpeg(face.crop)))
+                                     detection_score=face.score, crop_jpeg=encode_jpeg(face.crop)))
         new_faces += [NewFace(v) for v in vectors]  # embeddings count after the images
         display = request.display_name or None
         metadata = dict(request.metadata) or None
@@ -354,9 +353,3 @@ def _identity(i) -> pb.Identity:
     return pb.Identity(identity_id=i.identity_id, display_name=i.display_name,
                        metadata={str(k): str(v) for k, v in (i.metadata or {}).items()},
                        face_count=i.face_count, face_ids=[str(f) for f in i.face_ids])
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=95)
-    return buf.getvalue()
