@@ -35,7 +35,7 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0, credentials=None) -> "ServerProcess":
+    def start(self, timeout: float = 180.0, credentials=None, wait_serving: bool = True) -> "ServerProcess":
         self.lines, self.port = [], None
         self.proc = subprocess.Popen([sys.executable, "-m", "facesearch.server.cli", *self.args], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -46,7 +46,8 @@ class ServerProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError("server did not start listening:\n" + self.log())
             time.sleep(0.05)
-        self.wait_serving(deadline - time.monotonic(), credentials)
+        if wait_serving:
+            self.wait_serving(deadline - time.monotonic(), credentials)
         return self
 
     def _read(self) -> None:

@@ -254,6 +254,13 @@ def test_client_cancelling_a_stream_leaves_the_server_healthy(client, server, sa
     assert len(client.identify(photo).faces) == 1
 
 
+def test_deadlines_are_honoured(client, server, samples):
+    code, _ = code_of(client.identify, sample_photo(samples), timeout=0.001)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert server.health() == health_pb2.HealthCheckResponse.SERVING
+    assert len(client.identify(sample_photo(samples)).faces) == 1
+
+
 def test_metrics_and_the_cli(server, client):
     client.info()
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
@@ -271,8 +278,13 @@ def test_metrics_and_the_cli(server, client):
 
 def test_kill_9_then_restart_gives_the_same_answers(tmp_path, avengers_split):
     train, test = avengers_split
-    proc = ServerProcess(tmp_path).start()
+    proc = ServerProcess(tmp_path).start(wait_serving=False)
     try:
+        # listening at once, but the model takes seconds to load
+        assert proc.health() == health_pb2.HealthCheckResponse.NOT_SERVING
+        with FaceSearchClient(proc.target, timeout=30) as c:
+            assert code_of(c.info)[0] == grpc.StatusCode.UNAVAILABLE
+        proc.wait_serving(180)
         with FaceSearchClient(proc.target, timeout=120) as c:
             for person in ENROLLED[:2]:
                 c.enroll(person, [p.read_bytes() for n, p in train if n == person][:6], face_mode=CROPPED)
