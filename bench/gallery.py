@@ -49,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 import faiss
+
 from facesearch.gallery import (
     Enrolment,
     FaissIndex,

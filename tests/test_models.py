@@ -7,8 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from facesearch.embedder import Embedder, EmbedderConfig, NetworkUnavailableError, UnknownModelError, WeightsError
-from facesearch.embedder import models
+from facesearch.embedder import (
+    Embedder,
+    EmbedderConfig,
+    NetworkUnavailableError,
+    UnknownModelError,
+    WeightsError,
+    models,
+)
 
 
 def test_default_model_loads_all_245_weighted_layers(embedder, weights_cache):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import subprocess
 import sys
 import threading
 import urllib.request
-import zlib
 
 import grpc
 import numpy as np
@@ -19,10 +17,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
 from facesearch.client import FaceSearchClient
+from facesearch.server.process import ServerProcess, free_port
 from facesearch.v1 import facesearch_pb2 as pb
 
-from .conftest import encode, sample_photo
-from .server_proc import ServerProcess, free_port
+from .conftest import encode, png_bomb, sample_photo
 
 CROPPED = pb.FACE_MODE_CROPPED
 ENROLLED = ["chris_evans", "chris_hemsworth", "robert_downey_jr", "scarlett_johansson"]
@@ -132,43 +130,36 @@ def test_list_identities_pages(client):
         client.delete_identity(f"pager-{i:02d}")
 
 
-def _png_bomb() -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
-
-
 def test_bad_input_gets_the_right_status_and_loses_nothing(client, server, samples):
     client.enroll("keeper", [sample_photo(samples, person="jerry_seinfeld")])
     before = client.info()
     jpeg = sample_photo(samples)
     big_sender = FaceSearchClient(server.target, max_message=64 << 20)  # the server must refuse, not the client
-    I, R, F, N = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Inv, R, F, N = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
                   grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
     cases = [
-        (I, "empty", lambda: client.identify(b"")),
-        (I, "not a JPEG", lambda: client.identify(b"hello world" * 20)),
-        (I, "truncated", lambda: client.identify(jpeg[: len(jpeg) // 2])),
+        (Inv, "empty", lambda: client.identify(b"")),
+        (Inv, "not a JPEG", lambda: client.identify(b"hello world" * 20)),
+        (Inv, "truncated", lambda: client.identify(jpeg[: len(jpeg) // 2])),
         (R, "Received message larger than max", lambda: big_sender.identify(b"\xff" * (9 << 20))),
-        (R, "over the limit", lambda: client.identify(_png_bomb())),
-        (I, "has 127 values", lambda: client.identify(embedding=np.ones(127))),
-        (I, "NaN", lambda: client.identify(embedding=np.full(128, np.nan))),
-        (I, "NaN", lambda: client.identify(embedding=np.full(128, np.inf))),
+        (R, "over the limit", lambda: client.identify(png_bomb())),
+        (Inv, "has 127 values", lambda: client.identify(embedding=np.ones(127))),
+        (Inv, "NaN", lambda: client.identify(embedding=np.full(128, np.nan))),
+        (Inv, "NaN", lambda: client.identify(embedding=np.full(128, np.inf))),
         (F, "another|cannot be used", lambda: client.identify(embedding=np.ones(128), model_id="arcface")),
-        (I, "top_k 1001", lambda: client.identify(jpeg, top_k=1001)),
-        (I, "max_distance -1", lambda: client.identify(jpeg, max_distance=-1.0)),
+        (Inv, "top_k 1001", lambda: client.identify(jpeg, top_k=1001)),
+        (Inv, "max_distance -1", lambda: client.identify(jpeg, max_distance=-1.0)),
         (N, "no identity", lambda: client.verify("nobody", jpeg)),
         (N, "no identity", lambda: client.get_identity("nobody")),
         (N, "no identity", lambda: client.delete_identity("nobody")),
         (N, "no face", lambda: client.delete_face("999999")),
-        (I, "not a face id", lambda: client.delete_face("abc")),
-        (I, "nothing to enrol", lambda: client.enroll("someone", [])),
-        (I, "identity_id is empty", lambda: client.enroll("", [jpeg])),
-        (I, "10000 characters", lambda: client.enroll("x" * 10_000, [jpeg])),
-        (I, "control characters", lambda: client.enroll("bad\x07id", [jpeg])),
+        (Inv, "not a face id", lambda: client.delete_face("abc")),
+        (Inv, "nothing to enrol", lambda: client.enroll("someone", [])),
+        (Inv, "identity_id is empty", lambda: client.enroll("", [jpeg])),
+        (Inv, "10000 characters", lambda: client.enroll("x" * 10_000, [jpeg])),
+        (Inv, "control characters", lambda: client.enroll("bad\x07id", [jpeg])),
         (R, "1000 faces in one Enroll", lambda: client.enroll("many", [encode(np.zeros((20, 20, 3), np.uint8))] * 1000)),
-        (I, "page_token", lambda: client.list_identities(10, "@@@")),
+        (Inv, "page_token", lambda: client.list_identities(10, "@@@")),
     ]
     for code, text, call in cases:
         got, details = code_of(call)

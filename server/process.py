@@ -1,4 +1,9 @@
-"""A real facesearch-server subprocess on an ephemeral port, for the tests."""
+"""A facesearch-server subprocess on an ephemeral port: for tests, benchmarks and load tests.
+
+    proc = ServerProcess(data_dir, "--metrics-port", "9464").start()   # waits for SERVING
+    proc.target                                                        # "127.0.0.1:<port>"
+    proc.terminate()                                                   # SIGTERM, returns the exit code
+"""
 
 from __future__ import annotations
 
