@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facesearch.embedder import Embedder, EmbedderConfig, EmbedderError
+from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery, GalleryConfig, GalleryError
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
@@ -25,6 +26,12 @@ from .servicer import FaceSearchServicer
 
 log = logging.getLogger("facesearch.server")
 SERVICE = pb.DESCRIPTOR.services_by_name["FaceSearch"].full_name
+
+
+def warmup_sizes(config: ServerConfig) -> list[int]:
+    """Batch buckets to trace before SERVING, so that no request pays for tracing (0.5-3 s each)."""
+    limit = min(config.warmup_batch, config.max_batch)
+    return sorted({bucket_for(n, config.max_batch) for n in range(1, limit + 1)})
 
 
 def credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -73,7 +80,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
     try:
         def load():
             embedder = Embedder.load(embedder_config)
-            embedder.warmup((1,))
+            embedder.warmup(warmup_sizes(config))
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
             pool = FacePool(embedder_config, config.detect_workers)
             return embedder, opened, pool

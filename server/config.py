@@ -24,6 +24,7 @@ class ServerConfig:
     max_message_bytes: int = 8 * MiB        # FACESEARCH_MAX_MESSAGE_BYTES
     max_batch: int = 64                     # FACESEARCH_MAX_BATCH
     max_wait_ms: float = 5.0                # FACESEARCH_MAX_WAIT_MS
+    warmup_batch: int = 64                  # FACESEARCH_WARMUP_BATCH: trace batch buckets up to this before SERVING
     detect_workers: int = 2                 # FACESEARCH_DETECT_WORKERS
     max_enroll_images: int = 256            # FACESEARCH_MAX_ENROLL_IMAGES
     max_top_k: int = 1000
@@ -44,6 +45,7 @@ OPTIONS = [
     ("max_message_bytes", "--max-message-bytes", int, "largest request or response"),
     ("max_batch", "--max-batch", int, "most faces embedded together"),
     ("max_wait_ms", "--max-wait-ms", float, "longest a face waits for others to join its batch"),
+    ("warmup_batch", "--warmup-batch", int, "before SERVING, trace every batch bucket up to this size (0: none)"),
     ("detect_workers", "--detect-workers", int, "threads decoding images and running MTCNN"),
     ("max_enroll_images", "--max-enroll-images", int, "most images in one Enroll"),
     ("snapshot_every", "--snapshot-every", int, "index changes between snapshots"),

@@ -10,8 +10,6 @@ import asyncio
 import concurrent.futures
 import threading
 
-import numpy as np
-
 from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, decode, primary_face
 from facesearch.embedder.detect import whole_image_face
 
@@ -47,10 +45,6 @@ class FacePool:
         """The one face a person meant (large and central), and how many were found."""
         faces, shape = await self.faces(data, mode)
         return primary_face(faces, shape), len(faces)
-
-    def warmup(self) -> None:
-        blank = np.full((64, 64, 3), 128, np.uint8)
-        list(self._executor.map(lambda _: self._detector().detect(blank), range(self._executor._max_workers)))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
