@@ -29,6 +29,10 @@ face-level against exact search (R@1, R@10 of FAISS ids) and identity hit@1 agai
 the query's true identity. Ratios are gallery/bare: throughput at batch 64 (goal
 >= 0.9) and batch-1 p50 latency (1.00 = no overhead, higher = slower).
 
+Threads: bare FAISS runs on FAISS's default OpenMP thread count (--threads to change
+it), restored before every bare call; the gallery keeps its own policy (FaissIndex.search
+sets the calling thread's count by batch size), so batch-1 ratios include that policy.
+
 Figures on this shared machine move about 2x between runs; the ratios, measured side
 by side in one run, are what count.
 """
@@ -65,6 +69,13 @@ MODEL = "bench"
 TOP_K = 1
 SEARCH_K = TOP_K * 4 + 4   # what Gallery.search asks FAISS for on its first pass
 BATCH64 = 64
+THREADS = faiss.omp_get_max_threads()   # FAISS's default; main() may change it (--threads)
+
+
+def default_threads() -> None:
+    """FaissIndex.search sets the calling thread's OpenMP thread count for its batch size
+    and leaves it so; put the default back before bare FAISS work, which must not inherit it."""
+    faiss.omp_set_num_threads(THREADS)
 
 
 # -- data -----------------------------------------------------------------------
@@ -130,6 +141,7 @@ def copy_db(src: Path, dst: Path) -> None:
 # -- bare FAISS ---------------------------------------------------------------------
 def bare_index(g: Gallery, cfg: IndexConfig, faces: np.ndarray, flat):
     """(index, build seconds, label) built directly with FAISS to match the gallery's index."""
+    default_threads()
     t = time.perf_counter()
     if cfg.kind == "hnsw":
         ix = faiss.IndexHNSWFlat(DIM, cfg.hnsw_m)
@@ -202,6 +214,7 @@ def run_type(kind: str, args, n: int, work: Path, template: Path, faces, owner, 
                        use_gpu=False)
     data_dir = work / kind
     copy_db(template, data_dir)
+    default_threads()   # the rebuild must not inherit the one thread a small search left behind
     cfg = GalleryConfig(data_dir=data_dir, index=icfg)
     row: dict = {"n": n, "type": kind}
 
@@ -237,15 +250,20 @@ def run_type(kind: str, args, n: int, work: Path, template: Path, faces, owner, 
         bare, build_s, label = bare_index(g, icfg, faces, flat)
         row["bare_index"], row["bare_build_s"] = label, build_s
 
+        def bare_search(q):
+            default_threads()
+            return bare.search(q, SEARCH_K)
+
         contestants = {
             "gallery": lambda q: g.search(q, top_k=TOP_K, max_distance=None),
             "index": lambda q: g.index.search(q, SEARCH_K),
-            "bare": lambda q: bare.search(q, SEARCH_K),
+            "bare": bare_search,
         }
         row.update(measure(contestants, queries, args.rounds))
 
         _, got = g.index.search(queries, 10)
         row["gallery"]["recall@1"], row["gallery"]["recall@10"] = recall(got, truth_ids)
+        default_threads()
         _, pos = bare.search(queries, 10)
         row["bare"]["recall@1"], row["bare"]["recall@10"] = recall(face_ids[pos], truth_ids)
         names = [m[0].identity_id if m else None for m in g.search(queries, top_k=1, max_distance=None)]
@@ -349,15 +367,20 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     args.types = [t.strip() for t in args.types.split(",") if t.strip()]
+    global THREADS
     if args.threads:
-        faiss.omp_set_num_threads(args.threads)
+        THREADS = args.threads
+    default_threads()
     logging.basicConfig(level=logging.WARNING)
 
-    print(f"FAISS threads {faiss.omp_get_max_threads()}; k={SEARCH_K} for every contestant (Gallery.search's "
+    policy = getattr(IndexConfig(), "parallel_batch", None)
+    print(f"FAISS threads {THREADS} for bare (gallery: "
+          f"{f'1 below batch {policy}, else its own default' if policy else 'inherits'}); k={SEARCH_K} for every contestant (Gallery.search's "
           f"first pass at top_k={TOP_K}); {args.queries} queries x {args.rounds} rounds; "
           f"hnsw M={args.hnsw_m} efConstruction={args.hnsw_ef_construction} efSearch={args.hnsw_ef_search}; "
           f"ivf nprobe={args.ivf_nprobe} nlist={args.ivf_nlist or 'auto (gallery)'}", flush=True)
     started = time.perf_counter()
+    args.commit_at_start = common.machine()["commit"]   # the code measured, if HEAD moves during the run
     infos, rows = [], []
     work = Path(tempfile.mkdtemp(prefix="facesearch-bench-gallery-"))
     try:
@@ -404,7 +427,8 @@ def save(args, sizes, infos, rows, total: float, complete: bool) -> None:
         "complete": complete,
         "settings": {k: v for k, v in vars(args).items() if k != "quick"} | {
             "sizes": sizes, "search_k": SEARCH_K, "top_k": TOP_K, "batch_throughput": BATCH64,
-            "faiss_threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__},
+            "faiss_threads_bare": THREADS, "faiss_version": faiss.__version__,
+            "gallery_parallel_batch": getattr(IndexConfig(), "parallel_batch", None)},
         "sizes": infos, "results": rows, "total_s": total,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "notes": ["add_tail_faces_per_s: add_batch of the last `tail` faces into a gallery of ~N, per index type",
