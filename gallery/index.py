@@ -18,7 +18,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
-MAX_THREADS = faiss.omp_get_max_threads()
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,7 @@ class FaissIndex:
         self.dimension = dimension
         self.config = config
         self.deleted: set[int] = set()   # hnsw only
+        self._trained_on = 0              # ivf: faces at the last training
         self._filter = None
         self._gpu = None
         self.cpu = self._empty()
@@ -99,7 +99,18 @@ class FaissIndex:
         return self.config.label
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the live entries of an IndexIDMap2 (flat or hnsw)."""
+        """(ids, vectors) of the live entries."""
+        if self.trained_ivf:  # IVFFlat stores the raw float32 vectors in its lists
+            lists, id_parts, vector_parts = self.cpu.invlists, [], []
+            for i in range(self.cpu.nlist):
+                n = lists.list_size(i)
+                if n:
+                    id_parts.append(faiss.rev_swig_ptr(lists.get_ids(i), n).copy())
+                    codes = faiss.rev_swig_ptr(lists.get_codes(i), n * lists.code_size)
+                    vector_parts.append(codes.view(np.float32).reshape(n, self.dimension).copy())
+            if not id_parts:
+                return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+            return np.concatenate(id_parts).astype(np.int64), np.vstack(vector_parts)
         ids = faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
         vectors = self.cpu.index.reconstruct_n(0, self.cpu.index.ntotal) if len(ids) else \
             np.zeros((0, self.dimension), np.float32)
@@ -109,11 +120,13 @@ class FaissIndex:
         return ids, vectors
 
     def _maybe_train_ivf(self) -> None:
+        """Train IVF once there are ivf_train_size faces, and again each time the gallery has
+        grown 4x since (nlist = 4 sqrt(N) follows N). Runs under the index write lock."""
         c = self.config
-        if c.kind != "ivf" or self.trained_ivf or self.cpu.ntotal < c.ivf_train_size:
+        if c.kind != "ivf" or len(self) < c.ivf_train_size or len(self) < 4 * self._trained_on:
             return
         ids, vectors = self._all_vectors()
-        nlist = c.ivf_nlist or max(16, int(4 * math.sqrt(len(ids))))
+        nlist = c.ivf_nlist or max(16, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
         quantizer = faiss.IndexFlatL2(self.dimension)
         ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_L2)
         ivf.cp.seed = 1234
@@ -121,6 +134,7 @@ class FaissIndex:
         ivf.nprobe = c.ivf_nprobe
         ivf.add_with_ids(vectors, ids)
         self._quantizer = quantizer  # the IVF index does not own it
+        self._trained_on = len(ids)
         self.cpu = ivf
         self._gpu = None
         log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
@@ -170,12 +184,16 @@ class FaissIndex:
             return np.full((n, max(k, 0)), np.inf, np.float32), np.full((n, max(k, 0)), -1, np.int64)
         # Small batches run on one OpenMP thread: with more, threads spin against each other and
         # everything else in the process (a single flat query went from 0.06 ms to 7 ms here).
-        # The setting is per calling thread.
-        faiss.omp_set_num_threads(1 if n < self.config.parallel_batch else MAX_THREADS)
-        if self.config.kind == "hnsw" and self.deleted:
-            dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
-        else:
-            dist, ids = self._searcher().search(queries, k)
+        # The setting is per calling thread, and restored afterwards.
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if n < self.config.parallel_batch else previous)
+        try:
+            if self.config.kind == "hnsw" and self.deleted:
+                dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
+            else:
+                dist, ids = self._searcher().search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(previous)
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
         return dist, ids.astype(np.int64)
 
@@ -219,6 +237,7 @@ class FaissIndex:
             raise ValueError(f"snapshot has dimension {index.d}, expected {self.dimension}")
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = self.config.ivf_nprobe
+            self._trained_on = index.ntotal
         elif self.config.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = self.config.hnsw_ef_search
         self.cpu = index

@@ -23,14 +23,30 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from filelock import FileLock, Timeout
-from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
 
 from . import snapshot
 from .config import GalleryConfig
-from .errors import GalleryError, GalleryLockedError, InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from .errors import (
+    GalleryError,
+    GalleryLockedError,
+    InvalidEmbeddingError,
+    ModelMismatchError,
+    NotFoundError,
+)
+from .facemap import GONE, FaceMap
 from .index import FaissIndex, VectorIndex
 from .migrate import upgrade
 from .rwlock import RWLock
@@ -122,6 +138,7 @@ class Gallery:
         self.model_id = model_id
         self.dimension = dimension
         self.index = index
+        self.map = FaceMap()
         self._lock_file = lock
         self._write = threading.Lock()
         self._rw = RWLock()
@@ -169,9 +186,20 @@ class Gallery:
     def snapshot_dir(self) -> Path:
         return Path(self.config.data_dir) / "index"
 
+    def _load_map(self, conn) -> None:
+        self.map = FaceMap()
+        self.map.names = {r.id: (r.identity_id, r.display_name) for r in conn.execute(
+            select(identities.c.id, identities.c.identity_id, identities.c.display_name))}
+        last_id = 0
+        while rows := conn.execute(select(faces.c.id, faces.c.identity_pk).where(faces.c.id > last_id)
+                                   .order_by(faces.c.id).limit(REBUILD_CHUNK * 4)).all():
+            self.map.add([r.id for r in rows], [r.identity_pk for r in rows])
+            last_id = rows[-1].id
+
     def _load_index(self) -> None:
         watermark = snapshot.read(self.snapshot_dir, self._snapshot_key(), self.index)
         with self.engine.connect() as conn:
+            self._load_map(conn)
             last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
             first = conn.execute(select(func.min(changes.c.seq))).scalar()
             if watermark is not None and watermark > last:
@@ -191,15 +219,18 @@ class Gallery:
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
     def _rebuild(self, conn) -> None:
-        last_id = 0
+        """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once."""
+        id_parts, vector_parts, last_id = [], [], 0
         while True:
             rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id > last_id)
                                 .order_by(faces.c.id).limit(REBUILD_CHUNK)).all()
             if not rows:
                 break
-            ids = np.fromiter((r.id for r in rows), np.int64, len(rows))
-            self.index.add(ids, self._vectors(r.embedding for r in rows))
-            last_id = int(ids[-1])
+            id_parts.append(np.fromiter((r.id for r in rows), np.int64, len(rows)))
+            vector_parts.append(self._vectors(r.embedding for r in rows))
+            last_id = int(id_parts[-1][-1])
+        if id_parts:
+            self.index.add(np.concatenate(id_parts), np.vstack(vector_parts))
         log.info("rebuilt the %s index from SQL: %d faces", self.config.index.kind, len(self.index))
 
     def _replay(self, conn, watermark: int) -> None:
@@ -250,56 +281,90 @@ class Gallery:
     def add_batch(self, enrolments: Sequence["Enrolment"], *, model_id: str | None = None) -> list[AddResult]:
         """Several add_faces in one transaction: all are committed, or none."""
         self.check_model(model_id)
-        all_faces = [f for e in enrolments for f in e.faces]
         for e in enrolments:
             if not e.identity_id or len(e.identity_id) > 255:
                 raise InvalidEmbeddingError("identity_id must be 1 to 255 characters")
+        all_faces = [f for e in enrolments for f in e.faces]
         vectors = self._embeddings([f.embedding for f in all_faces]) if all_faces else \
             np.zeros((0, self.dimension), np.float32)
         now = _now()
-        results: list[AddResult] = []
         with self._write:
             with self.engine.begin() as conn:
-                offset = 0
-                for e in enrolments:
-                    pk, created = self._upsert_identity(conn, e.identity_id, e.display_name, e.metadata, now)
-                    ids: list[int] = []
-                    if e.faces:
-                        rows = [_face_row(pk, f, v, self.model_id, now)
-                                for f, v in zip(e.faces, vectors[offset:offset + len(e.faces)])]
-                        result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
-                        ids = [r.id for r in result]
-                        offset += len(e.faces)
-                    results.append(AddResult(e.identity_id, created, ids))
-                all_ids = [i for r in results for i in r.face_ids]
-                last = self._log(conn, "add", all_ids) if all_ids else None
-            if all_ids:
-                self._apply(lambda: self.index.add(np.array(all_ids, np.int64), vectors), last)
+                pks, created = self._identities_for(conn, enrolments, now)
+                owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
+                face_ids: list[int] = []
+                if all_faces:
+                    rows = [_face_row(pk, f, v, self.model_id, now) for pk, f, v in zip(owners, all_faces, vectors)]
+                    result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
+                    face_ids = [r.id for r in result]
+                last = self._log(conn, "add", face_ids) if face_ids else None
+                names = {pk: (iid, name) for iid, (pk, name) in self._names_of(conn, pks).items()}
+
+            def change():
+                self.map.names.update(names)
+                if face_ids:
+                    self.index.add(np.array(face_ids, np.int64), vectors)
+                    self.map.add(face_ids, owners)
+
+            self._apply(change, last)
+        results, offset, seen = [], 0, set()
+        for e in enrolments:
+            first = e.identity_id not in seen
+            seen.add(e.identity_id)
+            results.append(AddResult(e.identity_id, first and e.identity_id in created,
+                                     face_ids[offset:offset + len(e.faces)]))
+            offset += len(e.faces)
         return results
 
-    def _upsert_identity(self, conn, identity_id, display_name, metadata, now) -> tuple[int, bool]:
-        row = conn.execute(select(identities.c.id).where(identities.c.identity_id == identity_id)).first()
-        if row is None:
-            pk = conn.execute(insert(identities).values(
-                identity_id=identity_id, display_name=display_name or "", metadata=dict(metadata or {}),
-                created_at=now, updated_at=now)).inserted_primary_key[0]
-            return pk, True
-        changes_ = {}
+    def _identities_for(self, conn, enrolments, now) -> tuple[dict[str, int], set[str]]:
+        """Primary keys of the enrolments' identities, creating the new ones in one statement."""
+        wanted = list(dict.fromkeys(e.identity_id for e in enrolments))
+        pks = {}
+        for i in range(0, len(wanted), 500):
+            pks.update(conn.execute(select(identities.c.identity_id, identities.c.id)
+                                    .where(identities.c.identity_id.in_(wanted[i:i + 500]))).all())
+        first = {}
+        for e in enrolments:
+            first.setdefault(e.identity_id, e)
+        new = [iid for iid in wanted if iid not in pks]
+        if new:
+            rows = [{"identity_id": iid, "display_name": first[iid].display_name or "",
+                     "metadata": dict(first[iid].metadata or {}), "created_at": now, "updated_at": now} for iid in new]
+            result = conn.execute(insert(identities).returning(identities.c.identity_id, identities.c.id,
+                                                               sort_by_parameter_order=True), rows)
+            pks.update({r.identity_id: r.id for r in result})
+        for e in enrolments:  # enrolments of existing identities may rename them
+            if e.identity_id not in new or e is not first[e.identity_id]:
+                self._update_identity(conn, pks[e.identity_id], e.display_name, e.metadata, now)
+        return pks, set(new)
+
+    @staticmethod
+    def _names_of(conn, pks: dict[str, int]) -> dict[str, tuple[int, str]]:
+        out = {}
+        values = list(pks.values())
+        for i in range(0, len(values), 500):
+            for r in conn.execute(select(identities.c.id, identities.c.identity_id, identities.c.display_name)
+                                  .where(identities.c.id.in_(values[i:i + 500]))):
+                out[r.identity_id] = (r.id, r.display_name)
+        return out
+
+    @staticmethod
+    def _update_identity(conn, pk: int, display_name: str | None, metadata: dict | None, now) -> None:
+        values = {}
         if display_name is not None:
-            changes_["display_name"] = display_name
+            values["display_name"] = display_name
         if metadata is not None:
-            changes_["metadata"] = dict(metadata)
-        if changes_:
-            conn.execute(update(identities).where(identities.c.id == row.id).values(updated_at=now, **changes_))
-        return row.id, False
+            values["metadata"] = dict(metadata)
+        if values:
+            conn.execute(update(identities).where(identities.c.id == pk).values(updated_at=now, **values))
 
     @staticmethod
     def _log(conn, op: str, face_ids: list[int]) -> int:
         conn.execute(insert(changes), [{"op": op, "face_id": i} for i in face_ids])
         return conn.execute(select(func.max(changes.c.seq))).scalar()
 
-    def _apply(self, change: Callable[[], object], seq: int) -> None:
-        """Apply a committed change to the index; on failure rebuild it from SQL."""
+    def _apply(self, change: Callable[[], object], seq: int | None) -> None:
+        """Apply a committed change to the index and face map; on failure rebuild both from SQL."""
         with self._rw.write():
             try:
                 change()
@@ -307,8 +372,10 @@ class Gallery:
                 log.exception("index update failed after commit; rebuilding the index from SQL")
                 self.index = FaissIndex(self.dimension, self.config.index)
                 with self.engine.connect() as conn:
+                    self._load_map(conn)
                     self._rebuild(conn)
-            self._applied_seq = seq
+            if seq is not None:
+                self._applied_seq = seq
 
     def delete_face(self, face_id: int) -> None:
         with self._write:
@@ -316,7 +383,12 @@ class Gallery:
                 if conn.execute(delete(faces).where(faces.c.id == int(face_id))).rowcount == 0:
                     raise NotFoundError(f"no face {face_id}")
                 last = self._log(conn, "delete", [int(face_id)])
-            self._apply(lambda: self.index.remove(np.array([face_id], np.int64)), last)
+
+            def change():
+                self.index.remove(np.array([face_id], np.int64))
+                self.map.remove([face_id])
+
+            self._apply(change, last)
 
     def delete_identity(self, identity_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces went."""
@@ -327,15 +399,24 @@ class Gallery:
                 conn.execute(delete(faces).where(faces.c.identity_pk == pk))
                 conn.execute(delete(identities).where(identities.c.id == pk))
                 last = self._log(conn, "delete", ids) if ids else None
-            if ids:
-                self._apply(lambda: self.index.remove(np.array(ids, np.int64)), last)
+
+            def change():
+                self.map.names.pop(pk, None)
+                if ids:
+                    self.index.remove(np.array(ids, np.int64))
+                    self.map.remove(ids)
+
+            self._apply(change, last)
         return len(ids)
 
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
                         metadata: dict | None = None) -> Identity:
-        with self._write, self.engine.begin() as conn:
-            self._pk(conn, identity_id)  # raises NotFoundError
-            self._upsert_identity(conn, identity_id, display_name, metadata, _now())
+        with self._write:
+            with self.engine.begin() as conn:
+                pk = self._pk(conn, identity_id)
+                self._update_identity(conn, pk, display_name, metadata, _now())
+                name = conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar()
+            self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), None)
         return self.get_identity(identity_id)
 
     @staticmethod
@@ -408,33 +489,25 @@ class Gallery:
         todo = np.arange(len(queries))
         k = top_k * 4 + 4
         while len(todo):
-            with self._rw.read():
+            with self._rw.read():  # index and face map change together under the write side
                 total = len(self.index)
                 k = min(k, total)
+                if k == 0:
+                    for qi in todo:
+                        results[qi] = []
+                    break
                 dist, ids = self.index.search(queries[todo], k)
-            if k == 0:
-                for qi in todo:
-                    results[qi] = []
-                break
-            rows = self._face_rows(np.unique(ids[(ids >= 0) & (dist <= cutoff)]))
-            retry = []
-            for qi, d_row, id_row in zip(todo, dist, ids):
-                matches = _group(d_row, id_row, rows, cutoff, top_k)
-                # too few identities, yet the k-th face was still inside the cutoff: look deeper
-                if len(matches) < top_k and k < total and d_row[-1] <= cutoff:
-                    retry.append(qi)
-                results[qi] = matches
+                owners = self.map.owners(ids)
+                names = self.map.names
+                retry = []
+                for qi, d_row, id_row, o_row in zip(todo, dist, ids, owners):
+                    matches = _group(d_row, id_row, o_row, names, cutoff, top_k)
+                    # too few identities, yet the k-th face was still inside the cutoff: look deeper
+                    if len(matches) < top_k and k < total and d_row[-1] <= cutoff:
+                        retry.append(qi)
+                    results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4
         return results  # type: ignore[return-value]
-
-    def _face_rows(self, face_ids: np.ndarray) -> dict[int, tuple[str, str]]:
-        if len(face_ids) == 0:
-            return {}
-        q = (select(faces.c.id, identities.c.identity_id, identities.c.display_name)
-             .join(identities, identities.c.id == faces.c.identity_pk)
-             .where(faces.c.id.in_([int(i) for i in face_ids])))
-        with self.engine.connect() as conn:
-            return {r.id: (r.identity_id, r.display_name) for r in conn.execute(q)}
 
     def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
         """The distance from embedding to the nearest face of one identity (exact)."""
@@ -534,16 +607,17 @@ def _face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str
             "crop_jpeg": face.crop_jpeg, "created_at": now}
 
 
-def _group(dist: np.ndarray, ids: np.ndarray, rows: dict, cutoff: float, top_k: int) -> list[Match]:
-    best: dict[str, Match] = {}
-    for d, fid in zip(dist, ids):
-        if fid < 0 or d > cutoff or int(fid) not in rows:
-            continue  # empty slot, beyond the cutoff, or deleted since the search
-        identity_id, name = rows[int(fid)]
-        if identity_id not in best:
-            best[identity_id] = Match(identity_id, name, float(from_squared_l2(max(float(d), 0.0))), int(fid))
-            if len(best) == top_k:
-                break
+def _group(dist, ids, owners, names: dict, cutoff: float, top_k: int) -> list[Match]:
+    best: dict[int, Match] = {}
+    for d, fid, owner in zip(dist.tolist(), ids.tolist(), owners.tolist()):
+        if d > cutoff:
+            break  # ascending: the rest are farther
+        if owner == GONE or owner in best:
+            continue  # empty slot or deleted face, or an identity already placed
+        identity_id, name = names[owner]
+        best[owner] = Match(identity_id, name, float(from_squared_l2(max(d, 0.0))), fid)
+        if len(best) == top_k:
+            break
     return list(best.values())
 
 

@@ -279,3 +279,34 @@ def test_hnsw_filters_deleted_ids_then_compacts():
     assert index.deleted == set() and index.cpu.ntotal == len(index) == 600
     assert (index.search(x[400:450], 1)[1][:, 0] == np.arange(400, 450)).mean() >= 0.98
     assert np.array_equal(index.ids(), np.arange(400, 1000))
+
+
+def test_face_map_appends_merges_and_forgets():
+    from facesearch.gallery.facemap import GONE, FaceMap
+
+    m = FaceMap()
+    m.add([1, 2, 5], [10, 10, 11])
+    m.add(list(range(6, 3000)), [12] * 2994)      # grows past its first capacity
+    m.add([3], [13])                              # out of order (a replay): merged
+    assert m.owners([1, 3, 5, 2999, 4, 99999]).tolist() == [10, 13, 11, 12, GONE, GONE]
+    m.remove([5, 4])
+    assert m.owners([5, 6]).tolist() == [GONE, 12]
+    assert FaceMap().owners([1]).tolist() == [GONE]
+
+
+def test_add_batch_in_one_transaction_with_repeats_and_renames(tmp_path):
+    rng = np.random.default_rng(11)
+    x = unit(rng, 6)
+    with open_gallery(tmp_path) as g:
+        g.add_faces("old", [NewFace(x[0])], display_name="Old name")
+        res = g.add_batch([Enrolment("new", [NewFace(x[1])], "New"), Enrolment("old", [NewFace(x[2])], "Renamed"),
+                           Enrolment("new", [NewFace(x[3]), NewFace(x[4])])])
+        assert [(r.identity_id, r.created, len(r.face_ids)) for r in res] == [("new", True, 1), ("old", False, 1),
+                                                                              ("new", False, 2)]
+        assert g.get_identity("new").face_count == 3
+        assert g.search(x[0])[0][0].display_name == "Renamed"   # the search sees the rename at once
+        g.update_identity("new", display_name="Newer")
+        assert g.search(x[4])[0][0].display_name == "Newer"
+        with pytest.raises(InvalidEmbeddingError):   # one bad face: nothing of the batch is written
+            g.add_batch([Enrolment("x", [NewFace(x[5])]), Enrolment("y", [NewFace(np.zeros(D))])])
+        assert g.info().identity_count == 2 and g.info().face_count == 5
