@@ -5,9 +5,9 @@ SQL is the source of truth. A write commits to SQL first (with a row in the
 survives any crash: start-up loads the newest snapshot and replays the log
 after its watermark, or rebuilds the index from SQL.
 
-Writers are serialised; the index sits behind a readers-writer lock, so
-searches run concurrently and never see a half-applied change. Search results
-are joined with SQL, which drops any face deleted a moment earlier.
+Writers are serialised; the index and the in-memory face map (face id ->
+identity) sit behind a readers-writer lock and change together, so searches
+run concurrently and never see a half-applied change.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
+from facesearch.embedder.distances import DEFAULT_CUTOFF, SCALE, from_squared_l2, to_squared_l2
 
 from . import snapshot
 from .config import GalleryConfig
@@ -499,13 +499,16 @@ class Gallery:
                 dist, ids = self.index.search(queries[todo], k)
                 owners = self.map.owners(ids)
                 names = self.map.names
-                retry = []
-                for qi, d_row, id_row, o_row in zip(todo, dist, ids, owners):
-                    matches = _group(d_row, id_row, o_row, names, cutoff, top_k)
-                    # too few identities, yet the k-th face was still inside the cutoff: look deeper
-                    if len(matches) < top_k and k < total and d_row[-1] <= cutoff:
-                        retry.append(qi)
-                    results[qi] = matches
+                if top_k == 1:
+                    per_query = _nearest(dist, ids, owners, names, cutoff)
+                else:
+                    per_query = [_group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+            retry = []
+            for qi, matches, farthest in zip(todo.tolist(), per_query, dist[:, -1].tolist()):
+                # too few identities, yet the k-th face was still inside the cutoff: look deeper
+                if len(matches) < top_k and k < total and farthest <= cutoff:
+                    retry.append(qi)
+                results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4
         return results  # type: ignore[return-value]
 
@@ -605,6 +608,21 @@ def _face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str
             "source_sha256": face.source_sha256, "source_path": face.source_path,
             "box_x": x, "box_y": y, "box_w": w, "box_h": h, "detection_score": face.detection_score,
             "crop_jpeg": face.crop_jpeg, "created_at": now}
+
+
+def _nearest(dist, ids, owners, names: dict, cutoff: float) -> list[list[Match]]:
+    """_group for top_k = 1, vectorised: the first live face within the cutoff of each row."""
+    valid = (owners != GONE) & (dist <= cutoff)
+    rows, cols = np.arange(len(dist)), valid.argmax(1)
+    out = []
+    for ok, d, fid, owner in zip(valid.any(1).tolist(), dist[rows, cols].tolist(), ids[rows, cols].tolist(),
+                                 owners[rows, cols].tolist()):
+        if ok:
+            identity_id, name = names[owner]
+            out.append([Match(identity_id, name, SCALE * max(d, 0.0), fid)])
+        else:
+            out.append([])
+    return out
 
 
 def _group(dist, ids, owners, names: dict, cutoff: float, top_k: int) -> list[Match]:

@@ -50,6 +50,9 @@ def test_flat_search_equals_numpy_brute_force_on_10k(tmp_path):
     with open_gallery(tmp_path) as g:
         ids = enrol_each(g, x)
         got = g.search(q, top_k=5, max_distance=None)
+        best = g.search(q, top_k=1, max_distance=None)  # the vectorised top-1 path agrees
+        assert [[(m.face_id, m.identity_id) for m in b] for b in best] == [[(m[0].face_id, m[0].identity_id)] for m in got]
+        np.testing.assert_allclose([b[0].distance for b in best], [m[0].distance for m in got], rtol=1e-5)
     sq = ((q[:, None, :] - x[None]) ** 2).sum(-1)
     order = np.argsort(sq, axis=1)[:, :5]
     for i in range(len(q)):
