@@ -50,6 +50,25 @@ def bucket_for(n: int, max_batch: int) -> int:
     return max_batch
 
 
+def plan_batches(n: int, max_batch: int) -> list[tuple[int, int]]:
+    """Split n rows into (rows, bucket) model calls.
+
+    Rows are padded up to a bucket only when that wastes at most a quarter of it
+    (50 rows -> 64); otherwise the largest bucket that fits is split off (40 rows
+    -> 32 + 8), since padding 33 rows to 64 would nearly double the work.
+    """
+    plan = []
+    while n > 0:
+        bucket = bucket_for(n, max_batch)
+        if n >= bucket or 4 * n >= 3 * bucket:
+            take = min(n, bucket)
+        else:
+            bucket = take = max(b for b in BUCKETS if b <= n and b <= max_batch)
+        plan.append((take, bucket))
+        n -= take
+    return plan
+
+
 class Embedder:
     def __init__(self, model: LoadedModel, config: EmbedderConfig | None = None):
         import tensorflow as tf
@@ -96,17 +115,15 @@ class Embedder:
 
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
-        n, max_batch = len(x), self.config.max_batch
-        out = np.empty((n, self.dimension), dtype=np.float32)
-        for start in range(0, n, max_batch):
-            chunk = x[start:start + max_batch]
-            size = bucket_for(len(chunk), max_batch)
-            if size != len(chunk):
-                pad = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.float32)
-                chunk = np.concatenate([chunk, pad])
+        out = np.empty((len(x), self.dimension), dtype=np.float32)
+        start = 0
+        for rows, bucket in plan_batches(len(x), self.config.max_batch):
+            chunk = x[start:start + rows]
+            if bucket != rows:
+                chunk = np.concatenate([chunk, np.zeros((bucket - rows,) + chunk.shape[1:], dtype=np.float32)])
             with self._lock:
-                y = self._fn(chunk).numpy()
-            out[start:start + min(max_batch, n - start)] = y[: min(max_batch, n - start)]
+                out[start:start + rows] = self._fn(chunk).numpy()[:rows]
+            start += rows
         return l2_normalize(out)
 
     def warmup(self, sizes=(1,)) -> None:

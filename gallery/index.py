@@ -31,7 +31,7 @@ class IndexConfig:
     hnsw_ef_construction: int = 40
     hnsw_compact_ratio: float = 0.3  # rebuild HNSW once this share of its vectors is deleted
     use_gpu: bool = True             # move flat/ivf to the GPU when faiss sees one
-    parallel_batch: int = 32         # batches at least this big search on every core
+    parallel_batch: int = 8          # batches at least this big search on every OpenMP thread
 
     def __post_init__(self):
         if self.kind not in INDEX_TYPES:

@@ -7,7 +7,7 @@ import pytest
 
 from facesearch.embedder import Box, Face, FaceMode, ImageError, decode, primary_face
 from facesearch.embedder.detect import crop_with_margin
-from facesearch.embedder.embedder import bucket_for
+from facesearch.embedder.embedder import bucket_for, plan_batches
 
 from .conftest import encode, sample_photo
 
@@ -33,7 +33,15 @@ def test_batch_padding_does_not_change_results(embedder, crops):
 
 def test_batch_sizes_share_buckets_without_retracing(embedder, crops):
     assert [bucket_for(n, 64) for n in (1, 3, 5, 8, 9, 64, 65)] == [1, 4, 8, 8, 16, 64, 64]
-    embedder.embed_crops(crops[:5])
+    assert plan_batches(50, 64) == [(50, 64)]             # pads when little is wasted
+    assert plan_batches(40, 64) == [(32, 32), (8, 8)]     # splits rather than padding 40 to 64
+    assert plan_batches(33, 64) == [(32, 32), (1, 1)]
+    assert plan_batches(130, 64) == [(64, 64), (64, 64), (2, 2)]
+    for n in range(1, 200):
+        plan = plan_batches(n, 64)
+        assert sum(r for r, _ in plan) == n and all(r <= b and 4 * r >= 3 * b or r == b for r, b in plan)
+    embedder.embed_crops(crops[:5])  # buckets 4 + 1
+    embedder.embed_crops(crops[:7])  # bucket 8
     before = embedder._fn.experimental_get_tracing_count()
     for n in (5, 6, 7, 8):
         embedder.embed_crops(crops[:n] if n <= 7 else crops + crops[:1])
