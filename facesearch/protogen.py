@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,16 +16,17 @@ PROTOS = ["facesearch/v1/facesearch.proto"]
 
 
 def generate(out: Path) -> list[Path]:
-    from grpc_tools import protoc
-
-    (out / "facesearch" / "v1").mkdir(parents=True, exist_ok=True)
+    """Run protoc in a child process: in a process that has loaded TensorFlow, grpc_tools'
+    in-process protoc crashes (segmentation fault), as the test suite found."""
     import grpc_tools
 
+    (out / "facesearch" / "v1").mkdir(parents=True, exist_ok=True)
     include = Path(grpc_tools.__file__).parent / "_proto"
-    args = ["grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}",
-            f"--grpc_python_out={out}", *[str(PROTO_ROOT / p) for p in PROTOS]]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed; see the message above")
+    args = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}",
+            f"--pyi_out={out}", f"--grpc_python_out={out}", *[str(PROTO_ROOT / p) for p in PROTOS]]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"protoc failed: {proc.stderr.strip()}")
     return sorted((out / "facesearch" / "v1").glob("*_pb2*.py*"))
 
 
