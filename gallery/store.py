@@ -463,6 +463,15 @@ class Gallery:
                  .where(identities.c.identity_id == identity_id, faces.c.source_sha256.in_(wanted)))
             return set(conn.execute(q).scalars())
 
+    def faces_of(self, identity_id: str) -> list[dict]:
+        """An identity's faces with embeddings, for export."""
+        with self.engine.connect() as conn:
+            pk = self._pk(conn, identity_id)
+            rows = conn.execute(select(faces).where(faces.c.identity_pk == pk).order_by(faces.c.id)).all()
+        return [{"face_id": r.id, "embedding": np.frombuffer(r.embedding, "<f4").tolist(), "model_id": r.model_id,
+                 "source_sha256": r.source_sha256, "source_path": r.source_path,
+                 "box": [r.box_x, r.box_y, r.box_w, r.box_h] if r.box_x is not None else None} for r in rows]
+
     def face_crops(self, after_id: int = 0, limit: int = 256) -> list[tuple[int, bytes | None]]:
         """(face id, crop JPEG or None) in id order, for reindexing."""
         with self.engine.connect() as conn:

@@ -1,1 +1,1 @@
-"""facesearch.indexer: bulk add, stats, delete and reindex of gallery folders. Not built yet (issue 4)."""
+"""facesearch.indexer: facesearch-indexer, bulk ingestion of gallery folders and manifests."""

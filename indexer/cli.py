@@ -1,7 +1,211 @@
-"""facesearch-indexer: bulk add, stats, delete and reindex of gallery folders."""
+"""facesearch-indexer: bulk add, stats, list, delete, reindex, export and import of a gallery."""
 
-from facesearch.placeholder import placeholder_main
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from facesearch import settings
+from facesearch.embedder import EmbedderConfig, EmbedderError, FaceMode
+from facesearch.gallery import Enrolment, Gallery, GalleryConfig, GalleryError, NewFace
+
+from .sources import SourceError, scan
+
+EPILOG = """exit codes: 0 done (unreadable or faceless files are reported, not fatal); 2 a fatal error:
+no gallery, an unwritable data directory, a data directory held by a running server (use --server),
+or a model that does not match the gallery (use reindex)."""
+
+
+def _gallery_config(args) -> GalleryConfig:
+    config = GalleryConfig.from_env()
+    return replace(config, data_dir=Path(args.data_dir)) if args.data_dir else config
+
+
+def _embedder_config(args) -> EmbedderConfig:
+    return EmbedderConfig.from_env(**({"model": args.model} if getattr(args, "model", None) else {}))
+
+
+def cmd_add(args) -> int:
+    from . import add
+
+    items = scan(Path(args.gallery))
+    mode = FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT
+    progress = not args.quiet and sys.stderr.isatty() or args.progress
+    if args.server:
+        from facesearch.client import FaceSearchClient
+
+        with FaceSearchClient(args.server, token=args.token or None, timeout=300) as client:
+            summary = add.add_remote(items, client, mode, batch_size=min(args.batch_size, 64), progress=progress)
+    else:
+        from facesearch.embedder import Embedder
+
+        embedder = Embedder.load(_embedder_config(args))
+        with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
+            workers = args.workers if args.workers is not None else (1 if mode == FaceMode.DETECT else 0)
+            summary = add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
+                                    progress=progress)
+    report = add.write_report(summary, Path(args.report) if args.report else None)
+    print(f"added {report['added']}, skipped {report['skipped']} (already indexed), rejected {report['rejected']} "
+          f"of {report['images']} images in {report['seconds']:.1f} s ({report['images_per_s']:.1f} images/s)")
+    for r in summary.rejected:
+        print(f"  rejected {r['path']}: {r['reason']}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    with Gallery.open(_gallery_config(args)) as g:
+        info = g.info()
+    print(json.dumps(info.__dict__) if args.json else
+          f"model {info.model_id} ({info.dimension}-d), {info.identity_count} identities, "
+          f"{info.face_count} faces, index {info.index_type}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    with Gallery.open(_gallery_config(args)) as g:
+        token = ""
+        while True:
+            page, token = g.list_identities(500, token)
+            for i in page:
+                print(json.dumps({"identity_id": i.identity_id, "display_name": i.display_name,
+                                  "faces": i.face_count}) if args.json else
+                      f"{i.identity_id}\t{i.display_name}\t{i.face_count}")
+            if not token:
+                return 0
+
+
+def cmd_delete(args) -> int:
+    with Gallery.open(_gallery_config(args)) as g:
+        try:
+            n = g.delete_identity(args.identity_id)
+        except KeyError as exc:
+            print(f"facesearch-indexer: {exc}", file=sys.stderr)
+            return 1
+    print(f"deleted {args.identity_id} and its {n} face(s)")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    from tqdm import tqdm
+
+    from facesearch.embedder import Embedder, decode
+
+    embedder = Embedder.load(_embedder_config(args))
+    with Gallery.open(_gallery_config(args)) as g:
+        old = g.model_id
+        bar = tqdm(unit="face", disable=args.quiet, desc=f"reindex {old} -> {embedder.model_id}")
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        n = g.reindex(embedder.model_id, embedder.dimension,
+                      lambda crops: embedder.embed_crops([decode(c) for c in crops]), progress=progress)
+        bar.close()
+    print(f"re-embedded {n} faces: the gallery now holds {embedder.model_id} (was {old})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    out = open(args.out, "w") if args.out else sys.stdout
+    with Gallery.open(_gallery_config(args)) as g, out:
+        token, count = "", 0
+        while True:
+            page, token = g.list_identities(200, token)
+            for ident in page:
+                faces = g.faces_of(ident.identity_id)
+                out.write(json.dumps({"identity_id": ident.identity_id, "display_name": ident.display_name,
+                                      "metadata": ident.metadata, "model_id": g.model_id, "faces": faces}) + "\n")
+                count += 1
+            if not token:
+                break
+    print(f"exported {count} identities", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args) -> int:
+    rows = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
+    with Gallery.open(_gallery_config(args), model_id=rows[0]["model_id"] if rows else None,
+                      dimension=len(rows[0]["faces"][0]["embedding"]) if rows and rows[0]["faces"] else None) as g:
+        added = 0
+        for start in range(0, len(rows), 100):
+            chunk = rows[start:start + 100]
+            enrolments = []
+            for row in chunk:
+                g.check_model(row["model_id"])
+                known = g.existing_sources(row["identity_id"], [f["source_sha256"] for f in row["faces"]
+                                                                if f.get("source_sha256")])
+                faces = [NewFace(np.asarray(f["embedding"], np.float32), source_sha256=f.get("source_sha256"),
+                                 source_path=f.get("source_path"), box=tuple(f["box"]) if f.get("box") else None)
+                         for f in row["faces"] if not f.get("source_sha256") or f["source_sha256"] not in known]
+                enrolments.append(Enrolment(row["identity_id"], faces, row.get("display_name"), row.get("metadata")))
+            added += sum(len(r.face_ids) for r in g.add_batch(enrolments, model_id=g.model_id))
+    print(f"imported {len(rows)} identities, {added} faces")
+    return 0
 
 
 def main(argv=None) -> int:
-    return placeholder_main("facesearch-indexer", "bulk add, stats, delete and reindex of gallery folders", 4, argv)
+    parser = argparse.ArgumentParser(prog="facesearch-indexer", description=(
+        "Bulk ingestion and maintenance of a facesearch gallery. Works on $FACESEARCH_DATA_DIR directly, "
+        "or with `add --server` through a running server."), epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("add", help="index a folder <identity_id>/<images> or a CSV/JSONL manifest",
+                       description="Index GALLERY: a folder laid out as <identity_id>/<images>, or a .csv/.jsonl "
+                                   "manifest with path, identity_id and display_name. Re-running skips images "
+                                   "already indexed for the same identity (same sha256), so an interrupted run "
+                                   "resumes.")
+    p.add_argument("gallery")
+    p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
+                   help="detect faces with MTCNN (photos), or take each image as a face crop [%(default)s]")
+    p.add_argument("--workers", type=int, help="decode/detect processes (default: 1 for detect, 0 for cropped)")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per embedding batch and transaction [%(default)s]")
+    p.add_argument("--server", help="HOST:PORT: enrol through a running server instead of the data directory")
+    p.add_argument("--token", default=settings.env_str("auth_token", ""), help="bearer token for --server")
+    p.add_argument("--model", help="model spec [FACESEARCH_MODEL, default facenet-128]")
+    p.add_argument("--report", help="write the summary, with every rejected file and why, to this JSON file")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.set_defaults(run=cmd_add)
+
+    p = sub.add_parser("stats", help="model, counts and index type")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_stats)
+    p = sub.add_parser("list", help="identities with their face counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_list)
+    p = sub.add_parser("delete", help="delete an identity and its faces")
+    p.add_argument("identity_id")
+    p.set_defaults(run=cmd_delete)
+    p = sub.add_parser("reindex", help="re-embed every stored crop with another model and switch to it")
+    p.add_argument("--model", required=True, help="model spec: facenet-128, keras-facenet:<key> or an export folder")
+    p.set_defaults(run=cmd_reindex)
+    p = sub.add_parser("export", help="JSONL of identities, metadata and embeddings")
+    p.add_argument("--out", help="file to write (default: stdout)")
+    p.set_defaults(run=cmd_export)
+    p = sub.add_parser("import", help="add identities from an export's JSONL (skips faces already present)")
+    p.add_argument("file")
+    p.set_defaults(run=cmd_import)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except (SourceError, GalleryError, EmbedderError, settings.SettingError) as exc:
+        print(f"facesearch-indexer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facesearch-indexer: interrupted; what was written is kept, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

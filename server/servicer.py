@@ -228,7 +228,18 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
                 return i, None, 0, str(exc), None
             return i, face, found, None, data
 
-        results = await asyncio.gather(*(one(i, d) for i, d in enumerate(request.images)))
+        # The same image bytes twice for one identity are enrolled once: re-running an import is harmless.
+        digests = [hashlib.sha256(d).hexdigest() for d in request.images]
+        loop = asyncio.get_running_loop()
+        known = await loop.run_in_executor(None, self.gallery.existing_sources, identity_id, digests)
+        duplicates, fresh, seen = [], [], set(known)
+        for i, digest in enumerate(digests):
+            if digest in seen:
+                duplicates.append(i)
+            else:
+                seen.add(digest)
+                fresh.append(i)
+        results = await asyncio.gather(*(one(i, request.images[i]) for i in fresh))
         kept = []
         for i, face, found, error, data in results:
             if error:
@@ -250,11 +261,13 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
         display = request.display_name or None
         metadata = dict(request.metadata) or None
         if not new_faces:  # every image was rejected: nothing is created or changed
-            return pb.EnrollResponse(identity_id=identity_id, created=False, rejected=rejected, warnings=warnings)
+            return pb.EnrollResponse(identity_id=identity_id, created=False, rejected=rejected, warnings=warnings,
+                                     duplicates=duplicates)
         (result,) = await self._write(self.gallery.add_batch, [Enrolment(identity_id, new_faces, display, metadata)],
                                       model_id=self.embedder.model_id)
         return pb.EnrollResponse(identity_id=identity_id, created=result.created,
-                                 face_ids=[str(i) for i in result.face_ids], rejected=rejected, warnings=warnings)
+                                 face_ids=[str(i) for i in result.face_ids], rejected=rejected, warnings=warnings,
+                                 duplicates=duplicates)
 
     async def _write(self, fn, *args, **kwargs):
         loop = asyncio.get_running_loop()

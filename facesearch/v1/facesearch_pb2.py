@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x61\x63\x65search/v1/facesearch.proto\x12\rfacesearch.v1\"\xbe\x01\n\x0fIdentifyRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\tembedding\x18\x02 \x01(\x0b\x32\x18.facesearch.v1.EmbeddingH\x00\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x14\n\x0cmax_distance\x18\x04 \x01(\x02\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12\x11\n\tmax_faces\x18\x06 \x01(\rB\x07\n\x05query\"-\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x10\n\x08model_id\x18\x02 \x01(\t\"U\n\x05Match\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x04 \x01(\t\"\x84\x01\n\nFaceResult\x12\'\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1a.facesearch.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x02 \x01(\x02\x12\r\n\x05known\x18\x03 \x01(\x08\x12%\n\x07matches\x18\x04 \x03(\x0b\x32\x14.facesearch.v1.Match\"N\n\x10IdentifyResponse\x12(\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x19.facesearch.v1.FaceResult\x12\x10\n\x08model_id\x18\x02 \x01(\t\"\x93\x02\n\rEnrollRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12,\n\nembeddings\x18\x04 \x03(\x0b\x32\x18.facesearch.v1.Embedding\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12<\n\x08metadata\x18\x06 \x03(\x0b\x32*.facesearch.v1.EnrollRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa3\x01\n\x0e\x45nrollResponse\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x03 \x03(\t\x12)\n\x08rejected\x18\x04 \x03(\x0b\x32\x17.facesearch.v1.Rejected\x12.\n\x08warnings\x18\x05 \x03(\x0b\x32\x1c.facesearch.v1.EnrollWarning\"/\n\rEnrollWarning\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\")\n\x08Rejected\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"\xaf\x01\n\rVerifyRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\tembedding\x18\x02 \x01(\x0b\x32\x18.facesearch.v1.EmbeddingH\x00\x12\x13\n\x0bidentity_id\x18\x03 \x01(\t\x12\x14\n\x0cmax_distance\x18\x04 \x01(\x02\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceModeB\x07\n\x05query\"V\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x10\n\x08\x64istance\x18\x02 \x01(\x02\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x03 \x01(\t\x12\x12\n\nface_found\x18\x04 \x01(\x08\")\n\x12GetIdentityRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"\xc5\x01\n\x08Identity\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x37\n\x08metadata\x18\x03 \x03(\x0b\x32%.facesearch.v1.Identity.MetadataEntry\x12\x12\n\nface_count\x18\x04 \x01(\r\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x05 \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x16ListIdentitiesResponse\x12+\n\nidentities\x18\x01 \x03(\x0b\x32\x17.facesearch.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteIdentityRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"/\n\x16\x44\x65leteIdentityResponse\x12\x15\n\rfaces_deleted\x18\x01 \x01(\r\"$\n\x11\x44\x65leteFaceRequest\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFaceResponse\"\x10\n\x0eGetInfoRequest\"\x9a\x01\n\x04Info\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x1c\n\x14\x64\x65\x66\x61ult_max_distance\x18\x03 \x01(\x02\x12\x16\n\x0eidentity_count\x18\x04 \x01(\x04\x12\x12\n\nface_count\x18\x05 \x01(\x04\x12\x12\n\nindex_type\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\t\"\\\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\tface_mode\x18\x02 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12\x11\n\tmax_faces\x18\x03 \x01(\r\"~\n\rFaceEmbedding\x12\'\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1a.facesearch.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x02 \x01(\x02\x12+\n\tembedding\x18\x03 \x01(\x0b\x32\x18.facesearch.v1.Embedding\"<\n\rEmbedResponse\x12+\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x1c.facesearch.v1.FaceEmbedding*R\n\x08\x46\x61\x63\x65Mode\x12\x19\n\x15\x46\x41\x43\x45_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46\x41\x43\x45_MODE_DETECT\x10\x01\x12\x15\n\x11\x46\x41\x43\x45_MODE_CROPPED\x10\x02\x32\x9d\x06\n\nFaceSearch\x12K\n\x08Identify\x12\x1e.facesearch.v1.IdentifyRequest\x1a\x1f.facesearch.v1.IdentifyResponse\x12U\n\x0eIdentifyStream\x12\x1e.facesearch.v1.IdentifyRequest\x1a\x1f.facesearch.v1.IdentifyResponse(\x01\x30\x01\x12\x45\n\x06\x45nroll\x12\x1c.facesearch.v1.EnrollRequest\x1a\x1d.facesearch.v1.EnrollResponse\x12\x45\n\x06Verify\x12\x1c.facesearch.v1.VerifyRequest\x1a\x1d.facesearch.v1.VerifyResponse\x12\x42\n\x05\x45mbed\x12\x1b.facesearch.v1.EmbedRequest\x1a\x1c.facesearch.v1.EmbedResponse\x12I\n\x0bGetIdentity\x12!.facesearch.v1.GetIdentityRequest\x1a\x17.facesearch.v1.Identity\x12]\n\x0eListIdentities\x12$.facesearch.v1.ListIdentitiesRequest\x1a%.facesearch.v1.ListIdentitiesResponse\x12]\n\x0e\x44\x65leteIdentity\x12$.facesearch.v1.DeleteIdentityRequest\x1a%.facesearch.v1.DeleteIdentityResponse\x12Q\n\nDeleteFace\x12 .facesearch.v1.DeleteFaceRequest\x1a!.facesearch.v1.DeleteFaceResponse\x12=\n\x07GetInfo\x12\x1d.facesearch.v1.GetInfoRequest\x1a\x13.facesearch.v1.Infob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x61\x63\x65search/v1/facesearch.proto\x12\rfacesearch.v1\"\xbe\x01\n\x0fIdentifyRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\tembedding\x18\x02 \x01(\x0b\x32\x18.facesearch.v1.EmbeddingH\x00\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x14\n\x0cmax_distance\x18\x04 \x01(\x02\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12\x11\n\tmax_faces\x18\x06 \x01(\rB\x07\n\x05query\"-\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x10\n\x08model_id\x18\x02 \x01(\t\"U\n\x05Match\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x04 \x01(\t\"\x84\x01\n\nFaceResult\x12\'\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1a.facesearch.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x02 \x01(\x02\x12\r\n\x05known\x18\x03 \x01(\x08\x12%\n\x07matches\x18\x04 \x03(\x0b\x32\x14.facesearch.v1.Match\"N\n\x10IdentifyResponse\x12(\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x19.facesearch.v1.FaceResult\x12\x10\n\x08model_id\x18\x02 \x01(\t\"\x93\x02\n\rEnrollRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12,\n\nembeddings\x18\x04 \x03(\x0b\x32\x18.facesearch.v1.Embedding\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12<\n\x08metadata\x18\x06 \x03(\x0b\x32*.facesearch.v1.EnrollRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x01\n\x0e\x45nrollResponse\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x03 \x03(\t\x12)\n\x08rejected\x18\x04 \x03(\x0b\x32\x17.facesearch.v1.Rejected\x12.\n\x08warnings\x18\x05 \x03(\x0b\x32\x1c.facesearch.v1.EnrollWarning\x12\x12\n\nduplicates\x18\x06 \x03(\r\"/\n\rEnrollWarning\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\")\n\x08Rejected\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"\xaf\x01\n\rVerifyRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\tembedding\x18\x02 \x01(\x0b\x32\x18.facesearch.v1.EmbeddingH\x00\x12\x13\n\x0bidentity_id\x18\x03 \x01(\t\x12\x14\n\x0cmax_distance\x18\x04 \x01(\x02\x12*\n\tface_mode\x18\x05 \x01(\x0e\x32\x17.facesearch.v1.FaceModeB\x07\n\x05query\"V\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x10\n\x08\x64istance\x18\x02 \x01(\x02\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x03 \x01(\t\x12\x12\n\nface_found\x18\x04 \x01(\x08\")\n\x12GetIdentityRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"\xc5\x01\n\x08Identity\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x37\n\x08metadata\x18\x03 \x03(\x0b\x32%.facesearch.v1.Identity.MetadataEntry\x12\x12\n\nface_count\x18\x04 \x01(\r\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x05 \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x16ListIdentitiesResponse\x12+\n\nidentities\x18\x01 \x03(\x0b\x32\x17.facesearch.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteIdentityRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"/\n\x16\x44\x65leteIdentityResponse\x12\x15\n\rfaces_deleted\x18\x01 \x01(\r\"$\n\x11\x44\x65leteFaceRequest\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFaceResponse\"\x10\n\x0eGetInfoRequest\"\x9a\x01\n\x04Info\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x1c\n\x14\x64\x65\x66\x61ult_max_distance\x18\x03 \x01(\x02\x12\x16\n\x0eidentity_count\x18\x04 \x01(\x04\x12\x12\n\nface_count\x18\x05 \x01(\x04\x12\x12\n\nindex_type\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\t\"\\\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\tface_mode\x18\x02 \x01(\x0e\x32\x17.facesearch.v1.FaceMode\x12\x11\n\tmax_faces\x18\x03 \x01(\r\"~\n\rFaceEmbedding\x12\'\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1a.facesearch.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x02 \x01(\x02\x12+\n\tembedding\x18\x03 \x01(\x0b\x32\x18.facesearch.v1.Embedding\"<\n\rEmbedResponse\x12+\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x1c.facesearch.v1.FaceEmbedding*R\n\x08\x46\x61\x63\x65Mode\x12\x19\n\x15\x46\x41\x43\x45_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46\x41\x43\x45_MODE_DETECT\x10\x01\x12\x15\n\x11\x46\x41\x43\x45_MODE_CROPPED\x10\x02\x32\x9d\x06\n\nFaceSearch\x12K\n\x08Identify\x12\x1e.facesearch.v1.IdentifyRequest\x1a\x1f.facesearch.v1.IdentifyResponse\x12U\n\x0eIdentifyStream\x12\x1e.facesearch.v1.IdentifyRequest\x1a\x1f.facesearch.v1.IdentifyResponse(\x01\x30\x01\x12\x45\n\x06\x45nroll\x12\x1c.facesearch.v1.EnrollRequest\x1a\x1d.facesearch.v1.EnrollResponse\x12\x45\n\x06Verify\x12\x1c.facesearch.v1.VerifyRequest\x1a\x1d.facesearch.v1.VerifyResponse\x12\x42\n\x05\x45mbed\x12\x1b.facesearch.v1.EmbedRequest\x1a\x1c.facesearch.v1.EmbedResponse\x12I\n\x0bGetIdentity\x12!.facesearch.v1.GetIdentityRequest\x1a\x17.facesearch.v1.Identity\x12]\n\x0eListIdentities\x12$.facesearch.v1.ListIdentitiesRequest\x1a%.facesearch.v1.ListIdentitiesResponse\x12]\n\x0e\x44\x65leteIdentity\x12$.facesearch.v1.DeleteIdentityRequest\x1a%.facesearch.v1.DeleteIdentityResponse\x12Q\n\nDeleteFace\x12 .facesearch.v1.DeleteFaceRequest\x1a!.facesearch.v1.DeleteFaceResponse\x12=\n\x07GetInfo\x12\x1d.facesearch.v1.GetInfoRequest\x1a\x13.facesearch.v1.Infob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENROLLREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_IDENTITY_METADATAENTRY']._loaded_options = None
   _globals['_IDENTITY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_FACEMODE']._serialized_start=2478
-  _globals['_FACEMODE']._serialized_end=2560
+  _globals['_FACEMODE']._serialized_start=2498
+  _globals['_FACEMODE']._serialized_end=2580
   _globals['_IDENTIFYREQUEST']._serialized_start=50
   _globals['_IDENTIFYREQUEST']._serialized_end=240
   _globals['_EMBEDDING']._serialized_start=242
@@ -52,45 +52,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENROLLREQUEST_METADATAENTRY']._serialized_start=820
   _globals['_ENROLLREQUEST_METADATAENTRY']._serialized_end=867
   _globals['_ENROLLRESPONSE']._serialized_start=870
-  _globals['_ENROLLRESPONSE']._serialized_end=1033
-  _globals['_ENROLLWARNING']._serialized_start=1035
-  _globals['_ENROLLWARNING']._serialized_end=1082
-  _globals['_REJECTED']._serialized_start=1084
-  _globals['_REJECTED']._serialized_end=1125
-  _globals['_BOUNDINGBOX']._serialized_start=1127
-  _globals['_BOUNDINGBOX']._serialized_end=1193
-  _globals['_VERIFYREQUEST']._serialized_start=1196
-  _globals['_VERIFYREQUEST']._serialized_end=1371
-  _globals['_VERIFYRESPONSE']._serialized_start=1373
-  _globals['_VERIFYRESPONSE']._serialized_end=1459
-  _globals['_GETIDENTITYREQUEST']._serialized_start=1461
-  _globals['_GETIDENTITYREQUEST']._serialized_end=1502
-  _globals['_IDENTITY']._serialized_start=1505
-  _globals['_IDENTITY']._serialized_end=1702
+  _globals['_ENROLLRESPONSE']._serialized_end=1053
+  _globals['_ENROLLWARNING']._serialized_start=1055
+  _globals['_ENROLLWARNING']._serialized_end=1102
+  _globals['_REJECTED']._serialized_start=1104
+  _globals['_REJECTED']._serialized_end=1145
+  _globals['_BOUNDINGBOX']._serialized_start=1147
+  _globals['_BOUNDINGBOX']._serialized_end=1213
+  _globals['_VERIFYREQUEST']._serialized_start=1216
+  _globals['_VERIFYREQUEST']._serialized_end=1391
+  _globals['_VERIFYRESPONSE']._serialized_start=1393
+  _globals['_VERIFYRESPONSE']._serialized_end=1479
+  _globals['_GETIDENTITYREQUEST']._serialized_start=1481
+  _globals['_GETIDENTITYREQUEST']._serialized_end=1522
+  _globals['_IDENTITY']._serialized_start=1525
+  _globals['_IDENTITY']._serialized_end=1722
   _globals['_IDENTITY_METADATAENTRY']._serialized_start=820
   _globals['_IDENTITY_METADATAENTRY']._serialized_end=867
-  _globals['_LISTIDENTITIESREQUEST']._serialized_start=1704
-  _globals['_LISTIDENTITIESREQUEST']._serialized_end=1766
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=1768
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=1862
-  _globals['_DELETEIDENTITYREQUEST']._serialized_start=1864
-  _globals['_DELETEIDENTITYREQUEST']._serialized_end=1908
-  _globals['_DELETEIDENTITYRESPONSE']._serialized_start=1910
-  _globals['_DELETEIDENTITYRESPONSE']._serialized_end=1957
-  _globals['_DELETEFACEREQUEST']._serialized_start=1959
-  _globals['_DELETEFACEREQUEST']._serialized_end=1995
-  _globals['_DELETEFACERESPONSE']._serialized_start=1997
-  _globals['_DELETEFACERESPONSE']._serialized_end=2017
-  _globals['_GETINFOREQUEST']._serialized_start=2019
-  _globals['_GETINFOREQUEST']._serialized_end=2035
-  _globals['_INFO']._serialized_start=2038
-  _globals['_INFO']._serialized_end=2192
-  _globals['_EMBEDREQUEST']._serialized_start=2194
-  _globals['_EMBEDREQUEST']._serialized_end=2286
-  _globals['_FACEEMBEDDING']._serialized_start=2288
-  _globals['_FACEEMBEDDING']._serialized_end=2414
-  _globals['_EMBEDRESPONSE']._serialized_start=2416
-  _globals['_EMBEDRESPONSE']._serialized_end=2476
-  _globals['_FACESEARCH']._serialized_start=2563
-  _globals['_FACESEARCH']._serialized_end=3360
+  _globals['_LISTIDENTITIESREQUEST']._serialized_start=1724
+  _globals['_LISTIDENTITIESREQUEST']._serialized_end=1786
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=1788
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=1882
+  _globals['_DELETEIDENTITYREQUEST']._serialized_start=1884
+  _globals['_DELETEIDENTITYREQUEST']._serialized_end=1928
+  _globals['_DELETEIDENTITYRESPONSE']._serialized_start=1930
+  _globals['_DELETEIDENTITYRESPONSE']._serialized_end=1977
+  _globals['_DELETEFACEREQUEST']._serialized_start=1979
+  _globals['_DELETEFACEREQUEST']._serialized_end=2015
+  _globals['_DELETEFACERESPONSE']._serialized_start=2017
+  _globals['_DELETEFACERESPONSE']._serialized_end=2037
+  _globals['_GETINFOREQUEST']._serialized_start=2039
+  _globals['_GETINFOREQUEST']._serialized_end=2055
+  _globals['_INFO']._serialized_start=2058
+  _globals['_INFO']._serialized_end=2212
+  _globals['_EMBEDREQUEST']._serialized_start=2214
+  _globals['_EMBEDREQUEST']._serialized_end=2306
+  _globals['_FACEEMBEDDING']._serialized_start=2308
+  _globals['_FACEEMBEDDING']._serialized_end=2434
+  _globals['_EMBEDRESPONSE']._serialized_start=2436
+  _globals['_EMBEDRESPONSE']._serialized_end=2496
+  _globals['_FACESEARCH']._serialized_start=2583
+  _globals['_FACESEARCH']._serialized_end=3380
 # @@protoc_insertion_point(module_scope)

@@ -96,18 +96,20 @@ class EnrollRequest(_message.Message):
     def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("identity_id", "created", "face_ids", "rejected", "warnings")
+    __slots__ = ("identity_id", "created", "face_ids", "rejected", "warnings", "duplicates")
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     identity_id: str
     created: bool
     face_ids: _containers.RepeatedScalarFieldContainer[str]
     rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
     warnings: _containers.RepeatedCompositeFieldContainer[EnrollWarning]
-    def __init__(self, identity_id: _Optional[str] = ..., created: _Optional[bool] = ..., face_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[EnrollWarning, _Mapping]]] = ...) -> None: ...
+    duplicates: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, identity_id: _Optional[str] = ..., created: _Optional[bool] = ..., face_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[EnrollWarning, _Mapping]]] = ..., duplicates: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EnrollWarning(_message.Message):
     __slots__ = ("index", "message")

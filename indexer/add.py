@@ -1,0 +1,200 @@
+"""`facesearch-indexer add`: a gallery folder or manifest into the store, resumably.
+
+Files are read and hashed in the main process; a face already enrolled from the
+same bytes for the same identity is skipped, so a re-run after Ctrl-C or a kill
+carries on where it stopped. Decoding and detection run in worker processes,
+ahead of the main process, which embeds a batch and writes it in one transaction.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from facesearch.embedder import Embedder, FaceMode
+from facesearch.embedder.images import encode_jpeg
+from facesearch.gallery import Enrolment, Gallery, NewFace
+
+from . import prepare
+from .sources import Item
+
+
+@dataclass
+class Summary:
+    images: int = 0
+    added: int = 0
+    skipped: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    identities_created: int = 0
+    seconds: float = 0.0
+
+    def reject(self, item: Item, reason: str) -> None:
+        self.rejected.append({"path": str(item.path), "identity_id": item.identity_id, "reason": reason})
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "added": self.added, "skipped": self.skipped, "rejected": len(self.rejected),
+                "identities_created": self.identities_created, "seconds": round(self.seconds, 3),
+                "images_per_s": round(self.images / self.seconds, 2) if self.seconds else 0.0,
+                "rejections": self.rejected}
+
+
+@dataclass
+class _Read:
+    item: Item
+    data: bytes
+    sha256: str
+
+
+def _read(items: list[Item], summary: Summary) -> Iterator[_Read]:
+    for item in items:
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            summary.reject(item, f"cannot read the file: {exc.strerror or exc}")
+            continue
+        yield _Read(item, data, prepare.sha256_of(data))
+
+
+def _new_only(reads: Iterator[_Read], gallery: Gallery, summary: Summary, window: int) -> Iterator[_Read]:
+    """Drop images this identity already has a face from (this run included)."""
+    seen: set[tuple[str, str]] = set()
+    buffer: list[_Read] = []
+
+    def flush():
+        by_identity: dict[str, list[str]] = {}
+        for r in buffer:
+            by_identity.setdefault(r.item.identity_id, []).append(r.sha256)
+        known = {(iid, sha) for iid, shas in by_identity.items() for sha in gallery.existing_sources(iid, shas)}
+        for r in buffer:
+            key = (r.item.identity_id, r.sha256)
+            if key in known or key in seen:
+                summary.skipped += 1
+            else:
+                seen.add(key)
+                yield r
+        buffer.clear()
+
+    for r in reads:
+        buffer.append(r)
+        if len(buffer) >= window:
+            yield from flush()
+    yield from flush()
+
+
+def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int):
+    """(read, Prepared) in order; with a pool, up to `window` images are prepared ahead."""
+    if pool is None:
+        for r in reads:
+            yield r, prepare.prepare(r.data, mode)
+        return
+    pending: deque = deque()
+    for r in reads:
+        pending.append((r, pool.submit(prepare.prepare, r.data, mode)))
+        if len(pending) >= window:
+            done, fut = pending.popleft()
+            yield done, fut.result()
+    while pending:
+        done, fut = pending.popleft()
+        yield done, fut.result()
+
+
+def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,
+              batch_size: int, progress: bool = True) -> Summary:
+    summary = Summary(images=len(items))
+    start = time.perf_counter()
+    bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="indexing")
+    pool = None
+    if workers > 0:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=prepare.init,
+            initargs=(embedder.config,))
+    prepare.init(embedder.config)
+    batch: list = []
+
+    def write():
+        if not batch:
+            return
+        vectors = embedder.embed_crops([p.crop for _, p in batch])
+        enrolments: dict[str, Enrolment] = {}
+        for (r, p), v in zip(batch, vectors):
+            e = enrolments.setdefault(r.item.identity_id, Enrolment(r.item.identity_id, [], r.item.display_name or None))
+            e.faces.append(NewFace(v, source_sha256=r.sha256, source_path=str(r.item.path), box=p.box,
+                                   detection_score=p.score, crop_jpeg=encode_jpeg(p.crop)))
+        results = gallery.add_batch(list(enrolments.values()), model_id=embedder.model_id)
+        summary.added += sum(len(r.face_ids) for r in results)
+        summary.identities_created += sum(r.created for r in results)
+        bar.update(len(batch))
+        bar.set_postfix(added=summary.added, skipped=summary.skipped, rejected=len(summary.rejected), refresh=False)
+        batch.clear()
+
+    try:
+        reads = _new_only(_read(items, summary), gallery, summary, window=4 * batch_size)
+        for r, p in _prepared(reads, mode, pool, window=2 * batch_size):
+            if p.crop is None:
+                summary.reject(r.item, p.reason)
+                bar.update(1)
+                continue
+            batch.append((r, p))
+            if len(batch) >= batch_size:
+                write()
+        write()
+        bar.update(bar.total - bar.n)  # the skipped ones
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def add_remote(items: list[Item], client, mode: FaceMode, *, batch_size: int, max_bytes: int = 6 << 20,
+               progress: bool = True) -> Summary:
+    """--server: Enroll calls of up to batch_size images (and max_bytes) per identity."""
+    summary = Summary(images=len(items))
+    start = time.perf_counter()
+    bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="enrolling")
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.identity_id, []).append(item)
+    try:
+        for identity_id, group in groups.items():
+            chunk: list[tuple[Item, bytes]] = []
+            for r in _read(group, summary):
+                chunk.append((r.item, r.data))
+                if len(chunk) >= batch_size or sum(len(d) for _, d in chunk) >= max_bytes:
+                    _enroll(client, identity_id, chunk, mode, summary)
+                    bar.update(len(chunk))
+                    chunk = []
+            if chunk:
+                _enroll(client, identity_id, chunk, mode, summary)
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _enroll(client, identity_id: str, chunk, mode: FaceMode, summary: Summary) -> None:
+    name = next((i.display_name for i, _ in chunk if i.display_name), "")
+    r = client.enroll(identity_id, [d for _, d in chunk], display_name=name, face_mode=int(mode))
+    summary.added += len(r.face_ids)
+    summary.skipped += len(r.duplicates)
+    summary.identities_created += int(r.created)
+    for x in r.rejected:
+        summary.reject(chunk[x.index][0], x.reason)
+
+
+def write_report(summary: Summary, path: Path | None) -> dict:
+    import json
+
+    report = summary.as_dict()
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    return report
