@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,26 @@ def test_reindex_to_an_exported_model_switches_the_model_id(indexed, embedder, t
     assert indexer(fresh, "import", tmp_path / "all.jsonl").returncode == 0
     assert (stats(fresh)["identity_count"], stats(fresh)["face_count"]) == (10, 365)
     assert "imported 10 identities, 0 faces" in indexer(fresh, "import", tmp_path / "all.jsonl").stdout
+
+
+def test_manifests_and_folders_are_scanned(tmp_path):
+    from facesearch.indexer.sources import SourceError, scan
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text("path,identity_id,display_name\nimgs/a.jpg,alice,Alice A\n/abs/b.png,bob,\n")
+    (tmp_path / "m.jsonl").write_text('{"path": "imgs/a.jpg", "identity_id": "alice", "display_name": "Alice A"}\n\n')
+    csv_items, jsonl_items = scan(tmp_path / "m.csv"), scan(tmp_path / "m.jsonl")
+    assert [(i.path, i.identity_id, i.display_name) for i in csv_items] == [
+        (tmp_path / "imgs" / "a.jpg", "alice", "Alice A"), (Path("/abs/b.png"), "bob", "")]
+    assert jsonl_items == csv_items[:1]
+    (tmp_path / "bad.jsonl").write_text('{"path": "x.jpg"}\n')
+    with pytest.raises(SourceError, match="row 1: needs path and identity_id"):
+        scan(tmp_path / "bad.jsonl")
+    with pytest.raises(SourceError, match="a folder, a .csv or a .jsonl"):
+        scan(tmp_path / "imgs" / "a.jpg")
+    folder = tmp_path / "gallery"
+    (folder / "carol").mkdir(parents=True)
+    (folder / "carol" / "1.jpg").write_bytes(b"x")
+    (folder / "README.txt").write_text("top-level files are not identities")
+    assert [(i.identity_id, i.path.name) for i in scan(folder)] == [("carol", "1.jpg")]
