@@ -82,6 +82,12 @@ class FaceDetector:
         self._mtcnn = MTCNN()
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_config(cls, config) -> "FaceDetector":
+        """A detector with an EmbedderConfig's score, size, margin and max-side settings."""
+        return cls(min_score=config.min_face_score, min_face_size=config.min_face_size,
+                   margin=config.crop_margin, max_side=config.detect_max_side)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every face scoring at least min_score, largest first."""
         return self.detect_many([rgb])[0]

@@ -100,9 +100,7 @@ class Embedder:
     def detector(self) -> FaceDetector:
         with self._detector_lock:
             if self._detector is None:
-                c = self.config
-                self._detector = FaceDetector(min_score=c.min_face_score, min_face_size=c.min_face_size,
-                                              margin=c.crop_margin, max_side=c.detect_max_side)
+                self._detector = FaceDetector.from_config(self.config)
             return self._detector
 
     # -- embedding --------------------------------------------------------

@@ -47,8 +47,7 @@ def prepare(data: bytes, mode: FaceMode) -> Prepared:
         if _detector is None:
             from facesearch.embedder import FaceDetector
 
-            _detector = FaceDetector(min_score=config.min_face_score, min_face_size=config.min_face_size,
-                                     margin=config.crop_margin, max_side=config.detect_max_side)
+            _detector = FaceDetector.from_config(config)
         faces = _detector.detect(rgb)
         face, found = primary_face(faces, rgb.shape), len(faces)
         if face is None:

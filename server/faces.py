@@ -23,9 +23,7 @@ class FacePool:
     def _detector(self) -> FaceDetector:
         det = getattr(self._local, "detector", None)
         if det is None:
-            c = self.config
-            det = self._local.detector = FaceDetector(min_score=c.min_face_score, min_face_size=c.min_face_size,
-                                                      margin=c.crop_margin, max_side=c.detect_max_side)
+            det = self._local.detector = FaceDetector.from_config(self.config)
         return det
 
     def _faces(self, data: bytes, mode: FaceMode, max_faces: int) -> tuple[list[Face], tuple]:
