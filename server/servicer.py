@@ -36,7 +36,7 @@ def rpc(method):
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
-        start = time.perf_counter()
+        start, peer = time.perf_counter(), context.peer()  # before any cancel (see IdentifyStream)
         code = grpc.StatusCode.OK
         try:
             if not self.ready.is_set():
@@ -61,7 +61,7 @@ def rpc(method):
             elapsed = time.perf_counter() - start
             self.metrics.observe(name, code, elapsed)
             log.info("rpc", extra={"rpc": name, "code": code.name, "ms": round(elapsed * 1000, 2),
-                                   "peer": context.peer()})
+                                   "peer": peer})
 
     return wrapper
 
@@ -166,6 +166,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
     async def IdentifyStream(self, request_iterator, context):
         """Responses come in request order; at most STREAM_WINDOW requests are in flight."""
         start, count, code = time.perf_counter(), 0, grpc.StatusCode.OK
+        peer = context.peer()  # read now: after a cancel, peer() reads freed memory (grpc/grpc#29927)
         pending: asyncio.Queue = asyncio.Queue(STREAM_WINDOW)
 
         async def read():
@@ -204,7 +205,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
             elapsed = time.perf_counter() - start
             self.metrics.observe("IdentifyStream", code, elapsed)
             log.info("rpc", extra={"rpc": "IdentifyStream", "code": code.name, "ms": round(elapsed * 1000, 2),
-                                   "responses": count, "peer": context.peer()})
+                                   "responses": count, "peer": peer})
 
     @rpc
     async def Enroll(self, request, context):
