@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+
+from .probe import check_health
 
 
 def free_port() -> int:
@@ -72,11 +74,8 @@ class ServerProcess:
         return "\n".join(self.lines[-40:])
 
     def health(self, credentials=None, service: str = "") -> int:
-        channel = (grpc.secure_channel(self.target, credentials, (("grpc.ssl_target_name_override", "localhost"),))
-                   if credentials else grpc.insecure_channel(self.target))
-        with channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        return check_health(self.target, service, timeout=5, credentials=credentials,
+                            server_name="localhost" if credentials else None)
 
     def wait_serving(self, timeout: float, credentials=None) -> None:
         deadline = time.monotonic() + timeout
