@@ -76,7 +76,8 @@ async def drive(target: str, make_request, concurrency: int, total: int) -> dict
         await c.close()
     ms = np.array(latencies) * 1000
     return {"concurrency": concurrency, "requests": len(latencies), "qps": len(latencies) / elapsed,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "latencies_ms": [round(float(x), 3) for x in np.sort(ms)]}  # every request: bench/report.py's CDFs
 
 
 def clustered(n: int, rng) -> np.ndarray:
