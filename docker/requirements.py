@@ -1,0 +1,42 @@
+"""Print facesearch's dependencies from pyproject.toml, one per line, for a cached image layer.
+
+    python docker/requirements.py        > req.txt   # [project.dependencies]
+    python docker/requirements.py --gpu  > req.txt   # the same with the `gpu` extra in place of
+                                                     # tensorflow-cpu and faiss-cpu (README "GPU")
+
+The images install these first, so that a source change does not reinstall TensorFlow,
+then install the project itself with --no-deps.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+CPU_ONLY = {"tensorflow-cpu", "faiss-cpu"}  # the gpu extra provides the same modules
+
+
+def name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def requirements(pyproject: Path, gpu: bool = False) -> list[str]:
+    project = tomllib.loads(pyproject.read_text())["project"]
+    deps = list(project["dependencies"])
+    if gpu:
+        deps = [d for d in deps if name(d) not in CPU_ONLY] + list(project["optional-dependencies"]["gpu"])
+    return deps
+
+
+def main(argv: list[str]) -> int:
+    gpu = "--gpu" in argv
+    paths = [a for a in argv if a != "--gpu"]
+    pyproject = Path(paths[0]) if paths else Path("pyproject.toml")
+    print("\n".join(requirements(pyproject, gpu)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
