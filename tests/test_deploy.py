@@ -1,0 +1,453 @@
+"""Deployment files (docker/, docker-compose.yml, .dockerignore) and the health probe.
+
+No Docker engine is needed: the compose file and the Dockerfiles are parsed and checked against
+the code (console scripts, modules, FACESEARCH_* settings, package folders), and the probe is run
+as a subprocess against an in-process gRPC health server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.gpu"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+SCRIPTS = set(PYPROJECT["project"]["scripts"])
+PACKAGE_DIRS = PYPROJECT["tool"]["setuptools"]["package-dir"]
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+SETTING = re.compile(r"\bFACESEARCH_[A-Z0-9_]+\b")
+
+EXPECTED_PROFILES = {"server": [], "server-gpu": ["gpu"], "indexer": ["tools"], "trainer": ["gpu"],
+                     "prometheus": ["monitoring"]}
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())  # resolves the x-* anchors and << merges
+
+
+def interpolate(text: str) -> str:
+    """${VAR:-default} -> default, as compose does with VAR unset."""
+    return INTERPOLATION.sub(lambda m: m.group(2) or "", text)
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined; comments and heredocs are not used."""
+    out, pending = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.lstrip().startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        joined = (pending + line).strip()
+        pending = ""
+        keyword, _, rest = joined.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "FROM":
+            result.append([])
+        result[-1].append((keyword, rest))
+    return result
+
+
+def exec_form(args: str) -> list[str]:
+    import json
+
+    return json.loads(args)
+
+
+def env_pairs(stage) -> dict[str, str]:
+    env = {}
+    for keyword, rest in stage:
+        if keyword == "ENV":
+            for pair in rest.split():
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [ln.strip().rstrip("/") for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    parts = Path(path).parts
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        for pattern in patterns:
+            assert not pattern.startswith("!"), "the matcher here does not handle exceptions"
+            bare = pattern[3:] if pattern.startswith("**/") else None
+            if fnmatch.fnmatchcase(prefix, pattern) or (bare and fnmatch.fnmatchcase(parts[i - 1], bare)):
+                return True
+    return False
+
+
+def real_settings() -> set[str]:
+    """Every FACESEARCH_* variable the code reads, found from the code itself.
+
+    The config classes build their variable names with facesearch.settings.env_name (ServerConfig
+    from its OPTIONS table, EmbedderConfig and GalleryConfig field by field), so recording the names
+    that pass through it while they read the environment gives their exact set. Other modules
+    read variables through the same helpers with literal names; those are collected from the source.
+    """
+    from facesearch import settings
+    from facesearch.embedder.config import EmbedderConfig
+    from facesearch.gallery.config import GalleryConfig
+    from facesearch.server import config as server_config
+
+    seen: set[str] = set()
+    original = settings.env_name
+
+    def spy(name: str) -> str:
+        seen.add(original(name))
+        return original(name)
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(settings.PREFIX)}
+    settings.env_name = spy
+    try:
+        EmbedderConfig.from_env()
+        GalleryConfig.from_env()
+        server_config.from_args(None)
+        server_config.add_arguments(argparse.ArgumentParser())
+        settings.cache_dir()
+        settings.data_dir()
+    finally:
+        settings.env_name = original
+        os.environ.update(saved)
+
+    helpers = {"env_name", "env_str", "env_int", "env_float", "env_path"}
+    for folder in set(PACKAGE_DIRS.values()):
+        for source in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(), str(source))):
+                if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+                    continue
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called in helpers and isinstance(node.args[0].value, str):
+                    seen.add(original(node.args[0].value))
+    return seen
+
+
+def check_command(argv: list[str], where: str) -> None:
+    assert argv, f"{where}: empty command"
+    if argv[0] in ("python", "python3", "/opt/venv/bin/python"):
+        assert argv[1] == "-m" and argv[2].startswith("facesearch."), f"{where}: {argv}"
+        assert importlib.util.find_spec(argv[2]) is not None, f"{where}: no module {argv[2]}"
+    else:
+        assert argv[0] in SCRIPTS, f"{where}: {argv[0]!r} is not a console script in pyproject.toml"
+
+
+# -- compose ----------------------------------------------------------------------------------------
+def test_compose_services_and_profiles():
+    services = compose()["services"]
+    assert set(services) == set(EXPECTED_PROFILES)
+    for name, profiles in EXPECTED_PROFILES.items():
+        assert services[name].get("profiles", []) == profiles, name
+    # `docker compose up` with no profile starts the server only
+    assert [n for n, s in services.items() if not s.get("profiles")] == ["server"]
+
+
+def test_compose_builds_and_mounted_files_exist():
+    doc = compose()
+    for name, service in doc["services"].items():
+        build = service.get("build")
+        if build:
+            context = REPO / build["context"]
+            assert context.is_dir(), name
+            assert (context / build["dockerfile"]).is_file(), name
+        for volume in service.get("volumes", []):
+            source, target = interpolate(volume).split(":")[:2]
+            if source.startswith((".", "/")):
+                path = (REPO / source).resolve()
+                if target == "/gallery":
+                    # operator photos, not part of the repo; must not be a source folder (./gallery is one)
+                    assert not (path / "__init__.py").exists(), f"{name}: {source} is a source package"
+                else:
+                    assert path.exists(), f"{name}: {source} does not exist"
+            else:
+                assert source in doc["volumes"], f"{name}: named volume {source} is not declared"
+
+
+def test_compose_server_ports_volume_env_and_health():
+    services = compose()["services"]
+    for name in ("server", "server-gpu"):
+        s = services[name]
+        published = {str(p).split(":")[-1] for p in s["ports"]}
+        assert {"50051", "9100"} <= published, name
+        assert "data:/data" in s["volumes"], name
+        for var in ("FACESEARCH_MAX_DISTANCE", "FACESEARCH_AUTH_TOKEN"):
+            assert INTERPOLATION.fullmatch(str(s["environment"][var])), f"{name}: {var} is not ${{VAR:-default}}"
+        test = s["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1:4] == ["python", "-m", "facesearch.server.probe"], name
+        assert s["build"]["dockerfile"] == ("docker/Dockerfile" if name == "server" else "docker/Dockerfile.gpu")
+    assert float(interpolate(services["server"]["environment"]["FACESEARCH_MAX_DISTANCE"])) == 3.5
+
+
+def test_compose_gpu_services_reserve_a_gpu():
+    services = compose()["services"]
+    for name in ("server-gpu", "trainer"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices), name
+        assert services[name]["build"]["dockerfile"] == "docker/Dockerfile.gpu", name
+    assert "models:/models" in services["trainer"]["volumes"]
+
+
+def test_compose_indexer_waits_for_a_healthy_server():
+    indexer = compose()["services"]["indexer"]
+    assert indexer["depends_on"]["server"]["condition"] == "service_healthy"
+    argv = indexer.get("entrypoint", []) + indexer["command"]
+    assert argv[:3] == ["facesearch-indexer", "add", "/gallery"]
+    assert argv[argv.index("--server") + 1] == "server:50051"
+    assert "FACESEARCH_AUTH_TOKEN" in indexer["environment"]  # the indexer's --token default
+
+
+def test_compose_commands_are_real():
+    services = compose()["services"]
+    for name, service in services.items():
+        if "build" not in service:
+            continue  # a third-party image (prometheus)
+        argv = list(service.get("entrypoint") or []) + list(service.get("command") or [])
+        if not argv:  # the image's CMD
+            dockerfile = REPO / service["build"]["context"] / service["build"]["dockerfile"]
+            argv = exec_form(next(rest for kw, rest in reversed(instructions(dockerfile)) if kw == "CMD"))
+        check_command(argv, name)
+        test = service.get("healthcheck", {}).get("test")
+        if test and test[0] == "CMD":
+            check_command(test[1:], f"{name} healthcheck")
+
+
+def test_prometheus_scrapes_the_metrics_port():
+    prometheus = compose()["services"]["prometheus"]
+    mount = next(v for v in prometheus["volumes"] if v.startswith("./docker/prometheus.yml:"))
+    assert mount.split(":")[1] == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert "server:9100" in targets and "server-gpu:9100" in targets
+
+
+def test_every_setting_named_is_real():
+    real = real_settings()
+    assert {"FACESEARCH_ADDRESS", "FACESEARCH_DATA_DIR", "FACESEARCH_CACHE_DIR", "FACESEARCH_MODEL",
+            "FACESEARCH_AUTH_TOKEN", "FACESEARCH_INDEX", "FACESEARCH_FAISS_GPU"} <= real  # the spy works
+    for path in [COMPOSE, *DOCKERFILES, REPO / "docker" / "prometheus.yml", REPO / "server" / "probe.py"]:
+        unknown = set(SETTING.findall(path.read_text())) - real
+        assert not unknown, f"{path.relative_to(REPO)} names settings the code does not read: {sorted(unknown)}"
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Deployment"):readme.index("\n## ", readme.index("## Deployment") + 5)]
+    assert not set(SETTING.findall(section)) - real, sorted(set(SETTING.findall(section)) - real)
+
+
+# -- Dockerfiles ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_base_user_health_and_entry(dockerfile):
+    all_stages = stages(dockerfile)
+    assert len(all_stages) >= 2, "multi-stage: a builder and a runtime"
+    for stage in all_stages:
+        assert stage[0][1].split()[0] == "python:3.11-slim", stage[0]
+    runtime = all_stages[-1]
+    users = [rest for kw, rest in runtime if kw == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the runtime must not run as root"
+    health = [rest for kw, rest in runtime if kw == "HEALTHCHECK"]
+    assert len(health) == 1
+    assert exec_form(health[0][health[0].index("CMD") + 3:].strip())[:3] == ["python", "-m", "facesearch.server.probe"]
+    assert exec_form([rest for kw, rest in runtime if kw == "CMD"][-1]) == ["facesearch-server"]
+    exposed = {p for kw, rest in runtime if kw == "EXPOSE" for p in rest.split()}
+    assert {"50051", "9100"} <= exposed
+    env = env_pairs(runtime)
+    assert env["FACESEARCH_ADDRESS"] == "0.0.0.0:50051"
+    assert env["FACESEARCH_METRICS_ADDRESS"] == "0.0.0.0" and env["FACESEARCH_METRICS_PORT"] == "9100"
+    assert env["FACESEARCH_DATA_DIR"] == "/data"
+    assert any(kw == "VOLUME" and "/data" in rest for kw, rest in runtime)
+    # the weights are baked in: the runtime reads the cache copied from the builder
+    cache = env["FACESEARCH_CACHE_DIR"]
+    assert any(kw == "COPY" and rest.startswith("--from=builder") and rest.split()[-1] == cache
+               for kw, rest in runtime)
+    builder_runs = " ".join(rest for kw, rest in all_stages[0] if kw == "RUN")
+    assert f"FACESEARCH_CACHE_DIR={cache} python -m facesearch.embedder fetch" in builder_runs
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_copies_every_package_folder(dockerfile):
+    patterns = dockerignore_patterns()
+    sources = set()
+    for keyword, rest in stages(dockerfile)[0]:
+        if keyword == "COPY" and not rest.startswith("--from"):
+            *srcs, _dest = rest.split()
+            sources.update(s.rstrip("/") for s in srcs)
+    needed = {"pyproject.toml", "README.md", *PACKAGE_DIRS.values()}
+    assert needed <= sources, f"not copied: {sorted(needed - sources)}"
+    for source in sources:
+        assert (REPO / source).exists(), source
+        assert not ignored(source, patterns), f"{source} is excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_local_state_out():
+    patterns = dockerignore_patterns()
+    for path in (".venv", ".git", "var", "bench/results", "server/__pycache__", "gallery/x.pyc",
+                 "facesearch.egg-info", ".pytest_cache"):
+        assert ignored(path, patterns), path
+    for path in ("server/probe.py", "gallery/store.py", "embedder/models.py", "pyproject.toml",
+                 "docker/requirements.py", "gallery/migrations/script.py.mako"):
+        assert not ignored(path, patterns), path
+
+
+def test_gpu_requirements_swap_the_cpu_builds():
+    sys.path.insert(0, str(REPO / "docker"))
+    try:
+        import requirements
+    finally:
+        sys.path.pop(0)
+    cpu = requirements.requirements(REPO / "pyproject.toml")
+    gpu = requirements.requirements(REPO / "pyproject.toml", gpu=True)
+    assert cpu == PYPROJECT["project"]["dependencies"]
+    names = {requirements.name(r) for r in gpu}
+    assert not names & {"tensorflow-cpu", "faiss-cpu"}
+    assert {"tensorflow", "faiss-gpu"} <= names
+    assert set(PYPROJECT["project"]["optional-dependencies"]["gpu"]) <= set(gpu)
+
+
+def test_code_default_address_stays_loopback():
+    from facesearch.server import probe
+    from facesearch.server.config import ServerConfig
+
+    assert ServerConfig().address == probe.DEFAULT_ADDRESS == "127.0.0.1:50051"
+
+
+# -- the probe --------------------------------------------------------------------------------------
+def test_local_target():
+    from facesearch.server.probe import local_target
+
+    assert local_target("0.0.0.0:50051") == "127.0.0.1:50051"
+    assert local_target("[::]:7000") == "127.0.0.1:7000"
+    assert local_target(":7000") == "127.0.0.1:7000"
+    assert local_target("10.1.2.3") == "10.1.2.3:50051"
+    assert local_target("[::1]:9") == "[::1]:9"
+    assert local_target("::1") == "[::1]:50051"
+    assert local_target("unix:/run/fs.sock") == "unix:/run/fs.sock"
+
+
+class HealthServer:
+    """An in-process gRPC server with only grpc.health.v1, on an ephemeral loopback port."""
+
+    def __init__(self, credentials: grpc.ServerCredentials | None = None):
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        self.servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, self.server)
+        self.port = (self.server.add_secure_port("127.0.0.1:0", credentials) if credentials
+                     else self.server.add_insecure_port("127.0.0.1:0"))
+        self.server.start()
+
+    def set(self, status, service: str = "") -> None:
+        self.servicer.set(service, status)
+
+    def stop(self) -> None:
+        self.server.stop(None).wait()
+
+
+@pytest.fixture
+def health_server():
+    server = HealthServer()
+    yield server
+    server.stop()
+
+
+def probe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
+    return subprocess.run([sys.executable, "-m", "facesearch.server.probe", *args], env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_probe_serving(health_server):
+    health_server.set(health_pb2.HealthCheckResponse.SERVING)
+    result = probe("--address", f"127.0.0.1:{health_server.port}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"SERVING 127.0.0.1:{health_server.port}"
+
+
+def test_probe_not_serving(health_server):
+    health_server.set(health_pb2.HealthCheckResponse.NOT_SERVING)
+    result = probe("--address", f"127.0.0.1:{health_server.port}")
+    assert result.returncode == 1
+    assert "NOT_SERVING" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_probe_address_from_the_server_variable(health_server):
+    """Inside the container FACESEARCH_ADDRESS is 0.0.0.0:50051: the probe asks 127.0.0.1."""
+    health_server.set(health_pb2.HealthCheckResponse.SERVING)
+    result = probe(env={"FACESEARCH_ADDRESS": f"0.0.0.0:{health_server.port}"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_probe_service_and_token(health_server):
+    health_server.set(health_pb2.HealthCheckResponse.SERVING, "facesearch.v1.FaceSearch")
+    target = f"127.0.0.1:{health_server.port}"
+    assert probe("--address", target, "--service", "facesearch.v1.FaceSearch", "--token", "t").returncode == 0
+    result = probe("--address", target, "--service", "no.such.Service")
+    assert result.returncode == 1 and "no.such.Service" in result.stderr
+
+
+def test_probe_nothing_listening_fails_fast():
+    server = HealthServer()
+    port = server.port
+    server.stop()
+    started = time.monotonic()
+    result = probe("--address", f"127.0.0.1:{port}", "--timeout", "20")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert elapsed < 10, f"took {elapsed:.1f} s: the probe waited for a server that was not there"
+
+
+def test_probe_usage_errors_exit_1_not_2():
+    """Docker reserves health-check exit code 2."""
+    result = probe("--no-such-flag")
+    assert result.returncode == 1 and "usage:" in result.stderr
+    help_ = probe("--help")
+    assert help_.returncode == 0 and "--address" in help_.stdout and "FACESEARCH_ADDRESS" in help_.stdout
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_probe_tls_from_the_server_variables(tmp_path):
+    """With FACESEARCH_TLS_CERT set (a self-signed certificate), the probe needs no flags."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=facesearch.test", "-addext", "subjectAltName=DNS:facesearch.test",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = HealthServer(grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())]))
+    try:
+        server.set(health_pb2.HealthCheckResponse.SERVING)
+        env = {"FACESEARCH_ADDRESS": f"0.0.0.0:{server.port}", "FACESEARCH_TLS_CERT": str(cert),
+               "FACESEARCH_TLS_KEY": str(key)}
+        result = probe(env=env)
+        assert result.returncode == 0, result.stderr
+        assert probe("--no-tls", "--timeout", "2", env=env).returncode == 1
+        assert probe("--server-name", "wrong.name", "--timeout", "2", env=env).returncode == 1
+    finally:
+        server.stop()
