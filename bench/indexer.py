@@ -23,7 +23,7 @@ import common  # noqa: E402
 from facesearch.embedder import Embedder, FaceMode, WeightsCache, decode, primary_face  # noqa: E402
 from facesearch.gallery import Gallery, GalleryConfig  # noqa: E402
 from facesearch.indexer.add import add_local  # noqa: E402
-from facesearch.indexer.sources import scan  # noqa: E402
+from facesearch.sources import scan  # noqa: E402
 
 AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
 

@@ -18,12 +18,10 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from facesearch.embedder import Embedder, FaceMode
+from facesearch.embedder import Embedder, FaceMode, prepare
 from facesearch.embedder.images import encode_jpeg
 from facesearch.gallery import Enrolment, Gallery, NewFace
-
-from . import prepare
-from .sources import Item
+from facesearch.sources import Item
 
 
 @dataclass

@@ -14,8 +14,7 @@ import numpy as np
 from facesearch import settings
 from facesearch.embedder import EmbedderConfig, EmbedderError, FaceMode
 from facesearch.gallery import Enrolment, Gallery, GalleryConfig, GalleryError, NewFace
-
-from .sources import SourceError, scan
+from facesearch.sources import SourceError, scan
 
 EPILOG = """exit codes: 0 done (unreadable or faceless files are reported, not fatal); 2 a fatal error:
 no gallery, an unwritable data directory, a data directory held by a running server (use --server),

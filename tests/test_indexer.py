@@ -164,7 +164,7 @@ def test_reindex_to_an_exported_model_switches_the_model_id(indexed, embedder, t
 
 
 def test_manifests_and_folders_are_scanned(tmp_path):
-    from facesearch.indexer.sources import SourceError, scan
+    from facesearch.sources import SourceError, scan
 
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.jpg").write_bytes(b"x")

@@ -1,4 +1,4 @@
-"""Decoding and detection in worker processes (one per core): bytes in, one face crop out."""
+"""Decoding and detection, in worker processes or not (one per core): bytes in, one face crop out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facesearch.embedder import EmbedderConfig, FaceMode, ImageError, decode, primary_face
-from facesearch.embedder.detect import whole_image_face
+from .config import EmbedderConfig
+from .detect import primary_face, whole_image_face
+from .embedder import FaceMode
+from .errors import ImageError
+from .images import decode
 
 _detector = None
 _config: EmbedderConfig | None = None
@@ -45,7 +48,7 @@ def prepare(data: bytes, mode: FaceMode) -> Prepared:
         found = 1
     else:
         if _detector is None:
-            from facesearch.embedder import FaceDetector
+            from .detect import FaceDetector
 
             _detector = FaceDetector.from_config(config)
         faces = _detector.detect(rgb)
