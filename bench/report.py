@@ -1,0 +1,468 @@
+"""Build bench/REPORT.md and its plots (bench/plots/*.png) from the results in bench/results/.
+
+    .venv/bin/python bench/report.py [--results bench/results] [--out bench/REPORT.md]
+
+`make bench` runs it last; it also runs alone, on whatever result files exist: a missing
+file is skipped, and a file this script does not know (or whose shape changed) gets a
+generic table. Each section states its ratios against the baseline measured in the same
+run, and every file's machine, versions and git commit are listed, since the files may
+come from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+ORDER = ["embedder", "gallery", "gallery_rw", "indexer", "server", "loadtest", "trainer"]
+VERSIONS = ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
+PLAIN = FuncFormatter(lambda x, _: f"{x:g}")
+BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+
+def num(x, digits: int = 3) -> str:
+    """A figure for a table: integers with separators, floats with about `digits` significant digits."""
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x) or math.isinf(x):
+            return str(x)
+        if x == 0:
+            return "0"
+        mag = math.floor(math.log10(abs(x)))
+        if mag >= digits - 1:
+            return f"{x:,.0f}"
+        return f"{x:.{max(0, digits - 1 - mag)}f}"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(c if isinstance(c, str) else num(c) for c in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def ns_ms(ns) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+# ---------------------------------------------------------------------------------------------
+# one section per known result file; each returns markdown
+
+
+def section_embedder(d: dict) -> str:
+    rows = [[c["batch"], c["crops_per_s"], c["predict_crops_per_s"], c["ratio_vs_predict"]] for c in d["crops"]]
+    md = ("Crops embedded per second by batch size, against plain `model.predict` on the same crops, "
+          "interleaved in the same run. **Ratio = embed_crops / predict** (above 1: faster than predict).\n\n")
+    md += table(["batch", "crops/s", "predict crops/s", "ratio vs predict"], rows)
+    md += "\n" + table(["model load s", "photos/s (MTCNN + embed, one by one)", "photos/s (batches of 16)",
+                        "peak RSS MiB"],
+                       [[d.get("load_s"), d.get("photos_per_s"), d.get("photos_batched16_per_s"),
+                         d.get("peak_rss_mib")]])
+    return md
+
+
+def section_gallery(d: dict) -> str:
+    rows = []
+    for r in d["results"]:
+        g, b = r["gallery"], r["bare"]
+        rows.append([r["n"], r["type"], g["p50_ms"], g["p99_ms"], g["qps_batch64"], b["p50_ms"], b["qps_batch64"],
+                     r["ratio_qps_batch64"], r["ratio_p50_batch1"], g.get("recall@1"), g.get("recall@10"),
+                     g.get("identity_hit@1"), r.get("add_tail_faces_per_s"), r.get("restart_s")])
+    md = ("Gallery.search against a bare FAISS index over the same vectors, interleaved in the same run "
+          "(synthetic clustered 128-d unit vectors). **Ratios = gallery / bare**: QPS at batch 64 (1.00 = no "
+          "overhead, goal ≥ 0.9) and batch-1 p50 latency (1.00 = no overhead, higher = slower).\n\n")
+    md += table(["N", "index", "p50 ms", "p99 ms", "QPS b64", "bare p50 ms", "bare QPS b64", "ratio QPS b64",
+                 "ratio p50 b1", "R@1", "R@10", "identity hit@1", "add faces/s", "restart s"], rows)
+    sizes = [[s["n"], s.get("bulk_add_faces_per_s"), s.get("db_bytes"), s.get("exact_top1_is_own_identity")]
+             for s in d.get("sizes", [])]
+    if sizes:
+        md += "\n" + table(["N", "bulk add faces/s (SQL path)", "database bytes", "exact top-1 is own identity"],
+                           sizes)
+    if d.get("notes"):
+        md += "\n" + "".join(f"- {n}\n" for n in d["notes"])
+    return md
+
+
+def section_gallery_rw(d: dict) -> str:
+    alone = d["search_qps_alone"]
+    alone_v = sorted(alone)[len(alone) // 2] if isinstance(alone, list) else alone
+    md = ("Two threads searching a flat gallery (batch 64), alone and while a third thread writes, in the "
+          "same run. **Ratio = searches/s with the writer / searches/s alone.**\n\n")
+    md += table(["faces", "seconds", "search QPS alone", "search QPS with writer", "ratio", "writer changes/s"],
+                [[d.get("faces"), d.get("seconds"), " / ".join(num(a) for a in alone) if isinstance(alone, list)
+                  else alone_v, d["search_qps_with_writer"], d["ratio"], d.get("writer_changes_per_s")]])
+    return md
+
+
+def section_indexer(d: dict) -> str:
+    rows = []
+    for kind in ("crops", "photos"):
+        if kind in d:
+            r = d[kind]
+            s = r.get("summary", {})
+            rows.append([kind, r["images"], s.get("added"), s.get("rejected"), r["indexer_per_s"], r["raw_per_s"],
+                         r["ratio"]])
+    md = ("`facesearch-indexer add` against the raw pipeline it wraps (decode + embed, and MTCNN for photos), "
+          "in the same run. **Ratio = indexer images/s / raw images/s.**\n\n")
+    return md + table(["images", "count", "added", "rejected", "indexer images/s", "raw images/s", "ratio"], rows)
+
+
+def section_server(d: dict) -> str:
+    raw = d.get("raw_embedder_crops_per_s", {})
+    md = ("Identify through a real facesearch-server (grpc.aio clients in the benchmark process). Cropped "
+          "faces: **ratio = server QPS / the raw embedder's best crops/s** (decode + embed_crops at batch "
+          f"{', '.join(raw)}: {', '.join(num(v) for v in raw.values())} crops/s), measured in the same run. "
+          "Embeddings: **ratios = server QPS / Gallery.search QPS in-process**, at batch 1 and at batch 64, "
+          "same run, same gallery.\n\n")
+    rows = [[r["concurrency"], r["requests"], r["qps"], r["p50_ms"], r["p99_ms"], r["ratio_vs_raw_embedder"]]
+            for r in d.get("identify_cropped", [])]
+    if rows:
+        md += "**Identify, cropped faces**\n\n" + table(["concurrency", "requests", "QPS", "p50 ms", "p99 ms",
+                                                          "ratio vs raw embedder"], rows)
+    bare = d.get("bare_gallery")
+    rows = [[r["concurrency"], r["requests"], r["qps"], r["p50_ms"], r["p99_ms"], r["ratio_vs_bare_batch1"],
+             r["ratio_vs_bare_batch64"]] for r in d.get("identify_embedding", [])]
+    if rows:
+        md += (f"\n**Identify, embeddings** ({num(bare['faces'])} clustered synthetic faces; bare Gallery.search: "
+               f"batch 1 {num(bare['batch1_qps'])} QPS, batch 64 {num(bare['batch64_qps'])} QPS)\n\n")
+        md += table(["concurrency", "requests", "QPS", "p50 ms", "p99 ms", "ratio vs bare b1", "ratio vs bare b64"],
+                    rows)
+    if not any("latencies_ms" in r for r in d.get("identify_cropped", [])):
+        md += ("\n_This file predates per-request latencies (`latencies_ms`); rerun `bench/server.py` for its "
+               "latency CDFs._\n")
+    return md
+
+
+def section_loadtest(d: dict) -> str:
+    lat = {x["percentage"]: ns_ms(x["latency"]) for x in d.get("latencyDistribution") or []}
+    o = d.get("options", {})
+    g = d.get("gallery") or {}
+    md = (f"`make loadtest`: {d.get('tool', '?')} ran `{d.get('config', '?')}`"
+          f"{' ' + ' '.join(d['extra_flags']) if d.get('extra_flags') else ''} against a real server "
+          f"holding {g.get('source', 'a gallery')}: {num(g.get('faces'))} faces, {num(g.get('identities'))} "
+          f"identities. Concurrency {o.get('concurrency')} over {o.get('connections', 1)} connection(s); the "
+          "load generator shares the cores with the server.\n\n")
+    md += table(["name", "count", "total s", "requests/s", "average ms", "fastest ms", "slowest ms",
+                 *[f"p{p} ms" for p in lat]],
+                [[d.get("name", ""), d["count"], d["total"] / 1e9, d["rps"], ns_ms(d["average"]),
+                  ns_ms(d["fastest"]), ns_ms(d["slowest"]), *lat.values()]])
+    codes = ", ".join(f"{k}: {v}" for k, v in d.get("statusCodeDistribution", {}).items())
+    md += f"\nStatus codes: {codes or '–'}. End: {d.get('endReason', '?')}.\n"
+    b = d.get("baseline")
+    if b:
+        blat = {x["percentage"]: ns_ms(x["latency"]) for x in b.get("latencyDistribution") or []}
+        md += (f"\nSame-run baseline: `{b.get('call')}` (no model, no search) at the same concurrency: "
+               f"{num(b['rps'])} requests/s, p50 {num(blat.get(50))} ms. **Ratio = requests/s / baseline "
+               f"requests/s = {num(d.get('ratio_rps_vs_baseline'))}**: the share of the gRPC + load-generator "
+               "ceiling that this call reaches.\n")
+    return md
+
+
+def _generic_rows(value, prefix: str = "") -> list[list]:
+    rows = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in BIG_LISTS or k == "machine":
+                continue
+            rows += _generic_rows(v, f"{prefix}{k}.")
+    elif isinstance(value, list):
+        if value and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+            shown = ", ".join(num(v) for v in value[:12]) + (" …" if len(value) > 12 else "")
+            rows.append([prefix.rstrip("."), shown])
+        elif value and not all(isinstance(v, dict) for v in value):
+            rows.append([prefix.rstrip("."), f"{len(value)} items"])
+    else:
+        rows.append([prefix.rstrip("."), value])
+    return rows
+
+
+def section_generic(d: dict) -> str:
+    """Any result file: scalars as key/value rows, lists of records as their own tables."""
+    md = ""
+    scalars = _generic_rows({k: v for k, v in d.items() if not (isinstance(v, list) and v
+                                                                 and all(isinstance(x, dict) for x in v))})
+    if scalars:
+        md += table(["key", "value"], scalars[:80])
+    for k, v in d.items():
+        if k in BIG_LISTS or not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+            continue
+        cols = [c for c in v[0] if all(not isinstance(x.get(c), (dict, list)) for x in v)][:12]
+        if cols:
+            md += f"\n**{k}**\n\n" + table(cols, [[x.get(c) for c in cols] for x in v[:50]])
+    ratios = sorted({r[0] for r in scalars if "ratio" in r[0]})
+    if ratios:
+        md += ("\nRatios in this file (against the baseline that its benchmark measures in the same run): "
+               + ", ".join(f"`{r}`" for r in ratios) + ".\n")
+    return md or "_(no figures)_\n"
+
+
+SECTIONS = {"embedder": section_embedder, "gallery": section_gallery, "gallery_rw": section_gallery_rw,
+            "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest}
+TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
+          "gallery_rw": "Gallery readers and a writer (`bench/gallery_rw.py`)",
+          "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
+          "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)"}
+
+
+# ---------------------------------------------------------------------------------------------
+# plots
+
+
+def _cdf(ax, values_ms: list[float], label: str, **kw) -> None:
+    xs = sorted(values_ms)
+    n = len(xs)
+    ax.step(xs, [(i + 1) / n for i in range(n)], where="post", label=f"{label} (n={n})", **kw)
+
+
+def _loadtest_latencies(d: dict) -> list[float]:
+    details = [x["latency"] / 1e6 for x in d.get("details") or [] if x.get("status") == "OK"]
+    return details
+
+
+def plot_throughput(results: dict, out: Path) -> bool:
+    server, lt = results.get("server"), results.get("loadtest")
+    if not server and not lt:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax = axes[0]
+    rows = (server or {}).get("identify_cropped", [])
+    if rows:
+        ax.plot([r["concurrency"] for r in rows], [r["qps"] for r in rows], "o-", label="server: Identify cropped")
+        raw = server.get("raw_embedder_crops_per_s", {})
+        if raw:
+            ax.axhline(max(raw.values()), ls="--", c="grey", label="raw embedder, best batch (same run)")
+    if lt and "cropped" in str(lt.get("config", "")):
+        ax.plot([lt["options"]["concurrency"]], [lt["rps"]], "s", ms=9, label=f"make loadtest, {lt.get('tool')} "
+                "(its own run)")
+    ax.set_title("Identify, cropped face")
+    ax2 = axes[1]
+    rows = (server or {}).get("identify_embedding", [])
+    if rows:
+        bare = server["bare_gallery"]
+        ax2.plot([r["concurrency"] for r in rows], [r["qps"] for r in rows], "o-", c="C2",
+                 label=f"server: Identify embedding ({num(bare['faces'])} faces)")
+        ax2.axhline(bare["batch1_qps"], ls="--", c="grey", label="Gallery.search batch 1 (same run)")
+        ax2.axhline(bare["batch64_qps"], ls=":", c="black", label="Gallery.search batch 64 (same run)")
+    if lt and "embedding" in str(lt.get("config", "")):
+        ax2.plot([lt["options"]["concurrency"]], [lt["rps"]], "s", ms=9, label=f"make loadtest, {lt.get('tool')} "
+                 "(its own run)")
+    ax2.set_title("Identify, embedding")
+    for a in axes:
+        a.set_xscale("log", base=2)
+        a.xaxis.set_major_formatter(PLAIN)
+        a.set_xlabel("concurrent requests")
+        a.set_ylabel("requests/s")
+        a.set_ylim(bottom=0)
+        a.grid(alpha=0.3)
+        if a.lines:
+            a.legend(fontsize=8)
+        else:
+            a.text(0.5, 0.5, "no results", ha="center", transform=a.transAxes)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_latency_cdf(results: dict, out: Path) -> bool:
+    server, lt = results.get("server") or {}, results.get("loadtest")
+    panels = {"identify_cropped": "Identify, cropped face", "identify_embedding": "Identify, embedding"}
+    series: dict[str, list] = {k: [] for k in panels}
+    for key in panels:
+        for r in server.get(key, []):
+            if r.get("latencies_ms"):
+                series[key].append((f"server.py, concurrency {r['concurrency']}", r["latencies_ms"], {}))
+    if lt and _loadtest_latencies(lt):
+        label = f"make loadtest, {lt.get('tool')}, concurrency {lt['options']['concurrency']}"
+        key = next((k for k in panels if k in str(lt.get("config", ""))), None)
+        if key is None:
+            panels["loadtest"] = lt.get("name") or "load test"
+            series["loadtest"] = []
+            key = "loadtest"
+        series[key].append((label, _loadtest_latencies(lt), {"lw": 2.2, "c": "black"}))
+    if not any(series.values()):
+        return False
+    keys = [k for k in panels if series[k]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, values, kw in series[key]:
+            _cdf(ax, values, label, **kw)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}" if str(x)[0] in "25" else ""))
+        ax.set_xlabel("latency, ms (log scale)")
+        ax.set_ylabel("share of requests at or below")
+        ax.set_ylim(0, 1.01)
+        ax.set_title(panels[key])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_embedder(results: dict, out: Path) -> bool:
+    d = results.get("embedder")
+    if not d or not d.get("crops"):
+        return False
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    batches = [c["batch"] for c in d["crops"]]
+    ax.plot(batches, [c["crops_per_s"] for c in d["crops"]], "o-", label="Embedder.embed_crops")
+    ax.plot(batches, [c["predict_crops_per_s"] for c in d["crops"]], "o--", c="grey", label="model.predict (same run)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(PLAIN)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("crops/s")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("FaceNet throughput by batch")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_gallery(results: dict, out: Path) -> bool:
+    d = results.get("gallery")
+    if not d or not d.get("results"):
+        return False
+    sizes = sorted({r["n"] for r in d["results"]})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        rows = [r for r in d["results"] if r["n"] == n]
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [r["gallery"]["qps_batch64"] for r in rows], 0.4, label="Gallery.search")
+        ax.bar([x + 0.2 for x in xs], [r["bare"]["qps_batch64"] for r in rows], 0.4, color="grey",
+               label="bare FAISS (same run)")
+        ax.set_xticks(list(xs), [r["type"] for r in rows])
+        ax.set_ylim(0, 1.3 * max(max(r["gallery"]["qps_batch64"], r["bare"]["qps_batch64"]) for r in rows))
+        ax.set_title(f"N = {n:,}: QPS at batch 64")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, loc="upper left", ncols=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def git_head() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=BENCH, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def load_results(folder: Path) -> dict:
+    results = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"skipping {path}: {e}", file=sys.stderr)
+            continue
+        if isinstance(data, dict):
+            results[path.stem] = data
+    return results
+
+
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(BENCH.parent)) if path.is_relative_to(BENCH.parent) else str(path)
+
+
+def build(results: dict, out: Path, folder: Path = BENCH / "results") -> str:
+    plots_dir = out.parent / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    names = sorted(results, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    md = ["# Benchmark report", "",
+          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/report.py` at commit "
+          f"`{git_head() or '?'}` from {len(names)} result file(s) in `{_shown(folder)}/`. Each file records the "
+          "commit and date of its own run (table below), so files can come from different runs.", "",
+          "These machines are shared and noisy: the same figure moves about 2× between runs. Compare the "
+          "**ratios**, each measured against a baseline in the same run, not absolute figures across files.", ""]
+    if not names:
+        md += ["_No results yet: run `make bench` (or one `bench/*.py`)._", ""]
+    machines = []
+    for n in names:
+        m = results[n].get("machine", {})
+        v = m.get("versions", {})
+        machines.append([f"`{n}.json`", m.get("date", "?"), f"`{m.get('commit', '?')}`", m.get("cores"),
+                         m.get("cpu", "?"), m.get("python", "?"),
+                         ", ".join(f"{k} {v[k]}" for k in VERSIONS if k in v)])
+    if machines:
+        md += ["## Machine, versions and commit of each run", "",
+               table(["file", "date (UTC)", "commit", "cores", "CPU", "Python", "versions"], machines)]
+
+    plots = [("throughput.png", plot_throughput, "Throughput against concurrency, with each run's baselines"),
+             ("latency_cdf.png", plot_latency_cdf, "Latency CDFs (every request)"),
+             ("embedder.png", plot_embedder, "Embedder throughput by batch"),
+             ("gallery.png", plot_gallery, "Gallery search against bare FAISS")]
+    drawn = []
+    for name, fn, title in plots:
+        path = plots_dir / name
+        try:
+            ok = fn(results, path)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            print(f"plot {name} skipped: {type(e).__name__}: {e}", file=sys.stderr)
+            ok = False
+        if ok:
+            drawn.append(f"### {title}\n\n![{title}](plots/{name})\n")
+        elif path.exists():
+            path.unlink()  # a stale plot from results that are gone
+    if drawn:
+        md += ["## Plots", "", *drawn]
+
+    for n in names:
+        md += [f"## {TITLES.get(n, f'`{n}.json`')}", ""]
+        d = results[n]
+        fn = SECTIONS.get(n, section_generic)
+        try:
+            body = fn(d)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            body = (f"_The shape of `{n}.json` is not the one this report knows ({type(e).__name__}: {e}); "
+                    "shown generically._\n\n" + section_generic(d))
+        md += [body]
+    text = "\n".join(md).rstrip() + "\n"
+    out.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=BENCH / "results", help="folder of result JSON files")
+    parser.add_argument("--out", type=Path, default=BENCH / "REPORT.md", help="report path (plots go beside it)")
+    args = parser.parse_args()
+    results = load_results(args.results) if args.results.is_dir() else {}
+    build(results, args.out, args.results)
+    print(f"wrote {args.out} from {len(results)} result file(s): {', '.join(sorted(results)) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
