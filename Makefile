@@ -4,14 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights proto serve test bench help
+.PHONY: install weights proto serve test bench loadtest help
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051"
 	@echo "make test     install, then run the whole test suite"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
-	@echo "make bench    install, then run every bench/*.py (figures go to bench/results/)"
+	@echo "make bench    install, run every benchmark bench/*.py (figures go to bench/results/), then build bench/REPORT.md"
+	@echo "make loadtest install, serve the sample gallery on a temporary data dir, load it with ghz (or bench/loadgen.py)"
+	@echo "              using bench/ghz/identify_cropped.json; report in bench/results/loadtest.json"
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "facesearch needs Python >= 3.11"'
@@ -40,5 +42,13 @@ serve: install
 test: install
 	$(PY) -m pytest
 
+# Modules that bench scripts import, and the report generator: not benchmarks themselves.
+BENCH_HELPERS := bench/common.py bench/loadgen.py bench/report.py
+
 bench: install
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
+	@set -e; for f in $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py))); do echo "== $$f"; $(PY) $$f; done
+	$(PY) bench/report.py
+
+# Extra flags for the load generator: make loadtest LOADTEST_ARGS="-- -n 100 -c 8"
+loadtest: install
+	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
