@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facesearch.files import sha256_file
+
 from .errors import NetworkUnavailableError, UnknownModelError, WeightsError
 from .preprocess import IMAGE_SIZE, STANDARDIZERS
 from .weights import WeightsCache
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "facenet-128"
 KERAS_FACENET_PREFIX = "keras-facenet:"
-EXPORT_MANIFEST = "facesearch-model.json"
+EXPORT_MANIFEST = "model.json"
 EXPORT_FORMAT = "facesearch-model/1"
 
 
@@ -168,6 +170,10 @@ def load_export(folder: Path) -> LoadedModel:
         raise UnknownModelError(f"{manifest_path}: unknown architecture {manifest.get('architecture')!r}")
     if not weights.is_file():
         raise WeightsError(f"{manifest_path} names weights {weights.name}, which are missing")
+    expected, actual = manifest.get("weights_sha256"), sha256_file(weights)
+    if expected != actual:
+        raise WeightsError(f"{weights} has sha256 {actual[:16]}..., but {EXPORT_MANIFEST} says "
+                           f"{str(expected)[:16]}...: the export is corrupt or was changed; export it again")
     model = build_inception_resnet_v1(dimension, image_size)
     try:
         model.load_weights(str(weights))
@@ -177,12 +183,13 @@ def load_export(folder: Path) -> LoadedModel:
 
 
 def write_export(loaded: LoadedModel, folder: Path, model_id: str, **extra) -> Path:
-    """Write a model folder that load_export reads; the trainer's export builds on this."""
+    """Write a model folder that load_export reads: the weights, and EXPORT_MANIFEST with their sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     weights_name = "model.weights.h5"
     loaded.keras_model.save_weights(str(folder / weights_name))
     manifest = {
         "format": EXPORT_FORMAT,
+        "weights_sha256": sha256_file(folder / weights_name),
         "model_id": model_id,
         "architecture": "inception_resnet_v1",
         "dimension": loaded.dimension,

@@ -87,9 +87,16 @@ def test_exported_model_folder_loads_and_embeds_identically(embedder, tmp_path, 
     crops = [decode(p.read_bytes()) for p in sorted(samples.glob("val/*/*.jpg"))[:3]]
     np.testing.assert_allclose(loaded.embed_crops(crops), embedder.embed_crops(crops), atol=1e-5)
 
+    weights = folder / "model.weights.h5"      # one flipped byte: the checksum refuses the folder
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        models.load_export(folder)
+
 
 def test_broken_export_folders_are_refused(tmp_path):
-    with pytest.raises(UnknownModelError, match="no facesearch-model.json"):
+    with pytest.raises(UnknownModelError, match="no model.json"):
         models.load_export(tmp_path)
     (tmp_path / models.EXPORT_MANIFEST).write_text('{"format": "facesearch-model/1", "model_id": "x", '
                                                    '"dimension": 128, "weights": "missing.weights.h5"}')

@@ -1,1 +1,1 @@
-"""facesearch.trainer: triplet-loss fine-tuning, evaluation, calibration and export. Not built yet (issue 5)."""
+"""facesearch.trainer: triplet-loss fine-tuning of FaceNet, evaluation, calibration and export."""

@@ -1,0 +1,61 @@
+"""Face crops of the training images, detected once and cached by image sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facesearch.embedder import EmbedderConfig, FaceMode
+from facesearch.embedder import prepare as prep
+
+from .data import Sample
+
+
+class CropCache:
+    def __init__(self, root: Path, mode: FaceMode, config: EmbedderConfig):
+        params = {"mode": FaceMode(mode).name, "max_pixels": config.max_pixels}
+        if FaceMode(mode) == FaceMode.DETECT:
+            params.update(score=config.min_face_score, size=config.min_face_size, margin=config.crop_margin,
+                          max_side=config.detect_max_side)
+        key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        self.folder = Path(root) / "crops" / f"{FaceMode(mode).name.lower()}-{key}"
+        self.mode = FaceMode(mode)
+        self.config = config
+
+    def load(self, samples: list[Sample], progress: bool = True) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """(crops by sha256, reasons by sha256 for images without a usable face)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        prep.init(self.config)
+        crops, rejected = {}, {}
+        for s in tqdm(samples, desc="faces", unit="img", disable=not progress, leave=False):
+            if s.sha256 in crops or s.sha256 in rejected:
+                continue
+            npy, why = self.folder / f"{s.sha256}.npy", self.folder / f"{s.sha256}.rejected"
+            if npy.is_file():
+                crops[s.sha256] = np.load(npy)
+                continue
+            if why.is_file():
+                rejected[s.sha256] = why.read_text()
+                continue
+            result = prep.prepare(s.path.read_bytes(), self.mode)
+            if result.crop is None:
+                rejected[s.sha256] = f"{s.path}: {result.reason}"
+                _atomic_write(why, rejected[s.sha256].encode())
+            else:
+                crops[s.sha256] = np.ascontiguousarray(result.crop)
+                buf = io.BytesIO()
+                np.save(buf, crops[s.sha256])
+                _atomic_write(npy, buf.getvalue())
+        return crops, rejected
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

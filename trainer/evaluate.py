@@ -1,0 +1,54 @@
+"""`evaluate` and `calibrate`: any model spec the service loads, on a labelled split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facesearch import settings
+from facesearch.embedder import Embedder, EmbedderConfig, FaceMode
+from facesearch.embedder.distances import DEFAULT_CUTOFF
+
+from . import metrics
+from .crops import CropCache
+from .data import load_dataset
+
+
+@dataclass
+class EvalConfig:
+    model: str
+    data: Path
+    split: Path | None = None
+    test_fraction: float = 0.2
+    seed: int = 0
+    face_mode: FaceMode = FaceMode.DETECT
+    cutoff: float = DEFAULT_CUTOFF
+    target_fpir: float = 0.01
+    cache_dir: Path = field(default_factory=lambda: settings.cache_dir() / "trainer")
+    progress: bool = True
+
+
+def evaluate_model(cfg: EvalConfig, embedder: Embedder | None = None) -> dict:
+    """The report of metrics.evaluate, plus the model id and dataset notes."""
+    dataset = load_dataset(cfg.data, cfg.split, cfg.test_fraction, cfg.seed)
+    embedder_config = EmbedderConfig.from_env(model=cfg.model)
+    crops, rejected = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config).load(
+        dataset.train + dataset.test, cfg.progress)
+    dataset = dataset.without(set(rejected))
+    if not dataset.test:
+        from .errors import TrainerError
+
+        raise TrainerError("the split leaves no held-out images to evaluate on; use --split or --test-fraction")
+    embedder = embedder or Embedder.load(embedder_config)
+
+    def embed(samples) -> np.ndarray:
+        return embedder.embed_crops([crops[s.sha256] for s in samples])
+
+    ev = metrics.evaluate(embed(dataset.train), dataset.labels(dataset.train), embed(dataset.test),
+                          dataset.labels(dataset.test), dataset.people, cutoff=cfg.cutoff,
+                          target_fpir=cfg.target_fpir, seed=cfg.seed)
+    ev["model_id"] = embedder.model_id
+    ev["notes"] = dataset.notes + [f"no usable face, skipped: {why}" for why in rejected.values()]
+    return ev
