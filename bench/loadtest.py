@@ -86,9 +86,9 @@ def enrol_samples(target: str) -> dict:
     seconds = time.perf_counter() - t
     print(f"enrolled {added} faces from {photos} photos in {seconds:.1f} s "
           f"({info.identity_count} identities, model {info.model_id})", flush=True)
-    return {"source": "the 5-celebrity sample gallery (train photos, faces detected by the server)", "photos": photos, "faces": added,
-            "identities": info.identity_count, "model_id": info.model_id, "index_type": info.index_type,
-            "enrol_s": seconds}
+    return {"source": "the 5-celebrity sample gallery (train photos, faces detected by the server)",
+            "photos": photos, "faces": added, "identities": info.identity_count, "model_id": info.model_id,
+            "index_type": info.index_type, "enrol_s": seconds}
 
 
 def main() -> None:
