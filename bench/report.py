@@ -210,7 +210,7 @@ def section_generic(d: dict) -> str:
         cols = [c for c in v[0] if all(not isinstance(x.get(c), (dict, list)) for x in v)][:12]
         if cols:
             md += f"\n**{k}**\n\n" + table(cols, [[x.get(c) for c in cols] for x in v[:50]])
-    ratios = sorted({r[0] for r in scalars if "ratio" in r[0]})
+    ratios = sorted({r[0] for r in scalars if any(w in r[0] for w in ("ratio", "speedup", "_vs_"))})
     if ratios:
         md += ("\nRatios in this file (against the baseline that its benchmark measures in the same run): "
                + ", ".join(f"`{r}`" for r in ratios) + ".\n")
