@@ -8,10 +8,28 @@ from pathlib import Path
 
 import numpy as np
 
+from facesearch import settings
+from facesearch.embedder import FaceMode
+from facesearch.embedder.distances import DEFAULT_CUTOFF
 from facesearch.files import sha256_file
 from facesearch.sources import SourceError, scan
 
 from .errors import TrainerError
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """What train, evaluate and calibrate share: the model, the data and split, the report's cutoffs."""
+    data: Path
+    model: str = "facenet-128"
+    split: Path | None = None
+    test_fraction: float = 0.2
+    seed: int = 0
+    face_mode: FaceMode = FaceMode.DETECT
+    cutoff: float = DEFAULT_CUTOFF           # acceptance is reported at this service cutoff
+    target_fpir: float = 0.01                # the recommended max_distance reaches this open-set FPIR
+    cache_dir: Path = field(default_factory=lambda: settings.cache_dir() / "trainer")
+    progress: bool = True
 
 
 @dataclass(frozen=True)

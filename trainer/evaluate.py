@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
-from facesearch import settings
-from facesearch.embedder import Embedder, EmbedderConfig, FaceMode
-from facesearch.embedder.distances import DEFAULT_CUTOFF
+from facesearch.embedder import Embedder, EmbedderConfig
 
 from . import metrics
 from .crops import CropCache
-from .data import load_dataset
+from .data import DataConfig, load_dataset
 
-
-@dataclass
-class EvalConfig:
-    model: str
-    data: Path
-    split: Path | None = None
-    test_fraction: float = 0.2
-    seed: int = 0
-    face_mode: FaceMode = FaceMode.DETECT
-    cutoff: float = DEFAULT_CUTOFF
-    target_fpir: float = 0.01
-    cache_dir: Path = field(default_factory=lambda: settings.cache_dir() / "trainer")
-    progress: bool = True
+EvalConfig = DataConfig   # evaluate and calibrate need nothing more
 
 
 def evaluate_model(cfg: EvalConfig, embedder: Embedder | None = None) -> dict:

@@ -9,16 +9,14 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 from tqdm import tqdm
 
-from facesearch import settings
 from facesearch.embedder import EmbedderConfig, FaceMode
-from facesearch.embedder.distances import DEFAULT_CUTOFF
 from facesearch.embedder.models import LoadedModel, load_model, write_export
 from facesearch.embedder.preprocess import preprocess
 from facesearch.embedder.weights import WeightsCache
@@ -26,7 +24,7 @@ from facesearch.embedder.weights import WeightsCache
 from . import device, metrics, report
 from .augment import augment
 from .crops import CropCache
-from .data import Dataset, load_dataset
+from .data import DataConfig, Dataset, load_dataset
 from .errors import TrainerError
 from .features import compute_features, feature_key
 from .losses import triplet_loss
@@ -41,12 +39,9 @@ _RESUME_KEYS = ("data", "split", "test_fraction", "batch_size", "steps_per_epoch
                 "model")
 
 
-@dataclass
-class TrainConfig:
-    data: Path
+@dataclass(kw_only=True)
+class TrainConfig(DataConfig):
     out: Path
-    split: Path | None = None
-    test_fraction: float = 0.2
     epochs: int = 20
     batch_size: int = 128
     steps_per_epoch: int | None = None      # None: ceil(train images / batch size)
@@ -54,19 +49,12 @@ class TrainConfig:
     lr: float = 1e-5
     mining: str = "random"
     trainable_from: str = DEFAULT_TRAINABLE_FROM
-    seed: int = 0
-    face_mode: FaceMode = FaceMode.DETECT
     augment_copies: int = 4                 # fixed augmented copies per image (copy 0 is the image)
     feature_cache: bool = True              # the fast path: run only the head per step
     images_per_identity: int = 4            # K of the P x K batches (semi-hard, batch-hard)
-    model: str = "facenet-128"
     model_id: str | None = None
-    cache_dir: Path = field(default_factory=lambda: settings.cache_dir() / "trainer")
     mixed_precision: bool = False
-    target_fpir: float = 0.01
-    cutoff: float = DEFAULT_CUTOFF
     resume: bool = False
-    progress: bool = True
 
     def as_json(self) -> dict:
         out = {}
