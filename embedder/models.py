@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import socket
+import threading
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ DEFAULT_MODEL_ID = "facenet-128"
 KERAS_FACENET_PREFIX = "keras-facenet:"
 EXPORT_MANIFEST = "model.json"
 EXPORT_FORMAT = "facesearch-model/1"
+_BUILD_LOCK = threading.Lock()   # build_inception_resnet_v1 swaps a module attribute while it builds
 
 
 @dataclass
@@ -59,9 +61,26 @@ def load_model(spec: str, cache: WeightsCache, *, download_timeout: float = 15.0
 
 
 def build_inception_resnet_v1(dimension: int, image_size: int = IMAGE_SIZE):
-    from keras_facenet.inception_resnet_v1 import InceptionResNetV1
+    """keras-facenet's InceptionResNetV1, with its last layer (an L2 normalisation) as a Keras layer.
 
-    return InceptionResNetV1(input_shape=(image_size, image_size, 3), classes=dimension)
+    keras-facenet's `normalize` is a Lambda over a TensorFlow-only backend function,
+    which other Keras backends (KERAS_BACKEND=jax) cannot build; UnitNormalization
+    computes the same thing with keras.ops. It has no weights, so the files load alike.
+    """
+    import keras
+    from keras_facenet import inception_resnet_v1 as irv1
+
+    def lambda_layer(function, *args, name=None, **kwargs):
+        if name == "normalize":
+            return keras.layers.UnitNormalization(axis=1, name=name)
+        return keras.layers.Lambda(function, *args, name=name, **kwargs)
+
+    with _BUILD_LOCK:
+        original, irv1.Lambda = irv1.Lambda, lambda_layer
+        try:
+            return irv1.InceptionResNetV1(input_shape=(image_size, image_size, 3), classes=dimension)
+        finally:
+            irv1.Lambda = original
 
 
 def _load_facenet_128(cache: WeightsCache) -> LoadedModel:

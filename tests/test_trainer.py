@@ -237,8 +237,8 @@ def test_evaluate_reproduces_the_design_figures(embedder, cache):
 
 
 # -- the CLI end to end, and the server serving its export ------------------------------------
-def trainer_cli(*args, timeout=900):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def trainer_cli(*args, timeout=900, env=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "facesearch.trainer", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=timeout)
 
@@ -291,6 +291,26 @@ def test_the_server_serves_the_export_and_galleries_never_mix(exported, tmp_path
             assert reply.model_id == "avengers-ft" and reply.faces[0].matches[0].identity_id == PEOPLE[1]
     finally:
         server.stop()
+
+
+def test_the_same_training_code_runs_under_jax(tiny, cache, tmp_path, embedder):
+    """keras/keras.ops only: KERAS_BACKEND=jax trains, and TensorFlow serves what it exported."""
+    out = tmp_path / "jax-model"
+    r = trainer_cli("train", "--data", tiny, "--out", out, "--face-mode", "cropped", "--epochs", 1, "--batch-size", 8,
+                    "--steps-per-epoch", 2, "--augment-copies", 2, "--test-fraction", 0.25, "--cache-dir", cache,
+                    "--mining", "semi-hard", "--margin", 2.0, "--lr", 1e-4, "--model-id", "jax-ft", "--no-progress",
+                    env={"KERAS_BACKEND": "jax"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["hardware"]["backend"] == "jax" and len(report["history"]) == 2
+    assert all(np.isfinite(h["loss"]) and h["loss"] > 0 for h in report["history"])
+    from facesearch.embedder import Embedder, EmbedderConfig, decode
+
+    served = Embedder.load(EmbedderConfig.from_env(model=str(out)))
+    crops = [decode(p.read_bytes()) for p in sorted((tiny / PEOPLE[0]).iterdir())[:2]]
+    e = served.embed_crops(crops)
+    assert served.model_id == "jax-ft" and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    assert not np.allclose(e, embedder.embed_crops(crops), atol=1e-6)   # the trained head changed something
 
 
 def test_cli_errors_are_clear(tmp_path):
