@@ -313,6 +313,25 @@ def test_the_same_training_code_runs_under_jax(tiny, cache, tmp_path, embedder):
     assert not np.allclose(e, embedder.embed_crops(crops), atol=1e-6)   # the trained head changed something
 
 
+def test_evaluate_and_calibrate_commands(tiny, cache, tmp_path, capsys):
+    from facesearch.trainer.cli import main
+
+    common = ["--data", str(tiny), "--face-mode", "cropped", "--test-fraction", "0.25", "--cache-dir", str(cache),
+              "--target-fpir", "0.2", "--no-progress"]
+    assert main(["evaluate", "--model", "facenet-128", "--out", str(tmp_path / "eval"), *common]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())["evaluation"]
+    assert report["model_id"] == "facenet-128" and report["counts"] == {
+        "people": 5, "train": 15, "test": 5, "genuine_pairs": 15, "impostor_pairs": 70}  # 10 test-test, 60 test-train
+    assert {"distances.png", "roc.png"} <= {p.name for p in (tmp_path / "eval").iterdir()}
+    assert "top-1, one anchor per person" in capsys.readouterr().out
+
+    assert main(["calibrate", "--model", "facenet-128", *common]) == 0
+    out, err = capsys.readouterr()
+    cutoff = float(out.splitlines()[0])      # the evaluation's recommended cutoff, floored to 2 decimals
+    assert cutoff == np.floor(report["recommended_max_distance"]["max_distance"] * 100) / 100
+    assert 0 < cutoff < 12 and f"FACESEARCH_MAX_DISTANCE={cutoff:.2f}" in err and "of 5 probes" in err
+
+
 def test_cli_errors_are_clear(tmp_path):
     r = trainer_cli("calibrate", "--data", tmp_path / "nowhere", "--model", "facenet-128")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
