@@ -14,8 +14,8 @@ from facesearch.embedder import EmbedderError, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF
 
 from .errors import TrainerError
-from .losses import MININGS
 from .network import DEFAULT_TRAINABLE_FROM
+from .sampling import MININGS
 
 EPILOG = """\
 examples:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from keras import ops
 
-MININGS = ("random", "semi-hard", "batch-hard")
+from .sampling import MININGS
+
 _BIG = 1e9
 
 

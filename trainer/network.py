@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 DEFAULT_TRAINABLE_FROM = "Block8_6"
 _BLOCK = re.compile(r"^(Block\d+_\d+|Mixed_\d+[a-z]|Conv2d_\d+[a-z]_\d+x\d+|AvgPool|Dropout|Bottleneck)")
@@ -43,6 +45,8 @@ def block_names(model: keras.Model) -> list[str]:
 
 
 def split(full: keras.Model, trainable_from: str = DEFAULT_TRAINABLE_FROM) -> SplitModel:
+    import keras  # here, so that the CLI's --help does not wait for the backend to load
+
     layers = full.layers
     first = next((i for i, layer in enumerate(layers)
                   if layer.name == trainable_from or layer.name.startswith(trainable_from + "_")), None)

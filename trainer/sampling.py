@@ -6,6 +6,8 @@ import numpy as np
 
 from .errors import TrainerError
 
+MININGS = ("random", "semi-hard", "batch-hard")   # see losses.py
+
 
 class BatchSampler:
     def __init__(self, labels: np.ndarray, mining: str, batch_size: int, images_per_identity: int = 4):
