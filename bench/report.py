@@ -240,6 +240,13 @@ def _loadtest_latencies(d: dict) -> list[float]:
     return details
 
 
+def _save(fig, out: Path) -> bool:
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def plot_throughput(results: dict, out: Path) -> bool:
     server, lt = results.get("server"), results.get("loadtest")
     if not server and not lt:
@@ -279,10 +286,7 @@ def plot_throughput(results: dict, out: Path) -> bool:
             a.legend(fontsize=8)
         else:
             a.text(0.5, 0.5, "no results", ha="center", transform=a.transAxes)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, out)
 
 
 def plot_latency_cdf(results: dict, out: Path) -> bool:
@@ -317,10 +321,7 @@ def plot_latency_cdf(results: dict, out: Path) -> bool:
         ax.set_title(panels[key])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, out)
 
 
 def plot_embedder(results: dict, out: Path) -> bool:
@@ -339,10 +340,7 @@ def plot_embedder(results: dict, out: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("FaceNet throughput by batch")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, out)
 
 
 def plot_gallery(results: dict, out: Path) -> bool:
@@ -362,10 +360,7 @@ def plot_gallery(results: dict, out: Path) -> bool:
         ax.set_title(f"N = {n:,}: QPS at batch 64")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="upper left", ncols=2)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def cmd_evaluate(args) -> int:
         path = report.write(args.out, {"evaluation": ev}, {ev["model_id"]: ev}, args.cutoff)
         print(f"wrote {path}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report._clean(ev), indent=2))
+        print(json.dumps(report.clean(ev), indent=2))
     else:
         print("\n".join(report.summary_lines({ev["model_id"][:12]: ev})))
     return 0

@@ -138,6 +138,9 @@ def evaluate(train_e, train_y, test_e, test_y, people: list[str], *, cutoff: flo
         r[0] += int(dist > cutoff)
         r[1] += 1
     recommended = calibrate(probes, target_fpir)
+    verification = cross_validated_accuracy(d, same, 10, seed)
+    far_cuts = {far: threshold_at(imp, far) for far in (1e-2, 1e-3)}
+    fpir_cuts = {f: threshold_at(non, f) for f in sorted({1e-2, target_fpir})}
     all_e, all_y = np.concatenate([train_e, test_e]), np.concatenate([train_y, test_y])
     iu = np.triu_indices(len(all_y), 1)
     all_d, all_same = pairwise(all_e, all_e)[iu], (all_y[:, None] == all_y[None, :])[iu]
@@ -148,21 +151,19 @@ def evaluate(train_e, train_y, test_e, test_y, people: list[str], *, cutoff: flo
         "distances": {"genuine": _stats(gen), "impostor": _stats(imp)},
         "at_cutoff": {"cutoff": cutoff, "genuine_accepted": float(np.mean(gen <= cutoff)) if len(gen) else None,
                       "impostor_accepted": float(np.mean(imp <= cutoff)) if len(imp) else None},
-        "verification": cross_validated_accuracy(d, same, 10, seed),
-        "tar_at_far": {str(far): {"threshold": threshold_at(imp, far),
-                                  "tar": float(np.mean(gen <= threshold_at(imp, far))) if len(gen) else None,
-                                  "resolution": 1.0 / max(len(imp), 1)} for far in (1e-2, 1e-3)},
+        "verification": verification,
+        "tar_at_far": {str(far): {"threshold": t, "tar": float(np.mean(gen <= t)) if len(gen) else None,
+                                  "resolution": 1.0 / max(len(imp), 1)} for far, t in far_cuts.items()},
         "open_set": {
             "mated_probes": int(len(probes["mated_distance"])), "nonmated_probes": int(len(non)),
-            "fnir_at_fpir": {str(f): {"cutoff": threshold_at(non, f), "fnir": fnir_at(probes, threshold_at(non, f))}
-                             for f in sorted({1e-2, target_fpir})},
+            "fnir_at_fpir": {str(f): {"cutoff": t, "fnir": fnir_at(probes, t)} for f, t in fpir_cuts.items()},
             "at_cutoff": {"cutoff": cutoff, "fpir": float(np.mean(non <= cutoff)) if len(non) else None,
                           "fnir": fnir_at(probes, cutoff), "nonmated_rejected": rejected},
         },
         "all_images": {"genuine": _stats(all_d[all_same]), "impostor": _stats(all_d[~all_same]),
                        "genuine_accepted": float(np.mean(all_d[all_same] <= cutoff)),
                        "impostor_accepted": float(np.mean(all_d[~all_same] <= cutoff))},
-        "best_cutoff": cross_validated_accuracy(d, same, 10, seed)["threshold"],
+        "best_cutoff": verification["threshold"],
         "recommended_max_distance": {"target_fpir": target_fpir, "max_distance": recommended},
         "_curves": {"roc": roc(d, same), "genuine": gen.tolist(), "impostor": imp.tolist()},
     }

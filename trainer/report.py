@@ -9,11 +9,11 @@ from pathlib import Path
 from . import plots
 
 
-def _clean(value):
+def clean(value):
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if not k.startswith("_")}
+        return {k: clean(v) for k, v in value.items() if not k.startswith("_")}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -31,7 +31,7 @@ def write(out: Path, report: dict, evaluations: dict[str, dict], cutoff: float,
     if history:
         written.append(plots.loss_curve(history, out / "loss.png").name)
     path = out / "report.json"
-    path.write_text(json.dumps(_clean({**report, "plots": written}), indent=2) + "\n")
+    path.write_text(json.dumps(clean({**report, "plots": written}), indent=2) + "\n")
     return path
 
 

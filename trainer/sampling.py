@@ -38,12 +38,18 @@ class BatchSampler:
         ids = ids.reshape(-1)
         return ids, self.labels[ids]
 
-    def _pk(self, rng) -> tuple[np.ndarray, np.ndarray]:
-        """P identities x K images (K = images_per_identity), balanced by class."""
+    def _pk_shape(self) -> tuple[int, int]:
+        """(P identities, K images each); with fewer identities than P, each gives more images."""
         p = max(2, self.batch_size // self.k)
         n_classes = len(self.anchor_classes)
-        k = self.k if p <= n_classes else max(2, self.batch_size // n_classes)
-        chosen = rng.choice(self.anchor_classes, min(p, n_classes), replace=False)
+        if p <= n_classes:
+            return p, self.k
+        return n_classes, max(2, self.batch_size // n_classes)
+
+    def _pk(self, rng) -> tuple[np.ndarray, np.ndarray]:
+        """P identities x K images (K = images_per_identity), balanced by class."""
+        p, k = self._pk_shape()
+        chosen = rng.choice(self.anchor_classes, p, replace=False)
         ids = []
         for c in chosen:
             pool = self.by_class[int(c)]
@@ -52,4 +58,8 @@ class BatchSampler:
         return ids, self.labels[ids]
 
     def triplets_per_batch(self) -> int:
-        return self.batch_size if self.mining == "random" else len(self._pk(np.random.default_rng(0))[0])
+        """Anchors per step: the triplets (random) or the batch's images (online mining)."""
+        if self.mining == "random":
+            return self.batch_size
+        p, k = self._pk_shape()
+        return p * k

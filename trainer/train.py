@@ -87,9 +87,9 @@ class Run:
         t = time.perf_counter()
         dataset = load_dataset(cfg.data, cfg.split, cfg.test_fraction, cfg.seed)
         embedder_config = EmbedderConfig.from_env(model=cfg.model)
-        self.crops, rejected = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config).load(
-            dataset.train + dataset.test, cfg.progress)
-        self.crop_folder = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config).folder
+        crop_cache = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config)
+        self.crops, rejected = crop_cache.load(dataset.train + dataset.test, cfg.progress)
+        self.crop_folder = crop_cache.folder
         self.dataset: Dataset = dataset.without(set(rejected))
         self.dataset.notes += [f"no usable face, skipped: {why}" for why in rejected.values()]
         self.train_y = self.dataset.labels(self.dataset.train)
