@@ -36,7 +36,7 @@ install: $(STAMP) weights
 
 # Enrols the 5-celebrity sample gallery into an empty data directory, then serves.
 serve: install
-	$(PY) -m facesearch.server.samples
+	$(PY) -m facesearch.indexer.samples
 	$(VENV)/bin/facesearch-server
 
 test: install

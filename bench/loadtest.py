@@ -33,7 +33,7 @@ import common  # noqa: E402
 
 from facesearch.client import FaceSearchClient  # noqa: E402
 from facesearch.embedder import WeightsCache  # noqa: E402
-from facesearch.server.process import ServerProcess  # noqa: E402
+from facesearch.testing import ServerProcess  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

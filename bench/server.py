@@ -27,7 +27,7 @@ from facesearch.client import AsyncFaceSearchClient, FaceSearchClient  # noqa: E
 from facesearch.embedder import Embedder, WeightsCache, decode, primary_face  # noqa: E402
 from facesearch.embedder.images import encode_jpeg  # noqa: E402
 from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace  # noqa: E402
-from facesearch.server.process import ServerProcess  # noqa: E402
+from facesearch.testing import ServerProcess  # noqa: E402
 from facesearch.v1 import facesearch_pb2 as pb  # noqa: E402
 
 

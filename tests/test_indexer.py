@@ -17,7 +17,7 @@ import pytest
 
 from facesearch.client import FaceSearchClient
 from facesearch.embedder import models
-from facesearch.server.process import ServerProcess
+from facesearch.testing import ServerProcess
 
 from .conftest import AVENGERS
 

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import json_format
 
 from facesearch.client import FaceSearchClient
-from facesearch.server.process import ServerProcess
+from facesearch.testing import ServerProcess
 from facesearch.v1 import facesearch_pb2 as pb
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
 from facesearch.client import FaceSearchClient
-from facesearch.server.process import ServerProcess, free_port
+from facesearch.testing import ServerProcess, free_port
 from facesearch.v1 import facesearch_pb2 as pb
 
 from .conftest import encode, png_bomb, sample_photo

@@ -16,7 +16,7 @@ from keras import ops
 
 from facesearch.client import FaceSearchClient
 from facesearch.embedder import FaceMode
-from facesearch.server.process import ServerProcess
+from facesearch.testing import ServerProcess
 from facesearch.trainer import losses, metrics
 from facesearch.trainer.data import load_dataset
 from facesearch.trainer.errors import TrainerError

@@ -1,6 +1,6 @@
 """Enrol the bundled 5-celebrity sample gallery into an empty data directory (`make serve`).
 
-    python -m facesearch.server.samples [--data-dir DIR]
+    python -m facesearch.indexer.samples [--data-dir DIR]
 
 Does nothing when the gallery already holds identities, so it runs once.
 """

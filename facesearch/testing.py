@@ -1,4 +1,4 @@
-"""A facesearch-server subprocess on an ephemeral port: for tests, benchmarks and load tests.
+"""A facesearch-server subprocess on an ephemeral port: the harness of tests, benchmarks and load tests.
 
     proc = ServerProcess(data_dir, "--metrics-port", "9464").start()   # waits for SERVING
     proc.target                                                        # "127.0.0.1:<port>"
@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
-from .probe import check_health
+from facesearch.server.probe import check_health
 
 
 def free_port() -> int:
