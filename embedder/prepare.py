@@ -1,4 +1,8 @@
-"""Decoding and detection, in worker processes or not (one per core): bytes in, one face crop out."""
+"""One face per image, from bytes: decode, detect, pick the main face, crop.
+
+The one place that turns an enrolment image into a crop; the service (in
+threads), the indexer's worker processes and the trainer all call `prepare`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import primary_face, whole_image_face
+from .detect import FaceDetector, primary_face, whole_image_face
 from .embedder import FaceMode
 from .errors import ImageError
-from .images import decode
+from .images import decode, encode_jpeg
 
 _detector = None
 _config: EmbedderConfig | None = None
+
+NO_FACE = "no face found"
 
 
 @dataclass
@@ -24,9 +30,11 @@ class Prepared:
     score: float | None = None
     faces: int = 0
     reason: str = ""                   # why it was rejected
+    crop_jpeg: bytes | None = None     # the crop encoded for storage, when asked for
 
 
 def init(config: EmbedderConfig) -> None:
+    """Worker-process initialiser: the settings `prepare` uses when none are passed."""
     global _config
     _config = config
 
@@ -35,25 +43,34 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare(data: bytes, mode: FaceMode) -> Prepared:
-    """One face per image: the whole image (CROPPED) or the largest, most central face found."""
+def _process_detector(config: EmbedderConfig) -> FaceDetector:
     global _detector
-    config = _config or EmbedderConfig.from_env()
+    if _detector is None:
+        _detector = FaceDetector.from_config(config)
+    return _detector
+
+
+def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None,
+            detector: FaceDetector | None = None, keep_jpeg: bool = False) -> Prepared:
+    """The whole image (CROPPED) or the largest, most central face found (DETECT).
+
+    A bad image or no face is a rejection with a reason, not an exception.
+    keep_jpeg: also encode the crop as JPEG (what the gallery stores for reindexing),
+    here in the worker rather than later on a busier thread.
+    """
+    config = config or _config or EmbedderConfig.from_env()
     try:
         rgb = decode(data, config.image_limits)
     except ImageError as exc:
         return Prepared(None, reason=str(exc))
     if mode == FaceMode.CROPPED:
-        face = whole_image_face(rgb)
-        found = 1
+        face, found = whole_image_face(rgb), 1
     else:
-        if _detector is None:
-            from .detect import FaceDetector
-
-            _detector = FaceDetector.from_config(config)
-        faces = _detector.detect(rgb)
+        faces = (detector or _process_detector(config)).detect(rgb)
         face, found = primary_face(faces, rgb.shape), len(faces)
         if face is None:
-            return Prepared(None, reason="no face found")
+            return Prepared(None, reason=NO_FACE)
     b = face.box
-    return Prepared(face.crop, (b.x, b.y, b.width, b.height), face.score, found)
+    crop = np.ascontiguousarray(face.crop)  # a copy: a view would keep the whole decoded photo alive
+    return Prepared(crop, (b.x, b.y, b.width, b.height), face.score, found,
+                    crop_jpeg=encode_jpeg(crop) if keep_jpeg else None)

@@ -11,12 +11,20 @@ and replayed from a change log at start.
 """
 
 from .config import GalleryConfig
-from .errors import GalleryError, GalleryLockedError, InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from .errors import (
+    GalleryError,
+    GalleryLockedError,
+    InvalidEmbeddingError,
+    InvalidInputError,
+    ModelMismatchError,
+    NotFoundError,
+)
 from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
 from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
 
 __all__ = [
     "AddResult", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig", "GalleryError", "GalleryInfo",
-    "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "Match",
+    "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "InvalidInputError",
+    "Match",
     "ModelMismatchError", "NewFace", "NotFoundError", "VectorIndex",
 ]

@@ -12,7 +12,11 @@ class NotFoundError(GalleryError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class InvalidEmbeddingError(GalleryError, ValueError):
+class InvalidInputError(GalleryError, ValueError):
+    """A value the gallery cannot store or search with (INVALID_ARGUMENT)."""
+
+
+class InvalidEmbeddingError(InvalidInputError):
     """Wrong size, non-finite or zero vector (INVALID_ARGUMENT)."""
 
 

@@ -42,7 +42,7 @@ from .config import GalleryConfig
 from .errors import (
     GalleryError,
     GalleryLockedError,
-    InvalidEmbeddingError,
+    InvalidInputError,
     ModelMismatchError,
     NotFoundError,
 )
@@ -51,6 +51,7 @@ from .index import FaissIndex, VectorIndex
 from .migrate import upgrade
 from .rwlock import RWLock
 from .schema import changes, faces, gallery_meta, identities
+from .validate import check_identity_id, unit_vectors
 
 log = logging.getLogger(__name__)
 
@@ -259,18 +260,7 @@ class Gallery:
                 f"{self.model_id!r}; reindex the gallery or use {self.model_id!r}")
 
     def _embeddings(self, embeddings, what: str = "embedding") -> np.ndarray:
-        x = np.asarray(embeddings, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.dimension:
-            raise InvalidEmbeddingError(
-                f"{what} has {x.shape[-1] if x.ndim else 0} values; model {self.model_id} needs {self.dimension}")
-        if not np.all(np.isfinite(x)):
-            raise InvalidEmbeddingError(f"{what} holds NaN or infinite values")
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        if np.any(norms < 1e-6):
-            raise InvalidEmbeddingError(f"{what} is all zeros")
-        return x / norms
+        return unit_vectors(embeddings, self.dimension, self.model_id, what)
 
     # -- writes -----------------------------------------------------------------
     def add_faces(self, identity_id: str, new_faces: Sequence[NewFace], *, display_name: str | None = None,
@@ -282,8 +272,7 @@ class Gallery:
         """Several add_faces in one transaction: all are committed, or none."""
         self.check_model(model_id)
         for e in enrolments:
-            if not e.identity_id or len(e.identity_id) > 255:
-                raise InvalidEmbeddingError("identity_id must be 1 to 255 characters")
+            check_identity_id(e.identity_id)
         all_faces = [f for e in enrolments for f in e.faces]
         vectors = self._embeddings([f.embedding for f in all_faces]) if all_faces else \
             np.zeros((0, self.dimension), np.float32)
@@ -658,11 +647,11 @@ def _decode_token(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, value = raw.split(":", 1)
-        if kind != "i":
+        if kind != "i" or not value.isdigit() or int(value) >= 1 << 63:  # beyond int64, SQL would fail
             raise ValueError(kind)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidEmbeddingError(f"page_token {token!r} is not one this service issued") from None
+        raise InvalidInputError(f"page_token {token[:40]!r} is not one this service issued") from None
 
 
 def _hold(data_dir: Path) -> FileLock:

@@ -19,8 +19,8 @@ from typing import Iterator
 from tqdm import tqdm
 
 from facesearch.embedder import Embedder, FaceMode, prepare
-from facesearch.embedder.images import encode_jpeg
-from facesearch.gallery import Enrolment, Gallery, NewFace
+from facesearch.gallery import Gallery
+from facesearch.service.enrolment import Candidate, Dedupe, enrolments
 from facesearch.sources import Item
 
 
@@ -60,23 +60,16 @@ def _read(items: list[Item], summary: Summary) -> Iterator[_Read]:
         yield _Read(item, data, prepare.sha256_of(data))
 
 
-def _new_only(reads: Iterator[_Read], gallery: Gallery, summary: Summary, window: int) -> Iterator[_Read]:
+def _new_only(reads: Iterator[_Read], dedupe: Dedupe, summary: Summary, window: int) -> Iterator[_Read]:
     """Drop images this identity already has a face from (this run included)."""
-    seen: set[tuple[str, str]] = set()
     buffer: list[_Read] = []
 
     def flush():
-        by_identity: dict[str, list[str]] = {}
-        for r in buffer:
-            by_identity.setdefault(r.item.identity_id, []).append(r.sha256)
-        known = {(iid, sha) for iid, shas in by_identity.items() for sha in gallery.existing_sources(iid, shas)}
-        for r in buffer:
-            key = (r.item.identity_id, r.sha256)
-            if key in known or key in seen:
-                summary.skipped += 1
-            else:
-                seen.add(key)
+        for r, new in zip(buffer, dedupe.fresh([(r.item.identity_id, r.sha256) for r in buffer])):
+            if new:
                 yield r
+            else:
+                summary.skipped += 1
         buffer.clear()
 
     for r in reads:
@@ -90,11 +83,11 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int):
     """(read, Prepared) in order; with a pool, up to `window` images are prepared ahead."""
     if pool is None:
         for r in reads:
-            yield r, prepare.prepare(r.data, mode)
+            yield r, prepare.prepare(r.data, mode, keep_jpeg=True)
         return
     pending: deque = deque()
     for r in reads:
-        pending.append((r, pool.submit(prepare.prepare, r.data, mode)))
+        pending.append((r, pool.submit(prepare.prepare, r.data, mode, keep_jpeg=True)))
         if len(pending) >= window:
             done, fut = pending.popleft()
             yield done, fut.result()
@@ -105,6 +98,7 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int):
 
 def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,
               batch_size: int, progress: bool = True) -> Summary:
+    """Enrol items through the service's enrolment pipeline, a batch per transaction."""
     summary = Summary(images=len(items))
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="indexing")
@@ -114,18 +108,13 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=prepare.init,
             initargs=(embedder.config,))
     prepare.init(embedder.config)
-    batch: list = []
+    batch: list[Candidate] = []
 
     def write():
         if not batch:
             return
-        vectors = embedder.embed_crops([p.crop for _, p in batch])
-        enrolments: dict[str, Enrolment] = {}
-        for (r, p), v in zip(batch, vectors):
-            e = enrolments.setdefault(r.item.identity_id, Enrolment(r.item.identity_id, [], r.item.display_name or None))
-            e.faces.append(NewFace(v, source_sha256=r.sha256, source_path=str(r.item.path), box=p.box,
-                                   detection_score=p.score, crop_jpeg=encode_jpeg(p.crop)))
-        results = gallery.add_batch(list(enrolments.values()), model_id=embedder.model_id)
+        vectors = embedder.embed_crops([c.prepared.crop for c in batch])
+        results = gallery.add_batch(enrolments(batch, vectors), model_id=embedder.model_id)
         summary.added += sum(len(r.face_ids) for r in results)
         summary.identities_created += sum(r.created for r in results)
         bar.update(len(batch))
@@ -133,13 +122,13 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
         batch.clear()
 
     try:
-        reads = _new_only(_read(items, summary), gallery, summary, window=4 * batch_size)
+        reads = _new_only(_read(items, summary), Dedupe(gallery), summary, window=4 * batch_size)
         for r, p in _prepared(reads, mode, pool, window=2 * batch_size):
             if p.crop is None:
                 summary.reject(r.item, p.reason)
                 bar.update(1)
                 continue
-            batch.append((r, p))
+            batch.append(Candidate(r.item.identity_id, r.sha256, p, str(r.item.path), r.item.display_name))
             if len(batch) >= batch_size:
                 write()
         write()

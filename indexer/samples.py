@@ -2,41 +2,35 @@
 
     python -m facesearch.indexer.samples [--data-dir DIR]
 
-Does nothing when the gallery already holds identities, so it runs once.
+Does nothing when the gallery already holds identities, so it runs once. The photos go
+through the indexer's local add, i.e. the service's enrolment pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from facesearch.embedder import Embedder, EmbedderConfig, WeightsCache, decode, primary_face
-from facesearch.embedder.images import encode_jpeg
-from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace
+from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, WeightsCache
+from facesearch.gallery import Gallery, GalleryConfig
+from facesearch.sources import Item, scan
+
+from .add import Summary, add_local
 
 
-def enrol_samples(gallery: Gallery, embedder: Embedder, out=sys.stdout) -> int:
-    """Enrol the train photos, one face each; returns the number of faces added."""
-    root = WeightsCache(embedder.config.cache_dir).sample_gallery() / "train"
-    enrolments = []
-    for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        photos = sorted(person_dir.glob("*.jpg"))
-        images = [decode(p.read_bytes()) for p in photos]
-        picked = [(p, primary_face(found, img.shape)) for p, img, found in
-                  zip(photos, images, embedder.find_faces_many(images))]
-        picked = [(p, f) for p, f in picked if f is not None]
-        vectors = embedder.embed_crops([f.crop for _, f in picked])
-        faces = [NewFace(v, source_sha256=hashlib.sha256(p.read_bytes()).hexdigest(), source_path=str(p),
-                         box=(f.box.x, f.box.y, f.box.width, f.box.height), detection_score=f.score,
-                         crop_jpeg=encode_jpeg(f.crop)) for (p, f), v in zip(picked, vectors)]
-        name = person_dir.name.replace("_", " ").title()
-        enrolments.append(Enrolment(person_dir.name, faces, name))
-        print(f"  {person_dir.name}: {len(faces)} of {len(photos)} photos", file=out)
-    gallery.add_batch(enrolments, model_id=embedder.model_id)
-    return sum(len(e.faces) for e in enrolments)
+def sample_items(cache_dir: Path) -> list[Item]:
+    """The train photos, one identity per person, named as people write the name."""
+    root = WeightsCache(cache_dir).sample_gallery() / "train"
+    return [replace(item, display_name=item.identity_id.replace("_", " ").title()) for item in scan(root)
+            if item.path.suffix.lower() == ".jpg"]
+
+
+def enrol_samples(gallery: Gallery, embedder: Embedder, progress: bool = False) -> Summary:
+    """Enrol the train photos, one face each."""
+    return add_local(sample_items(embedder.config.cache_dir), gallery, embedder, FaceMode.DETECT, workers=0,
+                     batch_size=64, progress=progress)
 
 
 def main(argv=None) -> int:
@@ -57,7 +51,8 @@ def main(argv=None) -> int:
             print(f"{config.data_dir}: the gallery already holds identities; sample gallery not enrolled")
             return 0
         print(f"enrolling the 5-celebrity sample gallery into {config.data_dir}")
-        print(f"done: {enrol_samples(gallery, embedder)} faces")
+        summary = enrol_samples(gallery, embedder, progress=sys.stderr.isatty())
+        print(f"done: {summary.added} faces of {summary.images} photos, {len(summary.rejected)} without a face")
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import signal
 from pathlib import Path
@@ -15,12 +14,12 @@ from grpc_reflection.v1alpha import reflection
 from facesearch.embedder import Embedder, EmbedderConfig, EmbedderError
 from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery, GalleryConfig, GalleryError
+from facesearch.service import FaceSearchService, Limits, Runtime
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
 from .auth import AuthInterceptor
 from .config import ServerConfig
-from .faces import FacePool
 from .metrics import Metrics
 from .servicer import FaceSearchServicer
 
@@ -50,7 +49,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         loop.add_signal_handler(sig, stop.set)
 
     metrics = Metrics()
-    servicer = FaceSearchServicer(config, metrics)
+    servicer = FaceSearchServicer(metrics)
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(config.auth_token)] if config.auth_token else [],
         options=[("grpc.max_receive_message_length", config.max_message_bytes),
@@ -75,18 +74,23 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         metrics.serve(config.metrics_address, config.metrics_port)
         log.info("metrics", extra={"address": f"{config.metrics_address}:{config.metrics_port}"})
 
-    writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
-    gallery = faces = None
+    gallery = runtime = None
     try:
         def load():
             embedder = Embedder.load(embedder_config)
             embedder.warmup(warmup_sizes(config))
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
-            pool = FacePool(embedder_config, config.detect_workers)
-            return embedder, opened, pool
+            return embedder, opened
 
-        embedder, gallery, faces = await loop.run_in_executor(None, load)
-        servicer.attach(embedder, gallery, faces, writes)
+        embedder, gallery = await loop.run_in_executor(None, load)
+        runtime = Runtime(embedder, gallery, detect_workers=config.detect_workers, max_batch=config.max_batch,
+                          max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
+                          on_batch=metrics.batch)
+        runtime.start()
+        limits = Limits(max_distance=config.max_distance, max_top_k=config.max_top_k,
+                        max_enroll_images=config.max_enroll_images)
+        servicer.attach(FaceSearchService(embedder, gallery, runtime, limits))
+        metrics.watch(lambda: runtime.depths["embed"], lambda: runtime.depths["search"], lambda: len(gallery.index))
         for name in ("", SERVICE):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", extra={"model_id": embedder.model_id, "faces": len(gallery.index),
@@ -104,10 +108,8 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         for name in ("", SERVICE):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(config.grace_s)
-        await servicer.stop()
-        writes.shutdown(wait=True)
-        if faces is not None:
-            faces.shutdown()
+        if runtime is not None:
+            await runtime.stop()
         if gallery is not None:
             gallery.close()   # snapshots the index
             log.info("stopped: index snapshotted", extra={"faces": len(gallery.index)})

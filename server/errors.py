@@ -1,35 +1,31 @@
-"""One table from domain errors to gRPC status codes (DESIGN.md §2)."""
+"""One table from the service's error kinds to gRPC status codes (docs/architecture.md#contracts)."""
 
 from __future__ import annotations
 
 import grpc
 
-from facesearch.embedder import ImageError, ImageTooLargeError
-from facesearch.gallery import InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from facesearch.service import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    as_service_error,
+)
+
+CODES = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
 
 
-class RequestError(Exception):
-    """A bad request found by the servicer itself."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def invalid(message: str) -> RequestError:
-    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def status_of(exc: BaseException) -> grpc.StatusCode | None:
-    """The status for a known error; None for an unexpected one (INTERNAL)."""
-    if isinstance(exc, RequestError):
-        return exc.code
-    if isinstance(exc, ImageTooLargeError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if isinstance(exc, (ImageError, InvalidEmbeddingError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, ModelMismatchError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(exc, NotFoundError):
-        return grpc.StatusCode.NOT_FOUND
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The status and message for a known error; None for an unexpected one (INTERNAL)."""
+    known = as_service_error(exc)
+    for kind, code in CODES.items():
+        if isinstance(known, kind):
+            return code, str(known)
     return None

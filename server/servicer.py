@@ -1,37 +1,35 @@
-"""The FaceSearch servicer (grpc.aio): validation, batching, and the gallery."""
+"""The FaceSearch gRPC servicer: proto in, a FaceSearchService call, proto or status code out."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
-import unicodedata
 
 import grpc
-import numpy as np
 
-from facesearch import __version__
-from facesearch.embedder import Embedder, Face
-from facesearch.embedder.distances import MAX_DISTANCE
-from facesearch.embedder.images import encode_jpeg
-from facesearch.gallery import Enrolment, Gallery, Match, NewFace
+from facesearch.service import (
+    EmbeddingInput,
+    FaceMatches,
+    FaceSearchService,
+    Identity,
+    Match,
+    ServiceInfo,
+)
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
-from .batcher import MicroBatcher
-from .config import ServerConfig
-from .errors import RequestError, invalid, status_of
-from .faces import FacePool
+from .errors import status_of
 from .metrics import Metrics
 
 log = logging.getLogger("facesearch.server")
 STREAM_WINDOW = 8   # IdentifyStream requests in flight at once
+LOADING = "the server is loading its model and gallery; retry shortly"
 
 
 def rpc(method):
-    """Maps domain errors to status codes, and records metrics and one log line per call."""
+    """Maps service errors to status codes, and records metrics and one log line per call."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -39,9 +37,9 @@ def rpc(method):
         start, peer = time.perf_counter(), context.peer()  # before any cancel (see IdentifyStream)
         code = grpc.StatusCode.OK
         try:
-            if not self.ready.is_set():
+            if self.service is None:
                 code = grpc.StatusCode.UNAVAILABLE
-                await context.abort(code, "the server is loading its model and gallery; retry shortly")
+                await context.abort(code, LOADING)
             return await method(self, request, context)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -55,113 +53,32 @@ def rpc(method):
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unexpected error in %s", name)
                 await context.abort(code, f"internal error ({type(exc).__name__}); see the server log")
-            code = known
-            await context.abort(code, str(exc))
+            code, message = known
+            await context.abort(code, message)
         finally:
             elapsed = time.perf_counter() - start
             self.metrics.observe(name, code, elapsed)
-            log.info("rpc", extra={"rpc": name, "code": code.name, "ms": round(elapsed * 1000, 2),
-                                   "peer": peer})
+            log.info("rpc", extra={"rpc": name, "code": code.name, "ms": round(elapsed * 1000, 2), "peer": peer})
 
     return wrapper
 
 
 class FaceSearchServicer(pb_grpc.FaceSearchServicer):
-    def __init__(self, config: ServerConfig, metrics: Metrics):
-        self.config = config
+    def __init__(self, metrics: Metrics):
         self.metrics = metrics
-        self.ready = asyncio.Event()
-        self.embedder: Embedder | None = None
-        self.gallery: Gallery | None = None
-        self.faces: FacePool | None = None
-        self._embed_batcher: MicroBatcher | None = None
-        self._search_batcher: MicroBatcher | None = None
-        self._writes = None
+        self.service: FaceSearchService | None = None   # set once the model and gallery are loaded
 
-    # -- lifecycle ------------------------------------------------------------
-    def attach(self, embedder: Embedder, gallery: Gallery, faces: FacePool, writes) -> None:
-        """Called once the model and gallery are loaded (in the event loop)."""
-        self.embedder, self.gallery, self.faces, self._writes = embedder, gallery, faces, writes
-        wait = self.config.max_wait_ms / 1000
-        self._embed_batcher = MicroBatcher(embedder.embed_crops, max_batch=self.config.max_batch, max_wait_s=wait,
-                                           name="embed", on_batch=lambda n: self.metrics.batch("embed", n))
-        self._search_batcher = MicroBatcher(self._search_batch, max_batch=256, max_wait_s=wait, name="search",
-                                            on_batch=lambda n: self.metrics.batch("search", n))
-        self._embed_batcher.start()
-        self._search_batcher.start()
-        self.metrics.watch(lambda: self._embed_batcher.depth, lambda: self._search_batcher.depth,
-                           lambda: len(self.gallery.index))
-        self.ready.set()
+    def attach(self, service: FaceSearchService) -> None:
+        self.service = service
 
-    async def stop(self) -> None:
-        for batcher in (self._embed_batcher, self._search_batcher):
-            if batcher:
-                await batcher.stop()
-
-    # -- shared steps -----------------------------------------------------------
-    def _search_batch(self, items: list[tuple[np.ndarray, int, float]]) -> list[list[Match]]:
-        """Searches of several requests at once: widest top_k and cutoff, then each its own."""
-        vectors = np.stack([v for v, _, _ in items])
-        top_k = max(k for _, k, _ in items)
-        cutoff = max(d for _, _, d in items)
-        found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
-        return [[m for m in matches if m.distance <= d][:k] for matches, (_, k, d) in zip(found, items)]
-
-    async def _search(self, vectors: np.ndarray, top_k: int, max_distance: float) -> list[list[Match]]:
-        return await self._search_batcher.submit([(v, top_k, max_distance) for v in vectors])
-
-    async def _embed(self, faces: list[Face]) -> np.ndarray:
-        out = await self._embed_batcher.submit([f.crop for f in faces])
-        return np.asarray(out, np.float32).reshape(len(faces), self.embedder.dimension)
-
-    def _cutoff(self, requested: float) -> float:
-        if requested < 0 or not np.isfinite(requested):
-            raise invalid(f"max_distance {requested} must be between 0 and {MAX_DISTANCE} (0: the default)")
-        if requested > MAX_DISTANCE:
-            raise invalid(f"max_distance {requested} is over {MAX_DISTANCE}, the largest distance there is")
-        return requested or self.config.max_distance
-
-    def _top_k(self, requested: int) -> int:
-        if requested > self.config.max_top_k:
-            raise invalid(f"top_k {requested} is over the limit of {self.config.max_top_k}")
-        return requested or 1
-
-    def _vector(self, embedding: pb.Embedding) -> np.ndarray:
-        self.gallery.check_model(embedding.model_id or None)
-        values = np.asarray(embedding.values, np.float32)
-        if values.shape != (self.embedder.dimension,):
-            raise invalid(f"embedding has {values.size} values; model {self.embedder.model_id} "
-                          f"needs {self.embedder.dimension}")
-        if not np.all(np.isfinite(values)):
-            raise invalid("embedding holds NaN or infinite values")
-        if not np.any(values):
-            raise invalid("embedding is all zeros")
-        return values / np.linalg.norm(values)
-
-    async def _query_faces(self, request) -> tuple[list[Face | None], np.ndarray]:
-        """Faces (None for an embedding query) and their vectors for Identify/Verify."""
-        which = request.WhichOneof("query")
-        if which == "embedding":
-            return [None], self._vector(request.embedding)[None]
-        if which != "image":
-            raise invalid("set either image or embedding")
-        max_faces = getattr(request, "max_faces", 0)
-        faces, _shape = await self.faces.faces(request.image, request.face_mode, max_faces)
-        return faces, await self._embed(faces) if faces else np.zeros((0, self.embedder.dimension), np.float32)
-
-    # -- RPCs -----------------------------------------------------------------------
     @rpc
     async def Identify(self, request, context):
         return await self._identify(request)
 
     async def _identify(self, request) -> pb.IdentifyResponse:
-        top_k, cutoff = self._top_k(request.top_k), self._cutoff(request.max_distance)
-        faces, vectors = await self._query_faces(request)
-        found = await self._search(vectors, top_k, cutoff) if len(vectors) else []
-        return pb.IdentifyResponse(model_id=self.embedder.model_id, faces=[
-            pb.FaceResult(box=_box(face), detection_score=face.score if face else 0.0, known=bool(matches),
-                          matches=[_match(m) for m in matches])
-            for face, matches in zip(faces, found)])
+        result = await self.service.identify(_query(request), top_k=request.top_k, max_distance=request.max_distance,
+                                             face_mode=request.face_mode, max_faces=request.max_faces)
+        return pb.IdentifyResponse(model_id=result.model_id, faces=[_face_result(f) for f in result.faces])
 
     async def IdentifyStream(self, request_iterator, context):
         """Responses come in request order; at most STREAM_WINDOW requests are in flight."""
@@ -178,9 +95,9 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
         reader = asyncio.ensure_future(read())
         try:
-            if not self.ready.is_set():
+            if self.service is None:
                 code = grpc.StatusCode.UNAVAILABLE
-                await context.abort(code, "the server is loading its model and gallery; retry shortly")
+                await context.abort(code, LOADING)
             while (task := await pending.get()) is not None:
                 try:
                     response = await task
@@ -188,8 +105,10 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
                     known = status_of(exc)
                     if known is None:
                         log.exception("unexpected error in IdentifyStream")
-                    code = known or grpc.StatusCode.INTERNAL
-                    await context.abort(code, f"request {count}: {exc}")
+                        code, message = grpc.StatusCode.INTERNAL, "internal error; see the server log"
+                    else:
+                        code, message = known
+                    await context.abort(code, f"request {count}: {message}")
                 count += 1
                 yield response
             await reader
@@ -209,153 +128,70 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
     @rpc
     async def Enroll(self, request, context):
-        identity_id = _check_identity_id(request.identity_id)
-        n_total = len(request.images) + len(request.embeddings)
-        if n_total == 0:
-            raise invalid("nothing to enrol: send images or embeddings")
-        if n_total > self.config.max_enroll_images:
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"{n_total} faces in one Enroll; the limit is {self.config.max_enroll_images}, "
-                               "so split it into several calls")
-        vectors = [self._vector(e) for e in request.embeddings]  # bad embeddings fail the whole call
-        rejected, warnings, new_faces = [], [], []
-
-        async def one(i: int, data: bytes):
-            try:
-                face, found = await self.faces.primary(data, request.face_mode)
-            except Exception as exc:
-                if status_of(exc) is None:
-                    raise
-                return i, None, 0, str(exc), None
-            return i, face, found, None, data
-
-        # The same image bytes twice for one identity are enrolled once: re-running an import is harmless.
-        digests = [hashlib.sha256(d).hexdigest() for d in request.images]
-        loop = asyncio.get_running_loop()
-        known = await loop.run_in_executor(None, self.gallery.existing_sources, identity_id, digests)
-        duplicates, fresh, seen = [], [], set(known)
-        for i, digest in enumerate(digests):
-            if digest in seen:
-                duplicates.append(i)
-            else:
-                seen.add(digest)
-                fresh.append(i)
-        results = await asyncio.gather(*(one(i, request.images[i]) for i in fresh))
-        kept = []
-        for i, face, found, error, data in results:
-            if error:
-                rejected.append(pb.Rejected(index=i, reason=error))
-            elif face is None:
-                rejected.append(pb.Rejected(index=i, reason="no face found in the image"))
-            else:
-                if found > 1:
-                    warnings.append(pb.EnrollWarning(index=i, message=(
-                        f"{found} faces found; enrolled the largest, most central one at "
-                        f"x={face.box.x} y={face.box.y} {face.box.width}x{face.box.height}")))
-                kept.append((face, data))
-        embedded = await self._embed([f for f, _ in kept]) if kept else []
-        for (face, data), vec in zip(kept, embedded):
-            b = face.box
-            new_faces.append(NewFace(vec, source_sha256=hashlib.sha256(data).hexdigest(), box=(b.x, b.y, b.width, b.height),
-                                     detection_score=face.score, crop_jpeg=encode_jpeg(face.crop)))
-        new_faces += [NewFace(v) for v in vectors]  # embeddings count after the images
-        display = request.display_name or None
-        metadata = dict(request.metadata) or None
-        if not new_faces:  # every image was rejected: nothing is created or changed
-            return pb.EnrollResponse(identity_id=identity_id, created=False, rejected=rejected, warnings=warnings,
-                                     duplicates=duplicates)
-        (result,) = await self._write(self.gallery.add_batch, [Enrolment(identity_id, new_faces, display, metadata)],
-                                      model_id=self.embedder.model_id)
-        return pb.EnrollResponse(identity_id=identity_id, created=result.created,
-                                 face_ids=[str(i) for i in result.face_ids], rejected=rejected, warnings=warnings,
-                                 duplicates=duplicates)
-
-    async def _write(self, fn, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._writes, functools.partial(fn, *args, **kwargs))
-        if self.gallery.changes_since_snapshot >= self.config.snapshot_every:
-            await loop.run_in_executor(self._writes, self.gallery.snapshot)
-        return result
+        r = await self.service.enroll(
+            request.identity_id, images=list(request.images), embeddings=[_embedding(e) for e in request.embeddings],
+            face_mode=request.face_mode, display_name=request.display_name, metadata=dict(request.metadata))
+        return pb.EnrollResponse(
+            identity_id=r.identity_id, created=r.created, face_ids=[str(i) for i in r.face_ids],
+            rejected=[pb.Rejected(index=x.index, reason=x.reason) for x in r.rejected],
+            warnings=[pb.EnrollWarning(index=x.index, message=x.reason) for x in r.warnings],
+            duplicates=r.duplicates)
 
     @rpc
     async def Verify(self, request, context):
-        identity_id = _check_identity_id(request.identity_id)
-        cutoff = self._cutoff(request.max_distance)
-        if request.WhichOneof("query") == "image":
-            face, _found = await self.faces.primary(request.image, request.face_mode)
-            if face is None:
-                return pb.VerifyResponse(match=False, distance=MAX_DISTANCE, face_found=False)
-            vector = (await self._embed([face]))[0]
-        else:
-            _faces, vectors = await self._query_faces(request)
-            vector = vectors[0]
-        loop = asyncio.get_running_loop()
-        best = await loop.run_in_executor(None, self.gallery.verify, vector, identity_id)
-        return pb.VerifyResponse(match=best.distance <= cutoff, distance=best.distance, face_id=str(best.face_id),
-                                 face_found=True)
+        r = await self.service.verify(_query(request), request.identity_id, max_distance=request.max_distance,
+                                      face_mode=request.face_mode)
+        return pb.VerifyResponse(match=r.match, distance=r.distance, face_id=_id(r.face_id), face_found=r.face_found)
 
     @rpc
     async def Embed(self, request, context):
-        faces, _shape = await self.faces.faces(request.image, request.face_mode, request.max_faces)
-        vectors = await self._embed(faces) if faces else []
-        model_id = self.embedder.model_id
+        r = await self.service.embed(request.image, face_mode=request.face_mode, max_faces=request.max_faces)
         return pb.EmbedResponse(faces=[
-            pb.FaceEmbedding(box=_box(f), detection_score=f.score,
-                             embedding=pb.Embedding(values=v.tolist(), model_id=model_id))
-            for f, v in zip(faces, vectors)])
+            pb.FaceEmbedding(box=_box(f.box), detection_score=f.detection_score,
+                             embedding=pb.Embedding(values=f.vector.tolist(), model_id=r.model_id))
+            for f in r.faces])
 
     @rpc
     async def GetIdentity(self, request, context):
-        loop = asyncio.get_running_loop()
-        return _identity(await loop.run_in_executor(None, self.gallery.get_identity, request.identity_id))
+        return _identity(await self.service.get_identity(request.identity_id))
 
     @rpc
     async def ListIdentities(self, request, context):
-        if request.page_size > 1000:
-            raise invalid(f"page_size {request.page_size} is over the limit of 1000")
-        loop = asyncio.get_running_loop()
-        page, token = await loop.run_in_executor(None, self.gallery.list_identities, request.page_size or 100,
-                                                 request.page_token)
+        page, token = await self.service.list_identities(request.page_size, request.page_token)
         return pb.ListIdentitiesResponse(identities=[_identity(i) for i in page], next_page_token=token)
 
     @rpc
     async def DeleteIdentity(self, request, context):
-        return pb.DeleteIdentityResponse(faces_deleted=await self._write(self.gallery.delete_identity,
-                                                                         request.identity_id))
+        return pb.DeleteIdentityResponse(faces_deleted=await self.service.delete_identity(request.identity_id))
 
     @rpc
     async def DeleteFace(self, request, context):
-        try:
-            face_id = int(request.face_id)
-        except ValueError:
-            raise invalid(f"face_id {request.face_id!r} is not a face id this service issued") from None
-        await self._write(self.gallery.delete_face, face_id)
+        await self.service.delete_face(request.face_id)
         return pb.DeleteFaceResponse()
 
     @rpc
     async def GetInfo(self, request, context):
-        loop = asyncio.get_running_loop()
-        info = await loop.run_in_executor(None, self.gallery.info)
-        return pb.Info(model_id=info.model_id, dimension=info.dimension,
-                       default_max_distance=self.config.max_distance, identity_count=info.identity_count,
-                       face_count=info.face_count, index_type=info.index_type, version=__version__)
+        return _info(await self.service.info())
 
 
-def _check_identity_id(identity_id: str) -> str:
-    if not identity_id:
-        raise invalid("identity_id is empty")
-    if len(identity_id) > 255:
-        raise invalid(f"identity_id is {len(identity_id)} characters; at most 255")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in identity_id):
-        raise invalid("identity_id contains control characters")
-    return identity_id
+# -- proto <-> service ---------------------------------------------------------------------------
+def _embedding(e: pb.Embedding) -> EmbeddingInput:
+    return EmbeddingInput(list(e.values), e.model_id or None)
 
 
-def _box(face: Face | None) -> pb.BoundingBox | None:
-    if face is None:
-        return None
-    b = face.box
-    return pb.BoundingBox(x=b.x, y=b.y, width=b.width, height=b.height)
+def _query(request) -> bytes | EmbeddingInput | None:
+    which = request.WhichOneof("query")
+    if which == "image":
+        return request.image
+    return _embedding(request.embedding) if which == "embedding" else None
+
+
+def _id(n: int | None) -> str:
+    return "" if n is None else str(n)
+
+
+def _box(b) -> pb.BoundingBox | None:
+    return None if b is None else pb.BoundingBox(x=b.x, y=b.y, width=b.width, height=b.height)
 
 
 def _match(m: Match) -> pb.Match:
@@ -363,7 +199,18 @@ def _match(m: Match) -> pb.Match:
                     face_id=str(m.face_id))
 
 
-def _identity(i) -> pb.Identity:
+def _face_result(f: FaceMatches) -> pb.FaceResult:
+    return pb.FaceResult(box=_box(f.box), detection_score=f.detection_score, known=f.known,
+                         matches=[_match(m) for m in f.matches])
+
+
+def _identity(i: Identity) -> pb.Identity:
     return pb.Identity(identity_id=i.identity_id, display_name=i.display_name,
                        metadata={str(k): str(v) for k, v in (i.metadata or {}).items()},
                        face_count=i.face_count, face_ids=[str(f) for f in i.face_ids])
+
+
+def _info(i: ServiceInfo) -> pb.Info:
+    return pb.Info(model_id=i.model_id, dimension=i.dimension, default_max_distance=i.default_max_distance,
+                   identity_count=i.identity_count, face_count=i.face_count, index_type=i.index_type,
+                   version=i.version)

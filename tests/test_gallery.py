@@ -15,6 +15,7 @@ from facesearch.gallery import (
     GalleryLockedError,
     IndexConfig,
     InvalidEmbeddingError,
+    InvalidInputError,
     ModelMismatchError,
     NewFace,
     NotFoundError,
@@ -192,7 +193,7 @@ def test_identity_crud_and_stable_paging(tmp_path):
             g.get_identity("id12")
         with pytest.raises(NotFoundError):
             g.delete_face(10**9)
-        with pytest.raises(InvalidEmbeddingError, match="page_token"):
+        with pytest.raises(InvalidInputError, match="page_token"):
             g.list_identities(10, "garbage!")
         assert g.info().identity_count == 25
 

@@ -12,6 +12,7 @@ import threading
 
 from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, decode, primary_face
 from facesearch.embedder.detect import whole_image_face
+from facesearch.embedder.prepare import Prepared, prepare
 
 
 class FacePool:
@@ -33,16 +34,26 @@ class FacePool:
         faces = self._detector().detect(rgb)
         return (faces[:max_faces] if max_faces > 0 else faces), rgb.shape
 
-    async def faces(self, data: bytes, mode: FaceMode, max_faces: int = 0) -> tuple[list[Face], tuple]:
-        """(faces largest first, image shape); raises ImageError for bad bytes."""
+    async def faces(self, data: bytes, mode: FaceMode, max_faces: int = 0) -> list[Face]:
+        """Every face, largest first; raises ImageError for bad bytes."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._faces, data, FaceMode(mode or FaceMode.DETECT),
-                                          max_faces)
+        faces, _shape = await loop.run_in_executor(self._executor, self._faces, data,
+                                                   FaceMode(mode or FaceMode.DETECT), max_faces)
+        return faces
 
-    async def primary(self, data: bytes, mode: FaceMode) -> tuple[Face | None, int]:
-        """The one face a person meant (large and central), and how many were found."""
-        faces, shape = await self.faces(data, mode)
-        return primary_face(faces, shape), len(faces)
+    async def primary(self, data: bytes, mode: FaceMode) -> Face | None:
+        """The one face a person meant (large and central); raises ImageError for bad bytes."""
+        loop = asyncio.get_running_loop()
+        faces, shape = await loop.run_in_executor(self._executor, self._faces, data,
+                                                  FaceMode(mode or FaceMode.DETECT), 0)
+        return primary_face(faces, shape)
+
+    async def prepare(self, data: bytes, mode: FaceMode) -> Prepared:
+        """For enrolment: the primary face's crop, or a rejection with its reason."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: prepare(data, FaceMode(mode or FaceMode.DETECT), config=self.config,
+                                            detector=self._detector(), keep_jpeg=True))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,40 @@
+"""facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity operations)
+between the transports and the embedder and gallery.
+
+    runtime = Runtime(embedder, gallery)      # detection threads, micro-batches, one writer
+    runtime.start()                           # inside the serving event loop
+    service = FaceSearchService(embedder, gallery, runtime)
+    result = await service.identify(jpeg_bytes, top_k=3)
+"""
+
+from .errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+    as_service_error,
+)
+from .results import (
+    EmbeddedFace,
+    EmbedResult,
+    EnrollResult,
+    FaceMatches,
+    IdentifyResult,
+    Identity,
+    Match,
+    Rejection,
+    ServiceInfo,
+    VerifyResult,
+)
+from .runtime import Runtime
+from .service import FaceSearchService, Limits, Query
+from .validate import EmbeddingInput
+
+__all__ = [
+    "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
+    "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
+    "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",
+    "as_service_error",
+]

@@ -1,0 +1,72 @@
+"""The service's typed errors. Transports map each kind to their own codes, and nothing else."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from facesearch.embedder import ImageError, ImageTooLargeError
+from facesearch.gallery import InvalidInputError, ModelMismatchError, NotFoundError
+
+
+class ServiceError(Exception):
+    """A request the service refuses; the message is safe to show the caller."""
+
+
+class InvalidArgument(ServiceError):
+    pass
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class FailedPrecondition(ServiceError):
+    pass
+
+
+class ResourceExhausted(ServiceError):
+    pass
+
+
+class Unavailable(ServiceError):
+    pass
+
+
+# Domain errors of the embedder and gallery, by what they mean to a caller (most specific first).
+_DOMAIN = [
+    (ImageTooLargeError, ResourceExhausted),
+    (ImageError, InvalidArgument),
+    (InvalidInputError, InvalidArgument),
+    (ModelMismatchError, FailedPrecondition),
+    (NotFoundError, NotFound),
+]
+
+
+def as_service_error(exc: BaseException) -> ServiceError | None:
+    """exc as a ServiceError, or None when it is unexpected (a bug or an outage: INTERNAL)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    for domain, kind in _DOMAIN:
+        if isinstance(exc, domain):
+            return kind(str(exc))
+    return None
+
+
+def translated(method):
+    """Raise known domain errors of an async service method as ServiceErrors."""
+    assert inspect.iscoroutinefunction(method)
+
+    @functools.wraps(method)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await method(*args, **kwargs)
+        except ServiceError:
+            raise
+        except Exception as exc:
+            known = as_service_error(exc)
+            if known is None:
+                raise
+            raise known from exc
+
+    return wrapper

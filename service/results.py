@@ -1,0 +1,78 @@
+"""What the service answers: plain data, free of any transport's types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facesearch.embedder import Box
+from facesearch.gallery import Identity, Match
+
+__all__ = ["EmbedResult", "EmbeddedFace", "EnrollResult", "FaceMatches", "IdentifyResult", "Identity", "Match",
+           "Rejection", "ServiceInfo", "VerifyResult"]
+
+
+@dataclass(frozen=True)
+class FaceMatches:
+    box: Box | None                 # None for an embedding query
+    detection_score: float
+    matches: list[Match]            # best first, one per identity, all within the cutoff
+
+    @property
+    def known(self) -> bool:
+        return bool(self.matches)
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    faces: list[FaceMatches]
+    model_id: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int                      # position of the image in the request
+    reason: str
+
+
+@dataclass
+class EnrollResult:
+    identity_id: str
+    created: bool = False
+    face_ids: list[int] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Rejection] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)   # images this identity already had
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    match: bool
+    distance: float
+    face_id: int | None
+    face_found: bool
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    box: Box
+    detection_score: float
+    vector: np.ndarray              # unit norm
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    faces: list[EmbeddedFace]
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    model_id: str
+    dimension: int
+    default_max_distance: float
+    identity_count: int
+    face_count: int
+    index_type: str
+    version: str

@@ -1,0 +1,80 @@
+"""Where the service's work runs: detection threads, cross-request micro-batches of
+embeddings and searches, and one gallery writer. Everything here is off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from typing import Callable
+
+import numpy as np
+
+from facesearch.embedder import Embedder
+from facesearch.gallery import Gallery, Match
+
+from .batcher import MicroBatcher
+from .faces import FacePool
+
+SEARCH_BATCH = 256
+
+
+class Runtime:
+    def __init__(self, embedder: Embedder, gallery: Gallery, *, detect_workers: int = 2, max_batch: int = 64,
+                 max_wait_s: float = 0.005, snapshot_every: int = 10_000,
+                 on_batch: Callable[[str, int], None] | None = None):
+        self.embedder, self.gallery = embedder, gallery
+        self.faces = FacePool(embedder.config, detect_workers)
+        self.snapshot_every = snapshot_every
+        self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
+
+        def hook(name):
+            return (lambda n: on_batch(name, n)) if on_batch else None
+
+        self._embed = MicroBatcher(embedder.embed_crops, max_batch=max_batch, max_wait_s=max_wait_s, name="embed",
+                                   on_batch=hook("embed"))
+        self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
+                                    name="search", on_batch=hook("search"))
+
+    def start(self) -> None:
+        """Start the batch workers; call from the event loop that will serve requests."""
+        self._embed.start()
+        self._search.start()
+
+    async def stop(self) -> None:
+        """Stop taking work; writes already queued finish first."""
+        for batcher in (self._embed, self._search):
+            await batcher.stop()
+        self._writes.shutdown(wait=True)
+        self.faces.shutdown()
+
+    @property
+    def depths(self) -> dict[str, int]:
+        return {"embed": self._embed.depth, "search": self._search.depth}
+
+    async def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        out = await self._embed.submit(crops)
+        return np.asarray(out, np.float32).reshape(len(crops), self.embedder.dimension)
+
+    def _search_batch(self, items: list[tuple[np.ndarray, int, float]]) -> list[list[Match]]:
+        """Searches of several requests at once: widest top_k and cutoff, then each its own."""
+        vectors = np.stack([v for v, _, _ in items])
+        top_k = max(k for _, k, _ in items)
+        cutoff = max(d for _, _, d in items)
+        found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
+        return [[m for m in matches if m.distance <= d][:k] for matches, (_, k, d) in zip(found, items)]
+
+    async def search(self, vectors: np.ndarray, top_k: int, max_distance: float) -> list[list[Match]]:
+        return await self._search.submit([(v, top_k, max_distance) for v in vectors])
+
+    async def read(self, fn, *args, **kwargs):
+        """A gallery read in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    async def write(self, fn, *args, **kwargs):
+        """A gallery write on the one writer thread, then a snapshot when enough changes piled up."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._writes, functools.partial(fn, *args, **kwargs))
+        if self.gallery.changes_since_snapshot >= self.snapshot_every:
+            await loop.run_in_executor(self._writes, self.gallery.snapshot)
+        return result

@@ -1,0 +1,163 @@
+"""FaceSearchService: the use cases, in plain async Python.
+
+Transports (the gRPC servicer; a REST gateway would be the same) convert their
+messages to these calls and map ServiceError kinds to their status codes; no
+logic of their own. Compute runs in the Runtime: detection threads, micro-batched
+embeddings and searches, one gallery writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesearch import __version__
+from facesearch.embedder import Embedder, FaceMode
+from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
+from facesearch.embedder.prepare import sha256_of
+from facesearch.gallery import Enrolment, Gallery, Identity, NewFace
+
+from . import validate
+from .enrolment import Candidate, Dedupe, new_face, warning
+from .errors import InvalidArgument, ResourceExhausted, translated
+from .results import (
+    EmbeddedFace,
+    EmbedResult,
+    EnrollResult,
+    FaceMatches,
+    IdentifyResult,
+    Rejection,
+    ServiceInfo,
+    VerifyResult,
+)
+from .runtime import Runtime
+from .validate import EmbeddingInput
+
+Query = bytes | EmbeddingInput   # an encoded image, or an embedding
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_distance: float = DEFAULT_CUTOFF   # the default cutoff
+    max_top_k: int = 1000
+    max_enroll_images: int = 256
+
+
+class FaceSearchService:
+    def __init__(self, embedder: Embedder, gallery: Gallery, runtime: Runtime, limits: Limits = Limits()):
+        self.embedder, self.gallery, self.runtime, self.limits = embedder, gallery, runtime, limits
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    async def _query(self, query: Query, mode: FaceMode, max_faces: int = 0):
+        """(faces, vectors) of a query; faces are None for an embedding."""
+        if isinstance(query, EmbeddingInput):
+            return [None], validate.vector(query, self.gallery)[None]
+        if not isinstance(query, bytes):
+            raise InvalidArgument("set either image or embedding")
+        faces = await self.runtime.faces.faces(query, validate.face_mode(mode), max_faces)
+        if not faces:
+            return [], np.zeros((0, self.embedder.dimension), np.float32)
+        return faces, await self.runtime.embed([f.crop for f in faces])
+
+    @translated
+    async def identify(self, query: Query, *, top_k: int = 0, max_distance: float = 0.0,
+                       face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> IdentifyResult:
+        """Every face in the query with its nearest identities within the cutoff."""
+        top_k = validate.top_k(top_k, self.limits.max_top_k)
+        cutoff = validate.cutoff(max_distance, self.limits.max_distance)
+        faces, vectors = await self._query(query, face_mode, max_faces)
+        found = await self.runtime.search(vectors, top_k, cutoff) if len(vectors) else []
+        return IdentifyResult([FaceMatches(f.box if f else None, f.score if f else 0.0, matches)
+                               for f, matches in zip(faces, found)], self.model_id)
+
+    @translated
+    async def enroll(self, identity_id: str, *, images: list[bytes] = (), embeddings: list[EmbeddingInput] = (),
+                     face_mode: FaceMode = FaceMode.DETECT, display_name: str = "",
+                     metadata: dict | None = None) -> EnrollResult:
+        """Add faces to an identity (created if new): one face per image, then the embeddings.
+
+        Images that fail are rejected one by one; a bad embedding fails the call.
+        """
+        validate.check_identity_id(identity_id)
+        mode = validate.face_mode(face_mode)
+        total = len(images) + len(embeddings)
+        if total == 0:
+            raise InvalidArgument("nothing to enrol: send images or embeddings")
+        if total > self.limits.max_enroll_images:
+            raise ResourceExhausted(f"{total} faces in one Enroll; the limit is {self.limits.max_enroll_images}, "
+                                    "so split it into several calls")
+        given = [validate.vector(e, self.gallery) for e in embeddings]
+        digests = [sha256_of(d) for d in images]
+        fresh = await self.runtime.read(Dedupe(self.gallery).fresh, [(identity_id, d) for d in digests])
+        result = EnrollResult(identity_id, duplicates=[i for i, new in enumerate(fresh) if not new])
+        todo = [i for i, new in enumerate(fresh) if new]
+        prepared = await asyncio.gather(*(self.runtime.faces.prepare(images[i], mode) for i in todo))
+        candidates = []
+        for i, p in zip(todo, prepared):
+            if p.crop is None:
+                result.rejected.append(Rejection(i, p.reason))
+                continue
+            if note := warning(p):
+                result.warnings.append(Rejection(i, note))
+            candidates.append(Candidate(identity_id, digests[i], p))
+        vectors = await self.runtime.embed([c.prepared.crop for c in candidates]) if candidates else []
+        faces = [new_face(c, v) for c, v in zip(candidates, vectors)] + [NewFace(v) for v in given]
+        if not faces:  # every image was rejected or known: nothing is created or changed
+            return result
+        (added,) = await self.runtime.write(
+            self.gallery.add_batch, [Enrolment(identity_id, faces, display_name or None, dict(metadata or {}) or None)],
+            model_id=self.model_id)
+        result.created, result.face_ids = added.created, added.face_ids
+        return result
+
+    @translated
+    async def verify(self, query: Query, identity_id: str, *, max_distance: float = 0.0,
+                     face_mode: FaceMode = FaceMode.DETECT) -> VerifyResult:
+        """1:1: the query's main face against the nearest face of one identity."""
+        validate.check_identity_id(identity_id)
+        cutoff = validate.cutoff(max_distance, self.limits.max_distance)
+        if isinstance(query, bytes):
+            face = await self.runtime.faces.primary(query, validate.face_mode(face_mode))
+            if face is None:
+                return VerifyResult(False, MAX_DISTANCE, None, face_found=False)
+            vector = (await self.runtime.embed([face.crop]))[0]
+        else:
+            _faces, vectors = await self._query(query, face_mode)
+            vector = vectors[0]
+        best = await self.runtime.read(self.gallery.verify, vector, identity_id)
+        return VerifyResult(best.distance <= cutoff, best.distance, best.face_id, face_found=True)
+
+    @translated
+    async def embed(self, image: bytes, *, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> EmbedResult:
+        """The faces found and their embeddings; nothing is stored."""
+        faces, vectors = await self._query(image, face_mode, max_faces)
+        return EmbedResult([EmbeddedFace(f.box, f.score, v) for f, v in zip(faces, vectors)], self.model_id)
+
+    @translated
+    async def get_identity(self, identity_id: str) -> Identity:
+        return await self.runtime.read(self.gallery.get_identity, identity_id)
+
+    @translated
+    async def list_identities(self, page_size: int = 0, page_token: str = "") -> tuple[list[Identity], str]:
+        """A page in creation order, and the token of the next page ("" at the end)."""
+        return await self.runtime.read(self.gallery.list_identities, validate.page_size(page_size), page_token)
+
+    @translated
+    async def delete_identity(self, identity_id: str) -> int:
+        """Deletes an identity and its faces; returns how many faces went."""
+        return await self.runtime.write(self.gallery.delete_identity, identity_id)
+
+    @translated
+    async def delete_face(self, face_id: str) -> None:
+        await self.runtime.write(self.gallery.delete_face, validate.face_id(face_id))
+
+    @translated
+    async def info(self) -> ServiceInfo:
+        i = await self.runtime.read(self.gallery.info)
+        return ServiceInfo(i.model_id, i.dimension, self.limits.max_distance, i.identity_count, i.face_count,
+                           i.index_type, __version__)

@@ -1,0 +1,69 @@
+"""Request checks of the service. Identity ids and embeddings are checked by the gallery's own
+validators (facesearch.gallery.validate), so every way in applies the same rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesearch.embedder import FaceMode
+from facesearch.embedder.distances import MAX_DISTANCE
+from facesearch.gallery.validate import check_identity_id, unit_vectors
+
+from .errors import InvalidArgument
+
+MAX_PAGE_SIZE = 1000
+INT64_MAX = (1 << 63) - 1
+
+__all__ = ["check_identity_id", "cutoff", "face_id", "face_mode", "page_size", "top_k", "vector", "EmbeddingInput"]
+
+
+@dataclass(frozen=True)
+class EmbeddingInput:
+    """An embedding sent by a caller: raw values and the model that made them (None: unknown)."""
+    values: np.ndarray | list
+    model_id: str | None = None
+
+
+def cutoff(requested: float, default: float) -> float:
+    """A request's max_distance; 0 means the service default."""
+    if requested < 0 or not np.isfinite(requested):
+        raise InvalidArgument(f"max_distance {requested} must be between 0 and {MAX_DISTANCE} (0: the default)")
+    if requested > MAX_DISTANCE:
+        raise InvalidArgument(f"max_distance {requested} is over {MAX_DISTANCE}, the largest distance there is")
+    return float(requested) or default
+
+
+def face_mode(value: int) -> FaceMode:
+    """0 (unspecified) means DETECT."""
+    try:
+        return FaceMode(value or FaceMode.DETECT)
+    except ValueError:
+        raise InvalidArgument(f"face_mode {value} is not one of {', '.join(f'{m.value} ({m.name})' for m in FaceMode)}"
+                              ) from None
+
+
+def top_k(requested: int, limit: int) -> int:
+    if requested > limit:
+        raise InvalidArgument(f"top_k {requested} is over the limit of {limit}")
+    return int(requested) or 1
+
+
+def page_size(requested: int, default: int = 100) -> int:
+    if requested > MAX_PAGE_SIZE:
+        raise InvalidArgument(f"page_size {requested} is over the limit of {MAX_PAGE_SIZE}")
+    return int(requested) or default
+
+
+def face_id(text: str) -> int:
+    """A face id as issued by the service: a positive decimal integer within int64."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= INT64_MAX:
+        raise InvalidArgument(f"face_id {text[:40]!r} is not a face id this service issued")
+    return int(text)
+
+
+def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:
+    """One caller embedding as a unit float32 vector of the gallery's model."""
+    gallery.check_model(embedding.model_id or None)
+    return unit_vectors(embedding.values, gallery.dimension, gallery.model_id)[0]
