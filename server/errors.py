@@ -1,4 +1,4 @@
-"""One table from domain errors to gRPC status codes (DESIGN.md §2)."""
+"""One table from domain errors to gRPC status codes (docs/architecture.md#status-codes)."""
 
 from __future__ import annotations
 
