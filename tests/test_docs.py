@@ -3,6 +3,7 @@ points to design notes that are not in the repository. Pure text checks, no mode
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "build", "dist", "results", ".pytest_cache"}
-TEXT_SUFFIXES = {".py", ".md", ".toml", ".proto", ".yml", ".yaml", ".cfg", ".txt", ".json", ""}
+LOCAL_DIRS = {"var", "photos", "models", ".whl", ".gl"}   # data written by local runs, at the top level
+# "" covers Makefile, Dockerfile and dotfiles; ".gpu" is Dockerfile.gpu.
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".proto", ".yml", ".yaml", ".cfg", ".txt", ".json", ".gpu", ""}
 # Written in two parts so that this file does not match itself.
 OUTSIDE = re.compile(r"\b(?:DESIGN|PERF)" + r"\.md\b")
 POINTER = re.compile(r"docs/([a-z_-]+\.md)(?:#([a-z0-9_-]+))?")
@@ -19,12 +22,13 @@ RELATIVE = re.compile(r"\]\(([a-z_-]+\.md)(?:#([a-z0-9_-]+))?\)")
 
 
 def tree_files():
-    for path in REPO.rglob("*"):
-        parts = set(path.relative_to(REPO).parts)
-        if parts & SKIP_DIRS or any(p.endswith(".egg-info") for p in parts) or not path.is_file():
-            continue
-        if path.suffix in TEXT_SUFFIXES or path.name in ("Makefile", "Dockerfile", "Dockerfile.gpu"):
-            yield path
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                   and not (Path(folder) == REPO and d in LOCAL_DIRS)]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix in TEXT_SUFFIXES:
+                yield path
 
 
 def slug(heading: str) -> str:
