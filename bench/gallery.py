@@ -4,8 +4,8 @@ recall by index type (flat, ivf, hnsw), side by side with bare FAISS over the sa
     .venv/bin/python bench/gallery.py [--sizes 10000,100000,1000000] [--types flat,ivf,hnsw]
                                       [--queries 200] [--rounds 3] [--quick]
 
-Data: synthetic clustered unit vectors, the realistic case (PERF.md: on random vectors
-every approximate index looks terrible). Each identity has --faces-per-identity faces,
+Data: synthetic clustered unit vectors, the realistic case (docs/performance.md#clustered-test-data:
+on random vectors every approximate index looks terrible). Each identity has --faces-per-identity faces,
 its centre plus Gaussian noise of norm about --noise, renormalised; a query is a fresh
 noisy face of a random enrolled identity. The data check printed first shows that the
 exact nearest face belongs to the query's identity, so identity hit@1 is meaningful.

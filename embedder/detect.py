@@ -2,7 +2,7 @@
 
 Faces come back largest first. Where one face is wanted (Enroll), use
 `primary_face`: it weighs size and centrality, never confidence alone, since
-MTCNN's most confident box is often a background face (DESIGN.md §3).
+MTCNN's most confident box is often a background face (docs/architecture.md#choosing-the-face).
 """
 
 from __future__ import annotations

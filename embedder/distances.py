@@ -1,4 +1,4 @@
-"""Distances on the service scale (DESIGN.md §2).
+"""Distances on the service scale (docs/architecture.md#distance-scale-and-cutoff).
 
     distance = SCALE * ||a - b||^2    for unit-norm embeddings a, b
 

@@ -1,4 +1,4 @@
-"""Preprocessing exactly as the seed (DESIGN.md §3): RGB, resized to 160x160,
+"""Preprocessing exactly as the seed (docs/architecture.md#preprocessing): RGB, resized to 160x160,
 float32, then per-image standardisation (x - mean) / max(std, 1/sqrt(size)).
 """
 

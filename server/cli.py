@@ -1,4 +1,4 @@
-"""facesearch-server: serves the FaceSearch gRPC API (DESIGN.md §2)."""
+"""facesearch-server: serves the FaceSearch gRPC API (docs/architecture.md#grpc-api)."""
 
 from __future__ import annotations
 

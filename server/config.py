@@ -1,4 +1,4 @@
-"""Server settings: every option is a flag and a FACESEARCH_* variable (DESIGN.md §2)."""
+"""Server settings: every option is a flag and a FACESEARCH_* variable (docs/architecture.md#environment-variables)."""
 
 from __future__ import annotations
 

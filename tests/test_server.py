@@ -24,7 +24,7 @@ from .conftest import encode, png_bomb, sample_photo
 
 CROPPED = pb.FACE_MODE_CROPPED
 ENROLLED = ["chris_evans", "chris_hemsworth", "robert_downey_jr", "scarlett_johansson"]
-STRANGER = "mark_ruffalo"  # DESIGN §3: rejected 13/13 at 3.5 when not enrolled
+STRANGER = "mark_ruffalo"  # rejected 13/13 at 3.5 when not enrolled (docs/architecture.md)
 
 
 @pytest.fixture(scope="module")

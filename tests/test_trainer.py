@@ -1,5 +1,5 @@
 """facesearch-trainer: losses and mining against brute force, the split, a real short run
-(only the head changes), checkpoints, determinism, evaluation against DESIGN §3, and an
+(only the head changes), checkpoints, determinism, evaluation against the documented figures, and an
 export that the server loads."""
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues(tiny, tmp_path, cache
     assert resumed.step == 4 and [h["step"] for h in resumed.history] == [1, 2, 3, 4]
 
 
-# -- evaluation of the pretrained model: DESIGN §3 -----------------------------------------------
+# -- evaluation of the pretrained model: docs/architecture.md#accuracy-of-the-pretrained-model ---
 def test_evaluate_reproduces_the_design_figures(embedder, cache):
     from facesearch.trainer.evaluate import EvalConfig, evaluate_model
 
@@ -225,15 +225,15 @@ def test_evaluate_reproduces_the_design_figures(embedder, cache):
                                    face_mode=FaceMode.CROPPED, cache_dir=cache, progress=False), embedder)
     assert ev["counts"]["train"] + ev["counts"]["test"] == 273
     assert ev["identification"] == {"top1_one_anchor_per_person": 1.0, "top1_whole_gallery": 1.0}
-    every = ev["all_images"]    # DESIGN: medians 1.63 / 6.13, accepted at 3.5: 98.4% / 1.8%
+    every = ev["all_images"]    # docs: medians 1.63 / 6.13, accepted at 3.5: 98.4% / 1.8%
     assert every["genuine"]["median"] == pytest.approx(1.63, abs=0.05)
     assert every["impostor"]["median"] == pytest.approx(6.13, abs=0.05)
     assert every["genuine_accepted"] == pytest.approx(0.984, abs=0.01)
     assert every["impostor_accepted"] == pytest.approx(0.018, abs=0.005)
-    rejected = ev["open_set"]["at_cutoff"]["nonmated_rejected"]   # DESIGN: 0/10 3/10 13/13 9/10 9/9
+    rejected = ev["open_set"]["at_cutoff"]["nonmated_rejected"]   # docs: 0/10 3/10 13/13 9/10 9/9
     assert rejected["mark_ruffalo"] == [13, 13] and rejected["chris_evans"] == [0, 10]
     assert sum(r[0] for r in rejected.values()) == pytest.approx(34, abs=1) and ev["open_set"]["nonmated_probes"] == 52
-    assert ev["recommended_max_distance"]["max_distance"] < 3.5   # 3.5 lets strangers through (DESIGN §3)
+    assert ev["recommended_max_distance"]["max_distance"] < 3.5   # 3.5 lets strangers through (the open set)
 
 
 # -- the CLI end to end, and the server serving its export ------------------------------------
