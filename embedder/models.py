@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 import urllib.error
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch.files import sha256_file
+from facesearch.files import fsync_path, sha256_file
 
 from .errors import NetworkUnavailableError, UnknownModelError, WeightsError
 from .preprocess import IMAGE_SIZE, STANDARDIZERS
@@ -149,7 +150,8 @@ def _load_keras_facenet(key: str, cache: WeightsCache, timeout: float) -> Loaded
     try:
         # keras-facenet downloads with urllib and no timeout; bound every socket operation.
         with _socket_timeout(timeout):
-            facenet = keras_facenet.FaceNet(key=key, cache_folder=str(folder))
+            fetch_keras_facenet_weights(meta, folder, cache)
+            facenet = keras_facenet.FaceNet(key=key, cache_folder=str(folder))  # finds the verified file
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkUnavailableError(
@@ -162,6 +164,26 @@ def _load_keras_facenet(key: str, cache: WeightsCache, timeout: float) -> Loaded
     standardization = "fixed" if meta["fixed_image_standardization"] else "per_image"
     return LoadedModel(f"keras-facenet:{key}", int(meta["dimensions"]), facenet.model,
                        int(meta["image_size"]), standardization)
+
+
+def fetch_keras_facenet_weights(meta: dict, folder: Path, cache: WeightsCache) -> Path:
+    """keras-facenet's weights file, fetched under the cache lock into a temporary file,
+    checked against its sha256, then renamed into place: no process ever sees a partial file."""
+    from keras_facenet.utils import download_and_verify, sha256sum
+
+    final = folder / meta["dir_name"] / meta["keras_weights_filename"]
+    with cache.lock():
+        if final.is_file() and sha256sum(str(final)) == meta["keras_weights_sha256"]:
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part = final.with_name(f".{final.name}.{os.getpid()}.part")
+        try:
+            download_and_verify(meta["keras_weights_url"], str(part), meta["keras_weights_sha256"])
+            os.replace(part, final)
+            fsync_path(final.parent)
+        finally:
+            part.unlink(missing_ok=True)
+    return final
 
 
 def load_export(folder: Path) -> LoadedModel:

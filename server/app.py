@@ -82,10 +82,15 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
             return embedder, opened
 
+        def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
+            log.critical("not serving: %s", reason)
+            for name in ("", SERVICE):
+                loop.create_task(health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
+
         embedder, gallery = await loop.run_in_executor(None, load)
         runtime = Runtime(embedder, gallery, detect_workers=config.detect_workers, max_batch=config.max_batch,
                           max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
-                          on_batch=metrics.batch)
+                          on_batch=metrics.batch, on_stopped=stopped)
         runtime.start()
         limits = Limits(max_distance=config.max_distance, max_top_k=config.max_top_k,
                         max_enroll_images=config.max_enroll_images)

@@ -5,16 +5,34 @@ up to `max_batch` items, waiting at most `max_wait` for more once the first
 arrives, runs the batch in a dedicated thread, and resolves each future with
 its own slice. The model sees large batches under load and no extra latency
 when idle beyond max_wait.
+
+One request never fails another: when a batch of several requests raises, each
+request is run again on its own, so only the guilty one gets the error. The
+queue is bounded (`max_queued` items): beyond it, submit raises QueueFull at once
+instead of letting memory and latency grow. If the worker ever stops, every
+waiter gets an error, later submits fail fast, and `on_stopped` is called so that
+health can go NOT_SERVING.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+
+log = logging.getLogger("facesearch.service")
+
+
+class QueueFull(Exception):
+    """More items are waiting than the batcher accepts."""
+
+
+class BatcherStopped(Exception):
+    """The batcher's worker is not running."""
 
 
 @dataclass
@@ -25,28 +43,41 @@ class _Job:
 
 class MicroBatcher:
     def __init__(self, run: Callable[[list], Sequence], *, max_batch: int, max_wait_s: float, name: str,
-                 on_batch: Callable[[int], None] | None = None):
+                 max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
+                 on_stopped: Callable[[BaseException | None], None] | None = None):
         self._run = run
+        self.name = name
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_queued = max_queued
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._queued = 0    # items waiting, not jobs
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
         self._task: asyncio.Task | None = None
         self._on_batch = on_batch
+        self._on_stopped = on_stopped
+        self._stopping = False
+        self._current: list[_Job] = []   # taken by the worker, not yet settled
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return self._queued
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._worker())
+        self._task.add_done_callback(self._worker_ended)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
             try:
                 await self._task
-            except asyncio.CancelledError:
+            except BaseException:  # noqa: B036 - it was cancelled, or already reported by _worker_ended
                 pass
         self._executor.shutdown(wait=True)
 
@@ -54,42 +85,87 @@ class MicroBatcher:
         """Run items through the batch function; returns their results in order."""
         if len(items) == 0:
             return []
+        if not self.running:
+            raise BatcherStopped(f"the {self.name} batcher is not running")
+        if self._queued + len(items) > self.max_queued:
+            raise QueueFull(f"{self._queued} {self.name} items are already waiting (the limit is "
+                            f"{self.max_queued}); retry with backoff")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(items, future))
+        self._queued += len(items)
+        self._queue.put_nowait(_Job(items, future))
         return await future
 
-    async def _worker(self) -> None:
+    def _worker_ended(self, task: asyncio.Task) -> None:
+        error = None if task.cancelled() else task.exception()
+        waiting = list(self._current)
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for job in waiting:  # nobody waits forever
+            if not job.future.done():
+                job.future.set_exception(BatcherStopped(f"the {self.name} batcher stopped"))
+        if not self._stopping:
+            log.critical("the %s batcher stopped: %r", self.name, error)
+            if self._on_stopped:
+                self._on_stopped(error)
+
+    async def _take(self) -> list[_Job]:
         loop = asyncio.get_running_loop()
+        jobs = [await self._queue.get()]
+        size = len(jobs[0].items)
+        deadline = loop.time() + self.max_wait_s
+        while size < self.max_batch:
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                break
+            try:
+                job = await asyncio.wait_for(self._queue.get(), timeout)
+            except asyncio.TimeoutError:
+                break
+            jobs.append(job)
+            size += len(job.items)
+        self._queued -= size
+        return [j for j in jobs if not j.future.cancelled()]
+
+    async def _worker(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
-            size = len(jobs[0].items)
-            deadline = loop.time() + self.max_wait_s
-            while size < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
-                jobs.append(job)
-                size += len(job.items)
-            jobs = [j for j in jobs if not j.future.cancelled()]
+            self._current = jobs = await self._take()
             if not jobs:
                 continue
-            flat = [item for j in jobs for item in j.items]
-            if self._on_batch:
-                self._on_batch(len(flat))
             try:
-                results = await loop.run_in_executor(self._executor, self._run, flat)
-            except Exception as exc:  # every waiter gets the error
+                await self._serve(jobs)
+            except Exception as exc:  # a bug in the plumbing: fail these waiters, keep serving the rest
+                log.exception("%s batcher: unexpected error", self.name)
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(exc)
-                continue
-            offset = 0
-            for j in jobs:
-                part = results[offset:offset + len(j.items)]
-                offset += len(j.items)
-                if not j.future.done():
-                    j.future.set_result(list(part) if not isinstance(part, np.ndarray) else part)
+
+    async def _serve(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        flat = [item for j in jobs for item in j.items]
+        if self._on_batch:
+            self._on_batch(len(flat))
+        try:
+            results = await loop.run_in_executor(self._executor, self._run, flat)
+        except Exception as exc:
+            if len(jobs) == 1:
+                _settle(jobs[0], exc=exc)
+                return
+            for j in jobs:  # find the guilty request: each runs on its own
+                try:
+                    _settle(j, await loop.run_in_executor(self._executor, self._run, list(j.items)))
+                except Exception as own:
+                    _settle(j, exc=own)
+            return
+        offset = 0
+        for j in jobs:
+            _settle(j, results[offset:offset + len(j.items)])
+            offset += len(j.items)
+
+
+def _settle(job: _Job, part=None, exc: BaseException | None = None) -> None:
+    if job.future.done():
+        return
+    if exc is not None:
+        job.future.set_exception(exc)
+    else:
+        job.future.set_result(part if isinstance(part, np.ndarray) else list(part))

@@ -8,6 +8,8 @@ import inspect
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import InvalidInputError, ModelMismatchError, NotFoundError
 
+from .batcher import BatcherStopped, QueueFull
+
 
 class ServiceError(Exception):
     """A request the service refuses; the message is safe to show the caller."""
@@ -40,6 +42,8 @@ _DOMAIN = [
     (InvalidInputError, InvalidArgument),
     (ModelMismatchError, FailedPrecondition),
     (NotFoundError, NotFound),
+    (QueueFull, ResourceExhausted),
+    (BatcherStopped, Unavailable),
 ]
 
 

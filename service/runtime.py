@@ -21,8 +21,10 @@ SEARCH_BATCH = 256
 
 class Runtime:
     def __init__(self, embedder: Embedder, gallery: Gallery, *, detect_workers: int = 2, max_batch: int = 64,
-                 max_wait_s: float = 0.005, snapshot_every: int = 10_000,
-                 on_batch: Callable[[str, int], None] | None = None):
+                 max_wait_s: float = 0.005, snapshot_every: int = 10_000, max_queued: int = 4096,
+                 on_batch: Callable[[str, int], None] | None = None,
+                 on_stopped: Callable[[str], None] | None = None):
+        """on_stopped(reason): a batch worker died; the service cannot answer until restarted."""
         self.embedder, self.gallery = embedder, gallery
         self.faces = FacePool(embedder.config, detect_workers)
         self.snapshot_every = snapshot_every
@@ -31,10 +33,14 @@ class Runtime:
         def hook(name):
             return (lambda n: on_batch(name, n)) if on_batch else None
 
+        def stopped(name):
+            return (lambda error: on_stopped(f"the {name} batcher stopped: {error!r}")) if on_stopped else None
+
         self._embed = MicroBatcher(embedder.embed_crops, max_batch=max_batch, max_wait_s=max_wait_s, name="embed",
-                                   on_batch=hook("embed"))
+                                   max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"))
         self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
-                                    name="search", on_batch=hook("search"))
+                                    name="search", max_queued=max_queued, on_batch=hook("search"),
+                                    on_stopped=stopped("search"))
 
     def start(self) -> None:
         """Start the batch workers; call from the event loop that will serve requests."""
