@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights proto serve test bench loadtest help
+.PHONY: install weights proto serve test bench loadtest soak help
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
@@ -14,6 +14,8 @@ help:
 	@echo "make bench    install, run every benchmark bench/*.py (figures go to bench/results/), then build bench/REPORT.md"
 	@echo "make loadtest install, serve the sample gallery on a temporary data dir, load it with ghz (or bench/loadgen.py)"
 	@echo "              using bench/ghz/identify_cropped.json; report in bench/results/loadtest.json"
+	@echo "make soak     install, load a real server with a mixed load for 30 minutes (SOAK_ARGS=\"--minutes 5\"),"
+	@echo "              then check every acknowledged write; bench/results/soak.json and bench/plots/soak.png"
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "facesearch needs Python >= 3.11"'
@@ -52,3 +54,7 @@ bench: install
 # Extra flags for the load generator: make loadtest LOADTEST_ARGS="-- -n 100 -c 8"
 loadtest: install
 	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
+
+# The 30-minute soak (bench/soak.py); make soak SOAK_ARGS="--minutes 5" for a shorter one.
+soak: install
+	$(PY) -m bench.soak $(SOAK_ARGS)

@@ -84,6 +84,7 @@ class FaceSearchService:
         Images that fail are rejected one by one; a bad embedding fails the call.
         """
         validate.check_identity_id(identity_id)
+        validate.profile(display_name, metadata)
         mode = validate.face_mode(face_mode)
         total = len(images) + len(embeddings)
         if total == 0:

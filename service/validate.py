@@ -15,8 +15,15 @@ from .errors import InvalidArgument
 
 MAX_PAGE_SIZE = 1000
 INT64_MAX = (1 << 63) - 1
+# Caps on what an identity carries besides faces (README "Limits"): named in every refusal.
+MAX_DISPLAY_NAME = 256          # characters
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY = 128          # characters
+MAX_METADATA_VALUE = 2048       # characters
+MAX_METADATA_BYTES = 16 * 1024  # UTF-8 bytes of all keys and values together
 
-__all__ = ["check_identity_id", "cutoff", "face_id", "face_mode", "page_size", "top_k", "vector", "EmbeddingInput"]
+__all__ = ["check_identity_id", "cutoff", "face_id", "face_mode", "page_size", "profile", "top_k", "vector",
+           "EmbeddingInput"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +74,22 @@ def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:
     """One caller embedding as a unit float32 vector of the gallery's model."""
     gallery.check_model(embedding.model_id or None)
     return unit_vectors(embedding.values, gallery.dimension, gallery.model_id)[0]
+
+
+def profile(display_name: str, metadata: dict[str, str] | None) -> None:
+    """An identity's display name and metadata, within their documented caps."""
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise InvalidArgument(f"display_name is {len(display_name)} characters; at most {MAX_DISPLAY_NAME}")
+    metadata = metadata or {}
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidArgument(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS}")
+    total = 0
+    for key, value in metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            raise InvalidArgument(f"metadata key {key[:40]!r} must be 1 to {MAX_METADATA_KEY} characters")
+        if len(value) > MAX_METADATA_VALUE:
+            raise InvalidArgument(f"metadata value of {key[:40]!r} is {len(value)} characters; "
+                                  f"at most {MAX_METADATA_VALUE}")
+        total += len(key.encode()) + len(value.encode())
+    if total > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"metadata is {total} bytes in all; at most {MAX_METADATA_BYTES}")

@@ -100,3 +100,20 @@ def test_service_methods_raise_service_errors_only():
     assert isinstance(info.value, ServiceError) and isinstance(info.value.__cause__, NotFoundError)
     with pytest.raises(RuntimeError):
         asyncio.run(translated(_raise)(RuntimeError("a bug stays a bug")))
+
+
+@pytest.mark.parametrize("name, metadata, message", [
+    ("x" * 257, {}, "display_name is 257 characters; at most 256"),
+    ("", {f"k{i}": "v" for i in range(65)}, "65 keys; at most 64"),
+    ("", {"k" * 129: "v"}, "1 to 128 characters"),
+    ("", {"": "v"}, "1 to 128 characters"),
+    ("", {"k": "v" * 2049}, "2049 characters; at most 2048"),
+    ("", {f"k{i}": "é" * 1000 for i in range(9)}, "bytes in all; at most 16384"),
+])
+def test_identity_profiles_over_their_caps_are_refused_by_name(name, metadata, message):
+    with pytest.raises(InvalidArgument, match=message):
+        validate.profile(name, metadata)
+
+
+def test_profiles_within_the_caps_pass():
+    validate.profile("n" * 256, {f"k{i}": "v" * 200 for i in range(64)})
