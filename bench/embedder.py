@@ -1,6 +1,6 @@
 """Embedder throughput: crops/s by batch size against plain model.predict, photos/s, peak RSS.
 
-    .venv/bin/python bench/embedder.py [--rounds 3]
+    .venv/bin/python -m bench.embedder [--rounds 3]
 
 Figures on this shared machine move about 2x between runs; the ratios, measured
 side by side in one run (interleaved rounds), are what count.
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import Embedder, decode, primary_face  # noqa: E402
-from facesearch.embedder.preprocess import preprocess  # noqa: E402
+from facesearch.embedder import Embedder, decode, primary_face
+from facesearch.embedder.preprocess import preprocess
 
 BATCHES = (1, 8, 32, 64)
 

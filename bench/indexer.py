@@ -1,6 +1,6 @@
 """Indexer throughput against the raw pipeline it wraps, in the same run.
 
-    .venv/bin/python bench/indexer.py [--workers 1]
+    .venv/bin/python -m bench.indexer [--workers 1]
 
 crops:  `add --face-mode cropped` on the Avengers crops (../shared; else 5-celebrity crops
         made here) against raw decode + embed_crops at batch 64.
@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import Embedder, FaceMode, WeightsCache, decode, primary_face  # noqa: E402
-from facesearch.gallery import Gallery, GalleryConfig  # noqa: E402
-from facesearch.indexer.add import add_local  # noqa: E402
-from facesearch.sources import scan  # noqa: E402
+from facesearch.embedder import Embedder, FaceMode, WeightsCache, decode, primary_face
+from facesearch.gallery import Gallery, GalleryConfig
+from facesearch.indexer.add import add_local
+from facesearch.sources import scan
 
 AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
 

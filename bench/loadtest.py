@@ -1,6 +1,6 @@
 """Load test (`make loadtest`): a real facesearch-server with the sample gallery, driven by ghz or loadgen.
 
-    .venv/bin/python bench/loadtest.py [--config bench/ghz/identify_cropped.json] [--tool auto|ghz|loadgen]
+    .venv/bin/python -m bench.loadtest [--config bench/ghz/identify_cropped.json] [--tool auto|ghz|loadgen]
                                        [-- FLAGS FOR THE TOOL, e.g. -n 100 -c 8]
 
 1. Starts facesearch-server on a temporary data directory and an ephemeral port; every
@@ -28,12 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.client import FaceSearchClient  # noqa: E402
-from facesearch.embedder import WeightsCache  # noqa: E402
-from facesearch.testing import ServerProcess  # noqa: E402
+from facesearch.client import FaceSearchClient
+from facesearch.embedder import WeightsCache
+from facesearch.testing import ServerProcess
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

@@ -1,6 +1,6 @@
 """Build bench/REPORT.md and its plots (bench/plots/*.png) from the results in bench/results/.
 
-    .venv/bin/python bench/report.py [--results bench/results] [--out bench/REPORT.md]
+    .venv/bin/python -m bench.report [--results bench/results] [--out bench/REPORT.md]
 
 `make bench` runs it last; it also runs alone, on whatever result files exist: a missing
 file is skipped, and a file this script does not know (or whose shape changed) gets a
@@ -149,7 +149,7 @@ def section_server(d: dict) -> str:
         md += table(["concurrency", "requests", "QPS", "p50 ms", "p99 ms", "ratio vs bare b1", "ratio vs bare b64"],
                     rows)
     if not any("latencies_ms" in r for r in d.get("identify_cropped", [])):
-        md += ("\n_This file predates per-request latencies (`latencies_ms`); rerun `bench/server.py` for its "
+        md += ("\n_This file predates per-request latencies (`latencies_ms`); rerun `python -m bench.server` for its "
                "latency CDFs._\n")
     return md
 
@@ -397,13 +397,13 @@ def build(results: dict, out: Path, folder: Path = BENCH / "results") -> str:
     plots_dir.mkdir(exist_ok=True)
     names = sorted(results, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     md = ["# Benchmark report", "",
-          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/report.py` at commit "
+          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m bench.report` at commit "
           f"`{git_head() or '?'}` from {len(names)} result file(s) in `{_shown(folder)}/`. Each file records the "
           "commit and date of its own run (table below), so files can come from different runs.", "",
           "These machines are shared and noisy: the same figure moves about 2× between runs. Compare the "
           "**ratios**, each measured against a baseline in the same run, not absolute figures across files.", ""]
     if not names:
-        md += ["_No results yet: run `make bench` (or one `bench/*.py`)._", ""]
+        md += ["_No results yet: run `make bench` (or one `python -m bench.<name>`)._", ""]
     machines = []
     for n in names:
         m = results[n].get("machine", {})
