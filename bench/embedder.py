@@ -16,7 +16,7 @@ import numpy as np
 
 from bench import common
 
-from facesearch.embedder import Embedder, decode, primary_face
+from facesearch.embedder import Embedder
 from facesearch.embedder.preprocess import preprocess
 
 BATCHES = (1, 8, 32, 64)
@@ -34,12 +34,7 @@ def main() -> None:
     from facesearch.embedder import WeightsCache
 
     photos = sorted(WeightsCache(emb.config.cache_dir).sample_gallery().glob("*/*/*.jpg"))
-    crops = []
-    for p in photos[:32]:
-        rgb = decode(p.read_bytes())
-        face = primary_face(emb.find_faces(rgb), rgb.shape)
-        if face is not None:
-            crops.append(face.crop)
+    crops = [crop for _, crop in common.face_crops(emb, photos[:32])]
     pool = (crops * (args.images // len(crops) + 1))[: args.images]
     x = preprocess(pool)
     model = emb.model.keras_model

@@ -23,8 +23,6 @@ from facesearch.gallery import Gallery, GalleryConfig
 from facesearch.indexer.add import add_local
 from facesearch.sources import scan
 
-AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
-
 
 def raw_crops(embedder: Embedder, paths: list[Path]) -> float:
     start = time.perf_counter()
@@ -64,16 +62,13 @@ def main() -> None:
     photos_dir = WeightsCache(embedder.config.cache_dir).sample_gallery() / "train"
     tmp = Path(tempfile.mkdtemp())
     try:
-        crops_dir = AVENGERS if AVENGERS.is_dir() else tmp / "crops"
-        if crops_dir != AVENGERS:  # make crops from the sample photos
+        crops_dir = common.AVENGERS if common.AVENGERS.is_dir() else tmp / "crops"
+        if crops_dir != common.AVENGERS:  # make crops from the sample photos
             from facesearch.embedder.images import encode_jpeg
 
-            for p in sorted(photos_dir.glob("*/*.jpg")):
-                rgb = decode(p.read_bytes())
-                face = primary_face(embedder.find_faces(rgb), rgb.shape)
-                if face is not None:
-                    (crops_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
-                    (crops_dir / p.parent.name / (p.stem + ".jpg")).write_bytes(encode_jpeg(face.crop))
+            for p, crop in common.face_crops(embedder, sorted(photos_dir.glob("*/*.jpg"))):
+                (crops_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
+                (crops_dir / p.parent.name / (p.stem + ".jpg")).write_bytes(encode_jpeg(crop))
         crop_paths = [i.path for i in scan(crops_dir)]
         photo_paths = [i.path for i in scan(photos_dir)]
         raw_c = raw_crops(embedder, crop_paths)

@@ -22,8 +22,6 @@ from bench import common
 from facesearch.embedder import FaceMode
 from facesearch.trainer.train import Run, TrainConfig
 
-AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
-
 
 def timed_steps(run: Run, steps: int) -> float:
     x, y = run.batch()
@@ -46,7 +44,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         def config(**kw):
-            return TrainConfig(data=AVENGERS, split=AVENGERS / "seed_split.json", out=Path(tmp) / "out",
+            return TrainConfig(data=common.AVENGERS, split=common.AVENGERS / "seed_split.json", out=Path(tmp) / "out",
                                face_mode=FaceMode.CROPPED, augment_copies=args.augment_copies,
                                cache_dir=Path(tmp) / "cache", progress=False, **kw)
 
