@@ -4,16 +4,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights proto serve test bench loadtest soak help
+.PHONY: install weights proto serve test bench loadtest soak ghz help
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051"
 	@echo "make test     install, then run the whole test suite"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
-	@echo "make bench    install, run every benchmark bench/*.py (figures go to bench/results/), then build bench/REPORT.md"
-	@echo "make loadtest install, serve the sample gallery on a temporary data dir, load it with ghz (or bench/loadgen.py)"
-	@echo "              using bench/ghz/identify_cropped.json; report in bench/results/loadtest.json"
+	@echo "make bench    install, run every benchmark python -m bench.<name> (figures go to bench/results/), then build bench/REPORT.md"
+	@echo "make loadtest install (ghz too), serve the sample gallery on a temporary data dir, run each bench/ghz/*.json with ghz;"
+	@echo "              ghz's reports in bench/results/ghz/, a summary in bench/results/loadtest.json"
+	@echo "make ghz      build ghz $(GHZ_VERSION) into $(VENV)/bin with Go, unless it is there (make test and make loadtest do this)"
 	@echo "make soak     install, load a real server with a mixed load for 30 minutes (SOAK_ARGS=\"--minutes 5\"),"
 	@echo "              then check every acknowledged write; bench/results/soak.json and bench/plots/soak.png"
 
@@ -41,20 +42,37 @@ serve: install
 	$(PY) -m facesearch.indexer.samples
 	$(VENV)/bin/facesearch-server
 
-test: install
+# ghz (https://ghz.sh), the gRPC load generator of `make loadtest` and tests/e2e/test_ghz.py, built with
+# Go into $(VENV)/bin; quick when that version is already there. Without Go this only prints a note:
+# the ghz test then skips, and `make loadtest` uses a ghz on PATH or says how to get one.
+GHZ_VERSION := v0.121.0
+GHZ := $(VENV)/bin/ghz
+
+ghz: | $(PY)
+	@if [ "$$($(GHZ) --version 2>&1)" = "$(GHZ_VERSION)" ]; then :; \
+	elif command -v go >/dev/null 2>&1; then \
+		echo "go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION) into $(VENV)/bin"; \
+		GOBIN="$(abspath $(VENV))/bin" go install -ldflags "-X main.version=$(GHZ_VERSION)" \
+			github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION); \
+	elif [ ! -x $(GHZ) ] && ! command -v ghz >/dev/null 2>&1; then \
+		echo "note: ghz is not installed and Go is not there to build it (README: Load tests)" >&2; \
+	fi
+
+test: install ghz
 	$(PY) -m pytest
 
 # Modules that bench scripts import, and the report generator: not benchmarks themselves.
-BENCH_HELPERS := bench/common.py bench/loadgen.py bench/report.py
+BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/soak.py
+BENCHMARKS := $(subst /,.,$(basename $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py)))))
 
-bench: install
-	@set -e; for f in $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py))); do echo "== $$f"; $(PY) $$f; done
-	$(PY) bench/report.py
+bench: install ghz
+	@set -e; for m in $(BENCHMARKS); do echo "== python -m $$m"; $(PY) -m $$m; done
+	$(PY) -m bench.report
 
-# Extra flags for the load generator: make loadtest LOADTEST_ARGS="-- -n 100 -c 8"
-loadtest: install
-	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
+# Extra flags: make loadtest LOADTEST_ARGS="--config bench/ghz/identify_cropped.json -- -n 100 -c 8"
+loadtest: install ghz
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 
-# The 30-minute soak (bench/soak.py); make soak SOAK_ARGS="--minutes 5" for a shorter one.
+# The 30-minute soak (bench/soak.py), not part of make bench; make soak SOAK_ARGS="--minutes 5" for a shorter one.
 soak: install
 	$(PY) -m bench.soak $(SOAK_ARGS)

@@ -11,6 +11,20 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"  # the seed's crops
+
+
+def face_crops(embedder, photos: list[Path]) -> list[tuple[Path, object]]:
+    """(photo, its primary face crop) for each photo with a face: benchmark set-up, untimed."""
+    from facesearch.embedder import decode, primary_face
+
+    out = []
+    for p in photos:
+        rgb = decode(p.read_bytes())
+        face = primary_face(embedder.find_faces(rgb), rgb.shape)
+        if face is not None:
+            out.append((p, face.crop))
+    return out
 
 
 def machine() -> dict:

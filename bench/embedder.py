@@ -1,6 +1,6 @@
 """Embedder throughput: crops/s by batch size against plain model.predict, photos/s, peak RSS.
 
-    .venv/bin/python bench/embedder.py [--rounds 3]
+    .venv/bin/python -m bench.embedder [--rounds 3]
 
 Figures on this shared machine move about 2x between runs; the ratios, measured
 side by side in one run (interleaved rounds), are what count.
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import Embedder, decode, primary_face  # noqa: E402
-from facesearch.embedder.preprocess import preprocess  # noqa: E402
+from facesearch.embedder import Embedder
+from facesearch.embedder.preprocess import preprocess
 
 BATCHES = (1, 8, 32, 64)
 
@@ -37,12 +34,7 @@ def main() -> None:
     from facesearch.embedder import WeightsCache
 
     photos = sorted(WeightsCache(emb.config.cache_dir).sample_gallery().glob("*/*/*.jpg"))
-    crops = []
-    for p in photos[:32]:
-        rgb = decode(p.read_bytes())
-        face = primary_face(emb.find_faces(rgb), rgb.shape)
-        if face is not None:
-            crops.append(face.crop)
+    crops = [crop for _, crop in common.face_crops(emb, photos[:32])]
     pool = (crops * (args.images // len(crops) + 1))[: args.images]
     x = preprocess(pool)
     model = emb.model.keras_model

@@ -1,7 +1,7 @@
 """Gallery: add throughput, snapshot and restart times, search latency, throughput and
 recall by index type (flat, ivf, hnsw), side by side with bare FAISS over the same vectors.
 
-    .venv/bin/python bench/gallery.py [--sizes 10000,100000,1000000] [--types flat,ivf,hnsw]
+    .venv/bin/python -m bench.gallery [--sizes 10000,100000,1000000] [--types flat,ivf,hnsw]
                                       [--queries 200] [--rounds 3] [--quick]
 
 Data: synthetic clustered unit vectors, the realistic case (docs/performance.md#clustered-test-data:
@@ -43,16 +43,15 @@ import argparse
 import logging
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
 import faiss
+
+from bench import common
 
 from facesearch.gallery import (
     Enrolment,

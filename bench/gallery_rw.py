@@ -1,6 +1,6 @@
 """Readers-writer discipline: search throughput with and without a concurrent writer.
 
-    .venv/bin/python bench/gallery_rw.py [--faces 100000] [--seconds 8]
+    .venv/bin/python -m bench.gallery_rw [--faces 100000] [--seconds 8]
 
 Two threads search (batch 64) a flat gallery; the same run is repeated while a
 third thread adds 100 faces and deletes 10 in a loop. Reports searches/s for
@@ -10,18 +10,15 @@ both and their ratio, plus the writer's changes/s, in bench/results/gallery_rw.j
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace  # noqa: E402
+from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace
 
 
 def unit(rng, n):

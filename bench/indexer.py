@@ -1,6 +1,6 @@
 """Indexer throughput against the raw pipeline it wraps, in the same run.
 
-    .venv/bin/python bench/indexer.py [--workers 1]
+    .venv/bin/python -m bench.indexer [--workers 1]
 
 crops:  `add --face-mode cropped` on the Avengers crops (../shared; else 5-celebrity crops
         made here) against raw decode + embed_crops at batch 64.
@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import Embedder, FaceMode, WeightsCache, decode, primary_face  # noqa: E402
-from facesearch.gallery import Gallery, GalleryConfig  # noqa: E402
-from facesearch.indexer.add import add_local  # noqa: E402
-from facesearch.sources import scan  # noqa: E402
-
-AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
+from facesearch.embedder import Embedder, FaceMode, WeightsCache, decode, primary_face
+from facesearch.gallery import Gallery, GalleryConfig
+from facesearch.indexer.add import add_local
+from facesearch.sources import scan
 
 
 def raw_crops(embedder: Embedder, paths: list[Path]) -> float:
@@ -66,16 +62,13 @@ def main() -> None:
     photos_dir = WeightsCache(embedder.config.cache_dir).sample_gallery() / "train"
     tmp = Path(tempfile.mkdtemp())
     try:
-        crops_dir = AVENGERS if AVENGERS.is_dir() else tmp / "crops"
-        if crops_dir != AVENGERS:  # make crops from the sample photos
+        crops_dir = common.AVENGERS if common.AVENGERS.is_dir() else tmp / "crops"
+        if crops_dir != common.AVENGERS:  # make crops from the sample photos
             from facesearch.embedder.images import encode_jpeg
 
-            for p in sorted(photos_dir.glob("*/*.jpg")):
-                rgb = decode(p.read_bytes())
-                face = primary_face(embedder.find_faces(rgb), rgb.shape)
-                if face is not None:
-                    (crops_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
-                    (crops_dir / p.parent.name / (p.stem + ".jpg")).write_bytes(encode_jpeg(face.crop))
+            for p, crop in common.face_crops(embedder, sorted(photos_dir.glob("*/*.jpg"))):
+                (crops_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
+                (crops_dir / p.parent.name / (p.stem + ".jpg")).write_bytes(encode_jpeg(crop))
         crop_paths = [i.path for i in scan(crops_dir)]
         photo_paths = [i.path for i in scan(photos_dir)]
         raw_c = raw_crops(embedder, crop_paths)

@@ -1,26 +1,30 @@
-"""Load test (`make loadtest`): a real facesearch-server with the sample gallery, driven by ghz or loadgen.
+"""Load test (`make loadtest`): a real facesearch-server with the sample gallery, driven by ghz.
 
-    .venv/bin/python bench/loadtest.py [--config bench/ghz/identify_cropped.json] [--tool auto|ghz|loadgen]
-                                       [-- FLAGS FOR THE TOOL, e.g. -n 100 -c 8]
+    .venv/bin/python -m bench.loadtest [--config bench/ghz/identify_cropped.json ...] [--no-baseline]
+                                       [-- FLAGS FOR GHZ, e.g. -n 100 -c 8]
 
 1. Starts facesearch-server on a temporary data directory and an ephemeral port; every
    batch shape is traced before it reports SERVING.
 2. Enrols the 5-celebrity sample gallery (train photos, detected by the server) through
    Enroll: the gallery `make serve` serves.
-3. Runs the config with ghz when `ghz` is on PATH, else with bench/loadgen.py; then, as the
-   same-run baseline, GetInfo (no model, no search) at the same concurrency and connections:
-   the ceiling that gRPC, the server loop and the load generator set on this machine.
-4. Writes ghz's JSON report, with the machine, tool, gallery and baseline, to
-   bench/results/loadtest.json.
+3. Runs each config (default: every bench/ghz/*.json, Enroll last since it writes) with ghz
+   from the repository root, as it runs by hand, the server's address replacing the config's
+   host; then, as the same-run baseline, GetInfo (no model, no search) at the same
+   concurrency and connections: the ceiling that gRPC, the server loop and ghz set here.
+4. Writes ghz's own JSON report of each config to bench/results/ghz/<config>.json, and
+   bench/results/loadtest.json: the machine, ghz's version, the gallery, and per config
+   ghz's report with its baseline and the ratio of the two.
 
+ghz is the one in this virtualenv (`make ghz` builds it there with Go), else the one on PATH.
 The server is stopped however the run ends. Figures on this shared 2-core machine move
-about 2x between runs; the load generator runs on the same cores as the server.
+about 2x between runs; ghz runs on the same cores as the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,25 +32,50 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.client import FaceSearchClient  # noqa: E402
-from facesearch.embedder import WeightsCache  # noqa: E402
-from facesearch.testing import ServerProcess  # noqa: E402
+from facesearch.client import FaceSearchClient
+from facesearch.embedder import WeightsCache
+from facesearch.testing import ServerProcess
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-DEFAULT_CONFIG = BENCH / "ghz" / "identify_cropped.json"
+CONFIGS = BENCH / "ghz"
 BASELINE_CALL = "facesearch.v1.FaceSearch.GetInfo"
+GHZ_MISSING = ("ghz is not installed. With Go (https://go.dev/dl/), `make ghz` builds it into .venv/bin; without "
+               "Go, put a release binary of ghz (https://github.com/bojand/ghz/releases) on PATH or in .venv/bin")
+
+# ghz flags that the GetInfo baseline does not take over from the run: it has its own call, data and count.
+BASELINE_DROPS = ("-d", "--data", "-D", "--data-file", "-B", "--binary-file", "--call", "-n",
+                  "--total", "-z", "--duration", "-x", "--max-duration")
 
 
-BASELINE_DROPS = ("-d", "--data", "-D", "--data-file", "-B", "--binary-file", "--call", "-n", "--total", "-z",
-                  "--duration", "-x", "--max-duration")
+def find_ghz() -> str | None:
+    """ghz in this virtualenv (where `make ghz` builds it), else on PATH."""
+    local = Path(sys.executable).parent / "ghz"
+    return str(local) if os.access(local, os.X_OK) else shutil.which("ghz")
+
+
+def ghz_version(ghz: str) -> str:
+    done = subprocess.run([ghz, "--version"], capture_output=True, text=True, timeout=30)
+    return (done.stdout + done.stderr).strip()
+
+
+def run_ghz(ghz: str, config: Path, target: str, out: Path, extra: list[str] = (), quiet: bool = False,
+            timeout: float = 900) -> dict:
+    """Run one ghz config against target from the repository root (configs name their files from there);
+    returns ghz's JSON report, also left at `out`."""
+    cmd = [ghz, "--config", shown(config), "-O", "json", "-o", shown(out), *extra, target]
+    if not quiet:
+        print("$ " + " ".join(cmd), flush=True)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=quiet, text=True, timeout=timeout)
+    if done.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"ghz failed with exit status {done.returncode}: {done.stderr or ''}".strip())
+    return json.loads(out.read_text())
 
 
 def without(flags: list[str], drops: tuple[str, ...]) -> list[str]:
-    """The flags minus the dropped ones and their values (for the baseline: its own call, data and count)."""
+    """The flags minus the dropped ones and their values."""
     out, skip = [], False
     for a in flags:
         if skip:
@@ -56,20 +85,6 @@ def without(flags: list[str], drops: tuple[str, ...]) -> list[str]:
         elif not a.startswith(tuple(d + "=" for d in drops if d.startswith("--"))):
             out.append(a)
     return out
-
-
-def tool_command(tool: str, config: Path, target: str, out: Path, extra: list[str]) -> list[str]:
-    head = ["ghz"] if tool == "ghz" else [sys.executable, str(BENCH / "loadgen.py")]
-    return [*head, "--config", str(config), "-O", "json", "-o", str(out), *extra, target]
-
-
-def run_tool(tool: str, config: Path, target: str, out: Path, extra: list[str]) -> dict:
-    cmd = tool_command(tool, config, target, out, extra)
-    print("$ " + " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, cwd=REPO, timeout=900)
-    if done.returncode != 0 or not out.is_file():
-        raise SystemExit(f"{tool} failed with exit status {done.returncode}")
-    return json.loads(out.read_text())
 
 
 def enrol_samples(target: str) -> dict:
@@ -91,44 +106,63 @@ def enrol_samples(target: str) -> dict:
             "index_type": info.index_type, "enrol_s": seconds}
 
 
+def baseline(ghz: str, config: dict, target: str, tmp: Path, extra: list[str], count: int) -> dict:
+    """GetInfo with the run's concurrency, connections and flags: the same-run ceiling."""
+    base = {k: v for k, v in config.items()
+            if k not in ("data-file", "binary-file", "data", "duration", "max-duration")}
+    base.update({"name": "GetInfo (same-run baseline: gRPC, server loop, ghz)", "call": BASELINE_CALL,
+                 "data": {}, "total": max(1000, count)})
+    (tmp / "baseline.json").write_text(json.dumps(base))
+    rep = run_ghz(ghz, tmp / "baseline.json", target, tmp / "baseline-report.json", without(extra, BASELINE_DROPS))
+    return {"call": BASELINE_CALL, **{k: rep.get(k) for k in ("count", "total", "average", "fastest", "slowest",
+                                                              "rps", "statusCodeDistribution",
+                                                              "latencyDistribution")}}
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="ghz config [%(default)s]")
-    parser.add_argument("--tool", choices=("auto", "ghz", "loadgen"), default="auto",
-                        help="auto: ghz when it is on PATH, else bench/loadgen.py")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the GetInfo baseline run")
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to ghz or loadgen")
+    parser.add_argument("--config", type=Path, action="append",
+                        help="a ghz config; repeatable [every bench/ghz/*.json]")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the GetInfo baseline runs")
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to ghz for every config")
     args = parser.parse_args()
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    tool = args.tool if args.tool != "auto" else ("ghz" if shutil.which("ghz") else "loadgen")
-    if tool == "ghz" and not shutil.which("ghz"):
-        raise SystemExit("--tool ghz: ghz is not on PATH")
-    config_path = args.config.resolve()
-    config = json.loads(config_path.read_text())
+    ghz = find_ghz()
+    if ghz is None:
+        raise SystemExit(GHZ_MISSING)
+    version = ghz_version(ghz)
+    paths = [p.resolve() for p in args.config or CONFIGS.glob("*.json")]
+    configs = {p: json.loads(p.read_text()) for p in paths}
+    paths.sort(key=lambda p: (configs[p].get("call", "").endswith(".Enroll"), p.name))  # writes go last
+    reports = common.RESULTS / "ghz"
+    reports.mkdir(parents=True, exist_ok=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="facesearch-loadtest-"))
     server_args = ["--warmup-batch", "64"]
     proc = ServerProcess(tmp / "data", *server_args)
+    runs = []
     try:
         t = time.perf_counter()
         proc.start(timeout=600)
         start_s = time.perf_counter() - t
-        print(f"server SERVING on {proc.target} after {start_s:.1f} s", flush=True)
+        print(f"server SERVING on {proc.target} after {start_s:.1f} s; ghz {version} at {ghz}", flush=True)
         gallery = enrol_samples(proc.target)
-        rep = run_tool(tool, config_path, proc.target, tmp / "report.json", extra)
-        baseline = None
-        if not args.no_baseline:
-            base_config = {k: v for k, v in config.items() if k not in ("data-file", "binary-file", "data")}
-            base_config.update({"name": "GetInfo (same-run baseline: gRPC, server loop, load generator)",
-                                "call": BASELINE_CALL, "data": {}, "total": max(1000, rep["count"])})
-            base_config.pop("duration", None)
-            base_path = tmp / "baseline.json"
-            base_path.write_text(json.dumps(base_config))
-            base_extra = without(extra, BASELINE_DROPS)
-            base = run_tool(tool, base_path, proc.target, tmp / "baseline-report.json", base_extra)
-            baseline = {k: base[k] for k in ("count", "total", "average", "fastest", "slowest", "rps",
-                                             "statusCodeDistribution", "latencyDistribution")}
-            baseline["call"] = BASELINE_CALL
+        for path in paths:
+            out = reports / f"{path.stem}.json"
+            rep = run_ghz(ghz, path, proc.target, out, extra)
+            run = {"config": shown(path), "report": shown(out), **rep}
+            if not args.no_baseline:
+                run["baseline"] = baseline(ghz, configs[path], proc.target, tmp, extra, rep["count"])
+                run["ratio_rps_vs_baseline"] = rep["rps"] / run["baseline"]["rps"] if run["baseline"]["rps"] else None
+            codes = ", ".join(f"{k} {v}" for k, v in rep.get("statusCodeDistribution", {}).items())
+            print(f"{configs[path].get('name', path.name)}: {rep['count']} calls ({codes}), {rep['rps']:.1f}/s"
+                  + (f"; GetInfo baseline {run['baseline']['rps']:.1f}/s, ratio {run['ratio_rps_vs_baseline']:.3f}"
+                     if "baseline" in run else ""), flush=True)
+            runs.append(run)
     finally:
         if proc.proc is not None and proc.proc.poll() is None:
             try:
@@ -136,15 +170,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-    results = {"tool": tool, "config": str(config_path.relative_to(REPO)) if config_path.is_relative_to(REPO)
-               else str(config_path), "extra_flags": extra, "server": {"args": server_args, "start_s": start_s},
-               "gallery": gallery, "baseline": baseline}
-    if baseline:
-        results["ratio_rps_vs_baseline"] = rep["rps"] / baseline["rps"] if baseline["rps"] else None
-        print(f"{config.get('name', config_path.name)}: {rep['rps']:.1f} requests/s; GetInfo baseline "
-              f"{baseline['rps']:.1f}/s in the same run; ratio {results['ratio_rps_vs_baseline']:.3f}")
-    common.write("loadtest", {**rep, **results})  # ghz's report, then what ran it
+    common.write("loadtest", {"tool": "ghz", "ghz": version, "extra_flags": extra,
+                              "server": {"args": server_args, "start_s": start_s}, "gallery": gallery, "runs": runs})
 
 
 if __name__ == "__main__":

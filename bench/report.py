@@ -1,6 +1,6 @@
 """Build bench/REPORT.md and its plots (bench/plots/*.png) from the results in bench/results/.
 
-    .venv/bin/python bench/report.py [--results bench/results] [--out bench/REPORT.md]
+    .venv/bin/python -m bench.report [--results bench/results] [--out bench/REPORT.md]
 
 `make bench` runs it last; it also runs alone, on whatever result files exist: a missing
 file is skipped, and a file this script does not know (or whose shape changed) gets a
@@ -149,33 +149,34 @@ def section_server(d: dict) -> str:
         md += table(["concurrency", "requests", "QPS", "p50 ms", "p99 ms", "ratio vs bare b1", "ratio vs bare b64"],
                     rows)
     if not any("latencies_ms" in r for r in d.get("identify_cropped", [])):
-        md += ("\n_This file predates per-request latencies (`latencies_ms`); rerun `bench/server.py` for its "
+        md += ("\n_This file predates per-request latencies (`latencies_ms`); rerun `python -m bench.server` for its "
                "latency CDFs._\n")
     return md
 
 
+def loadtest_runs(d: dict | None) -> list[dict]:
+    """The ghz reports in loadtest.json, one per config (older files held one report at the top level)."""
+    return (d.get("runs") or [d]) if d else []
+
+
 def section_loadtest(d: dict) -> str:
-    lat = {x["percentage"]: ns_ms(x["latency"]) for x in d.get("latencyDistribution") or []}
-    o = d.get("options", {})
     g = d.get("gallery") or {}
-    md = (f"`make loadtest`: {d.get('tool', '?')} ran `{d.get('config', '?')}`"
-          f"{' ' + ' '.join(d['extra_flags']) if d.get('extra_flags') else ''} against a real server "
-          f"holding {g.get('source', 'a gallery')}: {num(g.get('faces'))} faces, {num(g.get('identities'))} "
-          f"identities. Concurrency {o.get('concurrency')} over {o.get('connections', 1)} connection(s); the "
-          "load generator shares the cores with the server.\n\n")
-    md += table(["name", "count", "total s", "requests/s", "average ms", "fastest ms", "slowest ms",
-                 *[f"p{p} ms" for p in lat]],
-                [[d.get("name", ""), d["count"], d["total"] / 1e9, d["rps"], ns_ms(d["average"]),
-                  ns_ms(d["fastest"]), ns_ms(d["slowest"]), *lat.values()]])
-    codes = ", ".join(f"{k}: {v}" for k, v in d.get("statusCodeDistribution", {}).items())
-    md += f"\nStatus codes: {codes or '–'}. End: {d.get('endReason', '?')}.\n"
-    b = d.get("baseline")
-    if b:
-        blat = {x["percentage"]: ns_ms(x["latency"]) for x in b.get("latencyDistribution") or []}
-        md += (f"\nSame-run baseline: `{b.get('call')}` (no model, no search) at the same concurrency: "
-               f"{num(b['rps'])} requests/s, p50 {num(blat.get(50))} ms. **Ratio = requests/s / baseline "
-               f"requests/s = {num(d.get('ratio_rps_vs_baseline'))}**: the share of the gRPC + load-generator "
-               "ceiling that this call reaches.\n")
+    extra = " ".join(d.get("extra_flags") or [])
+    md = (f"`make loadtest`: {d.get('tool', '?')} {d.get('ghz', '')} ran each config{' with ' + extra if extra else ''}"
+          f" against a real server holding {g.get('source', 'a gallery')}: {num(g.get('faces'))} faces, "
+          f"{num(g.get('identities'))} identities; ghz shares the cores with the server. **Ratio = requests/s / "
+          "requests/s of GetInfo** (no model, no search) at the same concurrency in the same run: the share of the "
+          "gRPC + load-generator ceiling that the call reaches.\n\n")
+    rows = []
+    for r in loadtest_runs(d):
+        lat = {x["percentage"]: ns_ms(x["latency"]) for x in r.get("latencyDistribution") or []}
+        o, b = r.get("options", {}), r.get("baseline") or {}
+        codes = ", ".join(f"{k}: {v}" for k, v in (r.get("statusCodeDistribution") or {}).items())
+        rows.append([f"`{r.get('config', '?')}`", f"{o.get('concurrency')} / {o.get('connections', 1)}", r["count"],
+                     r["total"] / 1e9, r["rps"], ns_ms(r["average"]), lat.get(50), lat.get(90), lat.get(99),
+                     f"{codes or '–'} ({r.get('endReason', '?')})", b.get("rps"), r.get("ratio_rps_vs_baseline")])
+    md += table(["config", "concurrency / connections", "count", "total s", "requests/s", "average ms", "p50 ms",
+                 "p90 ms", "p99 ms", "status codes (end)", "GetInfo requests/s", "ratio"], rows)
     return md
 
 
@@ -259,9 +260,6 @@ def plot_throughput(results: dict, out: Path) -> bool:
         raw = server.get("raw_embedder_crops_per_s", {})
         if raw:
             ax.axhline(max(raw.values()), ls="--", c="grey", label="raw embedder, best batch (same run)")
-    if lt and "cropped" in str(lt.get("config", "")):
-        ax.plot([lt["options"]["concurrency"]], [lt["rps"]], "s", ms=9, label=f"make loadtest, {lt.get('tool')} "
-                "(its own run)")
     ax.set_title("Identify, cropped face")
     ax2 = axes[1]
     rows = (server or {}).get("identify_embedding", [])
@@ -271,10 +269,12 @@ def plot_throughput(results: dict, out: Path) -> bool:
                  label=f"server: Identify embedding ({num(bare['faces'])} faces)")
         ax2.axhline(bare["batch1_qps"], ls="--", c="grey", label="Gallery.search batch 1 (same run)")
         ax2.axhline(bare["batch64_qps"], ls=":", c="black", label="Gallery.search batch 64 (same run)")
-    if lt and "embedding" in str(lt.get("config", "")):
-        ax2.plot([lt["options"]["concurrency"]], [lt["rps"]], "s", ms=9, label=f"make loadtest, {lt.get('tool')} "
-                 "(its own run)")
     ax2.set_title("Identify, embedding")
+    for run in loadtest_runs(lt):
+        for a, key in ((ax, "identify_cropped"), (ax2, "identify_embedding")):
+            if key in str(run.get("config", "")):
+                a.plot([run["options"]["concurrency"]], [run["rps"]], "s", ms=9,
+                       label=f"make loadtest, {lt.get('tool')} (its own run)")
     for a in axes:
         a.set_xscale("log", base=2)
         a.xaxis.set_major_formatter(PLAIN)
@@ -297,14 +297,16 @@ def plot_latency_cdf(results: dict, out: Path) -> bool:
         for r in server.get(key, []):
             if r.get("latencies_ms"):
                 series[key].append((f"server.py, concurrency {r['concurrency']}", r["latencies_ms"], {}))
-    if lt and _loadtest_latencies(lt):
-        label = f"make loadtest, {lt.get('tool')}, concurrency {lt['options']['concurrency']}"
-        key = next((k for k in panels if k in str(lt.get("config", ""))), None)
+    for run in loadtest_runs(lt):
+        if not _loadtest_latencies(run):
+            continue
+        label = f"make loadtest, {lt.get('tool')}, concurrency {run['options']['concurrency']}"
+        key = next((k for k in panels if k in str(run.get("config", ""))), None)
         if key is None:
-            panels["loadtest"] = lt.get("name") or "load test"
-            series["loadtest"] = []
-            key = "loadtest"
-        series[key].append((label, _loadtest_latencies(lt), {"lw": 2.2, "c": "black"}))
+            key = Path(str(run.get("config") or "loadtest")).stem
+            panels[key] = run.get("name") or key
+            series[key] = []
+        series[key].append((label, _loadtest_latencies(run), {"lw": 2.2, "c": "black"}))
     if not any(series.values()):
         return False
     keys = [k for k in panels if series[k]]
@@ -397,13 +399,13 @@ def build(results: dict, out: Path, folder: Path = BENCH / "results") -> str:
     plots_dir.mkdir(exist_ok=True)
     names = sorted(results, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     md = ["# Benchmark report", "",
-          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/report.py` at commit "
+          f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m bench.report` at commit "
           f"`{git_head() or '?'}` from {len(names)} result file(s) in `{_shown(folder)}/`. Each file records the "
           "commit and date of its own run (table below), so files can come from different runs.", "",
           "These machines are shared and noisy: the same figure moves about 2× between runs. Compare the "
           "**ratios**, each measured against a baseline in the same run, not absolute figures across files.", ""]
     if not names:
-        md += ["_No results yet: run `make bench` (or one `bench/*.py`)._", ""]
+        md += ["_No results yet: run `make bench` (or one `python -m bench.<name>`)._", ""]
     machines = []
     for n in names:
         m = results[n].get("machine", {})

@@ -1,6 +1,6 @@
 """Server throughput and latency, against the raw embedder and bare gallery search in the same run.
 
-    .venv/bin/python bench/server.py [--requests 160] [--concurrency 1,8,32,64] [--gallery-size 100000]
+    .venv/bin/python -m bench.server [--requests 160] [--concurrency 1,8,32,64] [--gallery-size 100000]
 
 1. Identify with cropped JPEG faces at each concurrency: QPS, p50, p99; the ratio to the raw
    embedder (decode + embed_crops) at its best batch, measured in this process meanwhile idle.
@@ -13,22 +13,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.client import AsyncFaceSearchClient, FaceSearchClient  # noqa: E402
-from facesearch.embedder import Embedder, WeightsCache, decode, primary_face  # noqa: E402
-from facesearch.embedder.images import encode_jpeg  # noqa: E402
-from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace  # noqa: E402
-from facesearch.testing import ServerProcess  # noqa: E402
-from facesearch.v1 import facesearch_pb2 as pb  # noqa: E402
+from facesearch.client import AsyncFaceSearchClient, FaceSearchClient
+from facesearch.embedder import Embedder, WeightsCache, decode, primary_face
+from facesearch.embedder.images import encode_jpeg
+from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace
+from facesearch.testing import ServerProcess
+from facesearch.v1 import facesearch_pb2 as pb
 
 
 def sample_crops(embedder: Embedder) -> list[bytes]:

@@ -1,7 +1,7 @@
 """Trainer speed: steps/s and triplets/s with the cached frozen-base features (the default)
 against running the whole network each step (--no-feature-cache), at the same batch size.
 
-    .venv/bin/python bench/trainer.py [--batch-size 32] [--steps 5]
+    .venv/bin/python -m bench.trainer [--batch-size 32] [--steps 5]
 
 Uses the seed's Avengers crops and split. The feature pass (every train and test image,
 times --augment-copies) is timed on its own: it is paid once per data set and cut.
@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import FaceMode  # noqa: E402
-from facesearch.trainer.train import Run, TrainConfig  # noqa: E402
-
-AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"
+from facesearch.embedder import FaceMode
+from facesearch.trainer.train import Run, TrainConfig
 
 
 def timed_steps(run: Run, steps: int) -> float:
@@ -48,7 +44,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         def config(**kw):
-            return TrainConfig(data=AVENGERS, split=AVENGERS / "seed_split.json", out=Path(tmp) / "out",
+            return TrainConfig(data=common.AVENGERS, split=common.AVENGERS / "seed_split.json", out=Path(tmp) / "out",
                                face_mode=FaceMode.CROPPED, augment_copies=args.augment_copies,
                                cache_dir=Path(tmp) / "cache", progress=False, **kw)
 

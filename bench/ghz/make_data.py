@@ -1,6 +1,6 @@
 """Rebuild the request data in bench/ghz/data/ (run once; the outputs are committed).
 
-    .venv/bin/python bench/ghz/make_data.py [--avengers ../shared/data/avengers]
+    .venv/bin/python -m bench.ghz.make_data [--avengers ../shared/data/avengers]
 
 - identify_cropped.json, enroll.json: an Avengers face crop (the seed's data, MIT) re-encoded
   as JPEG, base64 in the JSON as protobuf JSON maps bytes.
