@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from facesearch.embedder import Embedder, EmbedderConfig, WeightsCache, decode, primary_face
 from facesearch.embedder.images import encode_jpeg
 from facesearch.gallery import Enrolment, Gallery, GalleryConfig, NewFace
+from facesearch.settings import add_flags
 
 
 def enrol_samples(gallery: Gallery, embedder: Embedder, out=sys.stdout) -> int:
@@ -41,11 +41,9 @@ def enrol_samples(gallery: Gallery, embedder: Embedder, out=sys.stdout) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
+    add_flags(parser, GalleryConfig, only=["data_dir"])
     args = parser.parse_args(argv)
-    config = GalleryConfig.from_env()
-    if args.data_dir:
-        config = replace(config, data_dir=args.data_dir)
+    config = GalleryConfig.from_args(args)
     if not config.database_url and (Path(config.data_dir) / "gallery.db").exists():
         with Gallery.open(config) as gallery:  # cheap check before loading the model
             if gallery.info().identity_count:
