@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-
-from facesearch import settings
 
 from .client import DEFAULT_TARGET, FaceMode, FaceSearchClient
 
@@ -84,9 +83,9 @@ def cmd_info(c: FaceSearchClient, args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="facesearch-client",
                                      description="Talk to a running facesearch-server.")
-    parser.add_argument("--server", default=settings.env_str("address", DEFAULT_TARGET),
+    parser.add_argument("--server", default=os.environ.get("FACESEARCH_ADDRESS") or DEFAULT_TARGET,
                         help="host:port [FACESEARCH_ADDRESS, default %(default)s]")
-    parser.add_argument("--token", default=settings.env_str("auth_token", ""),
+    parser.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""),
                         help="bearer token [FACESEARCH_AUTH_TOKEN]")
     parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca-cert)")
     parser.add_argument("--ca-cert", help="PEM file to trust for TLS (e.g. a self-signed server certificate)")

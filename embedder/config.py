@@ -1,46 +1,39 @@
-"""Embedder settings, each with a FACESEARCH_* environment variable."""
+"""Embedder settings: one field per option, each a FACESEARCH_* variable (facesearch.settings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from facesearch import settings
+from facesearch.settings import Settings, UserPath, default_cache_dir, setting
 
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, ImageLimits
 
 DEFAULT_MODEL = "facenet-128"
 
 
-@dataclass(frozen=True)
-class EmbedderConfig:
-    model: str = DEFAULT_MODEL                  # FACESEARCH_MODEL
-    cache_dir: Path = field(default_factory=settings.cache_dir)  # FACESEARCH_CACHE_DIR
-    max_pixels: int = DEFAULT_MAX_PIXELS        # FACESEARCH_MAX_PIXELS
-    min_image_side: int = DEFAULT_MIN_SIDE      # FACESEARCH_MIN_IMAGE_SIDE
-    min_face_score: float = 0.8                 # FACESEARCH_MIN_FACE_SCORE (MTCNN ONet default)
-    min_face_size: int = 20                     # FACESEARCH_MIN_FACE_SIZE (pixels)
-    crop_margin: float = 0.1                    # FACESEARCH_CROP_MARGIN (share of box size, per side)
-    detect_max_side: int = 1600                 # FACESEARCH_DETECT_MAX_SIDE (bigger photos are downscaled for MTCNN)
-    max_batch: int = 64                         # FACESEARCH_MAX_BATCH
-    download_timeout: float = 15.0              # FACESEARCH_DOWNLOAD_TIMEOUT (seconds per socket operation)
+def max_batch_setting():
+    """FACESEARCH_MAX_BATCH has one meaning wherever it is read (the server's micro-batcher too)."""
+    return setting(64, "most faces embedded in one model call; batches run in fixed shapes 1, 2, 4, ... up "
+                       "to it (padded, or split when padding would waste over a quarter), so nothing retraces",
+                   ge=1)
 
-    @classmethod
-    def from_env(cls, **overrides) -> "EmbedderConfig":
-        values = dict(
-            model=settings.env_str("model", DEFAULT_MODEL),
-            cache_dir=settings.cache_dir(),
-            max_pixels=settings.env_int("max_pixels", DEFAULT_MAX_PIXELS, minimum=1),
-            min_image_side=settings.env_int("min_image_side", DEFAULT_MIN_SIDE, minimum=1),
-            min_face_score=settings.env_float("min_face_score", 0.8, minimum=0.0, maximum=1.0),
-            min_face_size=settings.env_int("min_face_size", 20, minimum=4),
-            crop_margin=settings.env_float("crop_margin", 0.1, minimum=0.0, maximum=1.0),
-            detect_max_side=settings.env_int("detect_max_side", 1600, minimum=64),
-            max_batch=settings.env_int("max_batch", 64, minimum=1),
-            download_timeout=settings.env_float("download_timeout", 15.0, minimum=0.1),
-        )
-        values.update(overrides)
-        return cls(**values)
+
+class EmbedderConfig(Settings):
+    """The model, image limits and face detection."""
+
+    model: str = setting(DEFAULT_MODEL, "model spec: facenet-128, keras-facenet:KEY or a trainer export folder")
+    cache_dir: UserPath = setting(default_factory=default_cache_dir, shown="~/.cache/facesearch",
+                                  description="weights and sample gallery cache ($XDG_CACHE_HOME/facesearch "
+                                              "when that is set)")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "largest image accepted, in pixels (checked on the header)",
+                              ge=1)
+    min_image_side: int = setting(DEFAULT_MIN_SIDE, "smallest image side accepted, in pixels", ge=1)
+    min_face_score: float = setting(0.8, "MTCNN confidence needed to report a face (MTCNN's own default)",
+                                    ge=0.0, le=1.0)
+    min_face_size: int = setting(20, "smallest face MTCNN looks for, in pixels", ge=4)
+    crop_margin: float = setting(0.1, "margin added on each side of a face box, as a share of its size",
+                                 ge=0.0, le=1.0)
+    detect_max_side: int = setting(1600, "photos larger than this are downscaled for detection only", ge=64)
+    max_batch: int = max_batch_setting()
+    download_timeout: float = setting(15.0, "seconds per socket operation when downloading weights", ge=0.1)
 
     @property
     def image_limits(self) -> ImageLimits:

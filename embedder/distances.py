@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from facesearch.settings import setting
+
 SCALE = 3.0
 MAX_DISTANCE = 4.0 * SCALE
 DEFAULT_CUTOFF = 3.5
+
+
+def max_distance_setting():
+    """FACESEARCH_MAX_DISTANCE, the same field wherever it is read (the server, the trainer's reports)."""
+    return setting(DEFAULT_CUTOFF, f"default cutoff on the service scale, above 0 and at most {MAX_DISTANCE:g}: "
+                                   "a match is known when its distance is within it", gt=0, le=MAX_DISTANCE)
 
 
 def from_squared_l2(squared_l2):

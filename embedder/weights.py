@@ -28,9 +28,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from facesearch import settings
 from facesearch.files import fsync_path, sha256_file
 
+from .config import EmbedderConfig
 from .errors import NetworkUnavailableError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class WeightsCache:
     """The cache folder; every public method is safe across processes."""
 
     def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root is not None else settings.cache_dir()
+        """root: the cache folder [EmbedderConfig's cache_dir: FACESEARCH_CACHE_DIR or its default]."""
+        self.root = Path(root) if root is not None else EmbedderConfig.from_env().cache_dir
 
     @property
     def sdist_path(self) -> Path:

@@ -1,39 +1,23 @@
-"""Gallery settings, each with a FACESEARCH_* environment variable."""
+"""Gallery settings: one field per option, each a FACESEARCH_* variable (facesearch.settings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from facesearch import settings
+from facesearch.settings import Settings, UserPath, setting
 
-from .index import INDEX_TYPES, IndexConfig
+from .index import IndexConfig
 
 
-@dataclass(frozen=True)
-class GalleryConfig:
-    data_dir: Path = field(default_factory=settings.data_dir)   # FACESEARCH_DATA_DIR [./var]
-    database_url: str = ""                                      # FACESEARCH_DATABASE_URL [sqlite:///<data_dir>/gallery.db]
-    index: IndexConfig = IndexConfig()
+class GalleryConfig(Settings):
+    """Where the gallery lives, and its vector index."""
+
+    data_dir: UserPath = setting(Path("var"), "where the gallery lives: gallery.db, index snapshots, the lock",
+                                 shown="./var")
+    database_url: str = setting("", "SQLAlchemy URL of the gallery's database",
+                                shown="sqlite:///<data dir>/gallery.db")
+    index: IndexConfig = IndexConfig()   # from_env() and from_args() read its settings too
 
     @property
     def url(self) -> str:
         return self.database_url or f"sqlite:///{Path(self.data_dir).resolve() / 'gallery.db'}"
-
-    @classmethod
-    def from_env(cls, **overrides) -> "GalleryConfig":
-        kind = settings.env_str("index", "flat")
-        if kind not in INDEX_TYPES:
-            raise settings.SettingError(f"{settings.env_name('index')}={kind!r}: choose one of {', '.join(INDEX_TYPES)}")
-        index = IndexConfig(
-            kind=kind,
-            ivf_nlist=settings.env_int("ivf_nlist", 0, minimum=0),
-            ivf_nprobe=settings.env_int("ivf_nprobe", 16, minimum=1),
-            ivf_train_size=settings.env_int("ivf_train_size", 20_000, minimum=1000),
-            hnsw_m=settings.env_int("hnsw_m", 32, minimum=4),
-            hnsw_ef_search=settings.env_int("hnsw_ef_search", 128, minimum=1),
-            use_gpu=settings.env_str("faiss_gpu", "1") not in ("0", "false", "no"),
-        )
-        values = dict(data_dir=settings.data_dir(), database_url=settings.env_str("database_url", ""), index=index)
-        values.update(overrides)
-        return cls(**values)

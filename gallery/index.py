@@ -9,33 +9,33 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import faiss
 import numpy as np
 
+from facesearch.settings import Settings, fixed, setting
+
 log = logging.getLogger(__name__)
 
-INDEX_TYPES = ("flat", "ivf", "hnsw")
+IndexKind = Literal["flat", "ivf", "hnsw"]
+INDEX_TYPES: tuple[str, ...] = get_args(IndexKind)
 
 
-@dataclass(frozen=True)
-class IndexConfig:
-    kind: str = "flat"               # FACESEARCH_INDEX: flat (exact), ivf or hnsw
-    ivf_nlist: int = 0               # FACESEARCH_IVF_NLIST; 0 = 4 * sqrt(N) when trained
-    ivf_nprobe: int = 16             # FACESEARCH_IVF_NPROBE
-    ivf_train_size: int = 20_000     # FACESEARCH_IVF_TRAIN_SIZE: below this many faces, ivf searches flat
-    hnsw_m: int = 32                 # FACESEARCH_HNSW_M
-    hnsw_ef_search: int = 128        # FACESEARCH_HNSW_EF_SEARCH
-    hnsw_ef_construction: int = 40
-    hnsw_compact_ratio: float = 0.3  # rebuild HNSW once this share of its vectors is deleted
-    use_gpu: bool = True             # move flat/ivf to the GPU when faiss sees one
-    parallel_batch: int = 8          # batches at least this big search on every OpenMP thread
+class IndexConfig(Settings):
+    """The vector index (FACESEARCH_INDEX and its tuning)."""
 
-    def __post_init__(self):
-        if self.kind not in INDEX_TYPES:
-            raise ValueError(f"unknown index type {self.kind!r}; choose one of {', '.join(INDEX_TYPES)}")
+    kind: IndexKind = setting("flat", "vector index: flat (exact), ivf or hnsw", env="INDEX")
+    ivf_nlist: int = setting(0, "IVF lists; 0 = 4·√N when trained", ge=0)
+    ivf_nprobe: int = setting(16, "IVF lists searched per query", ge=1)
+    ivf_train_size: int = setting(20_000, "faces needed before IVF is trained; below it search is flat", ge=1000)
+    hnsw_m: int = setting(32, "HNSW graph degree", ge=4)
+    hnsw_ef_search: int = setting(128, "HNSW search breadth", ge=1)
+    use_gpu: bool = setting(True, "0 keeps flat and IVF on the CPU even when faiss sees a GPU", env="FAISS_GPU",
+                            shown="1")
+    hnsw_ef_construction: int = fixed(40)
+    hnsw_compact_ratio: float = fixed(0.3, "rebuild HNSW once this share of its vectors is deleted")
+    parallel_batch: int = fixed(8, "batches at least this big search on every OpenMP thread")
 
     @property
     def label(self) -> str:
@@ -67,9 +67,9 @@ class FaissIndex:
           search by an IDSelector, and the graph is rebuilt once too many pile up.
     """
 
-    def __init__(self, dimension: int, config: IndexConfig = IndexConfig()):
+    def __init__(self, dimension: int, config: IndexConfig | None = None):
         self.dimension = dimension
-        self.config = config
+        self.config = config or IndexConfig()
         self.deleted: set[int] = set()   # hnsw only
         self._trained_on = 0              # ivf: faces at the last training
         self._filter = None

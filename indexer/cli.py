@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from facesearch import settings
+from facesearch.settings import SettingError, add_flags
 from facesearch.embedder import EmbedderConfig, EmbedderError, FaceMode
 from facesearch.gallery import Enrolment, Gallery, GalleryConfig, GalleryError, NewFace
 from facesearch.sources import SourceError, scan
@@ -22,12 +22,11 @@ or a model that does not match the gallery (use reindex)."""
 
 
 def _gallery_config(args) -> GalleryConfig:
-    config = GalleryConfig.from_env()
-    return replace(config, data_dir=Path(args.data_dir)) if args.data_dir else config
+    return GalleryConfig.from_args(args)
 
 
 def _embedder_config(args) -> EmbedderConfig:
-    return EmbedderConfig.from_env(**({"model": args.model} if getattr(args, "model", None) else {}))
+    return EmbedderConfig.from_args(args)
 
 
 def cmd_add(args) -> int:
@@ -154,7 +153,7 @@ def main(argv=None) -> int:
         "Bulk ingestion and maintenance of a facesearch gallery. Works on $FACESEARCH_DATA_DIR directly, "
         "or with `add --server` through a running server."), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
+    add_flags(parser, GalleryConfig, only=["data_dir"])
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -169,8 +168,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="decode/detect processes (default: 1 for detect, 0 for cropped)")
     p.add_argument("--batch-size", type=int, default=64, help="faces per embedding batch and transaction [%(default)s]")
     p.add_argument("--server", help="HOST:PORT: enrol through a running server instead of the data directory")
-    p.add_argument("--token", default=settings.env_str("auth_token", ""), help="bearer token for --server")
-    p.add_argument("--model", help="model spec [FACESEARCH_MODEL, default facenet-128]")
+    p.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""),
+                   help="bearer token for --server [FACESEARCH_AUTH_TOKEN, the server's]")
+    add_flags(p, EmbedderConfig, only=["model"])
     p.add_argument("--report", help="write the summary, with every rejected file and why, to this JSON file")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     p.set_defaults(run=cmd_add)
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)
-    except (SourceError, GalleryError, EmbedderError, settings.SettingError) as exc:
+    except (SourceError, GalleryError, EmbedderError, SettingError) as exc:
         print(f"facesearch-indexer: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

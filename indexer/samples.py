@@ -15,6 +15,7 @@ from pathlib import Path
 
 from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, WeightsCache
 from facesearch.gallery import Gallery, GalleryConfig
+from facesearch.settings import add_flags
 from facesearch.sources import Item, scan
 
 from .add import Summary, add_local
@@ -35,11 +36,9 @@ def enrol_samples(gallery: Gallery, embedder: Embedder, progress: bool = False) 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
+    add_flags(parser, GalleryConfig, only=["data_dir"])
     args = parser.parse_args(argv)
-    config = GalleryConfig.from_env()
-    if args.data_dir:
-        config = replace(config, data_dir=args.data_dir)
+    config = GalleryConfig.from_args(args)
     if not config.database_url and (Path(config.data_dir) / "gallery.db").exists():
         with Gallery.open(config) as gallery:  # cheap check before loading the model
             if gallery.info().identity_count:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from dataclasses import replace
 
 from facesearch import settings
 from facesearch.embedder import EmbedderConfig
@@ -21,21 +20,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="facesearch-server",
         description="Serve the FaceSearch gRPC API (facesearch.v1.FaceSearch) with health checks and reflection. "
-                    "Every option also reads a FACESEARCH_* environment variable.",
+                    "Every option also reads a FACESEARCH_* environment variable; flags win over variables.",
         epilog="Health: grpc.health.v1 reports NOT_SERVING until the model and gallery are loaded. SIGTERM drains "
                "in-flight requests for --grace-s seconds, then snapshots the index.")
-    parser.add_argument("--data-dir", help="gallery folder [FACESEARCH_DATA_DIR, default ./var]")
-    parser.add_argument("--model", help="model spec [FACESEARCH_MODEL, default facenet-128]")
-    parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], help="index type [FACESEARCH_INDEX, default flat]")
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         config = from_args(args)
         logs.setup(config.log_format)
-        embedder_config = EmbedderConfig.from_env(**({"model": args.model} if args.model else {}))
-        gallery_config = GalleryConfig.from_env(**({"data_dir": args.data_dir} if args.data_dir else {}))
-        if args.index:
-            gallery_config = replace(gallery_config, index=replace(gallery_config.index, kind=args.index))
+        embedder_config = EmbedderConfig.from_args(args)
+        gallery_config = GalleryConfig.from_args(args)
     except settings.SettingError as exc:
         print(f"facesearch-server: {exc}", file=sys.stderr)
         return 2

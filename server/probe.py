@@ -5,7 +5,7 @@ SERVING, 1 otherwise (NOT_SERVING while the model and gallery load or while drai
 nothing listening, no answer in time, a TLS problem), printing one line that says why.
 Docker reserves exit code 2 for health checks, so usage errors exit 1 as well.
 
-It imports only grpc and facesearch.settings, not the model stack, so it starts in well
+It imports only grpc, not the settings classes or the model stack, so it starts in well
 under a second and can run every few seconds. The defaults come from the server's own
 variables, so a probe run inside the server's container needs no arguments:
 
@@ -18,13 +18,12 @@ variables, so a probe run inside the server's container needs no arguments:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from facesearch import settings
 
 DEFAULT_PORT = 50051
 DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"  # ServerConfig.address; tests/test_deploy.py keeps them equal
@@ -101,8 +100,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    address = settings.env_str("address", DEFAULT_ADDRESS)
-    tls_cert = settings.env_str("tls_cert", "")
+    address = os.environ.get("FACESEARCH_ADDRESS") or DEFAULT_ADDRESS
+    tls_cert = os.environ.get("FACESEARCH_TLS_CERT", "")
     parser = _Parser(
         prog="python -m facesearch.server.probe",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -116,22 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m facesearch.server.probe --service facesearch.v1.FaceSearch\n"
                "  python -m facesearch.server.probe --tls --ca ca.pem --server-name facesearch.example.org")
     parser.add_argument("--address", default=local_target(address), metavar="HOST:PORT",
-                        help=f"server to ask [from {settings.env_name('address')}, a wildcard host becoming "
-                             f"127.0.0.1; default %(default)s]")
+                        help="server to ask [from FACESEARCH_ADDRESS, a wildcard host becoming "
+                             "127.0.0.1; default %(default)s]")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help="seconds to wait for the answer [%(default)s]")
     parser.add_argument("--service", default="", metavar="NAME",
                         help="service to ask about, e.g. facesearch.v1.FaceSearch [default: the whole server]")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"connect with TLS [default: on when --ca or {settings.env_name('tls_cert')} is set]")
+                        help="connect with TLS [default: on when --ca or FACESEARCH_TLS_CERT is set]")
     parser.add_argument("--ca", metavar="FILE", default=tls_cert or None,
-                        help=f"PEM certificates to trust [default: {settings.env_name('tls_cert')}, right for a "
+                        help="PEM certificates to trust [default: FACESEARCH_TLS_CERT, right for a "
                              "self-signed server certificate; without either, the system roots]")
     parser.add_argument("--server-name", metavar="NAME",
                         help="name the server certificate must carry [default: the first DNS name of --ca, "
                              "else the host of --address]")
-    parser.add_argument("--token", default=settings.env_str("auth_token", ""), metavar="TOKEN",
-                        help=f"bearer token to send; health needs none [{settings.env_name('auth_token')}]")
+    parser.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""), metavar="TOKEN",
+                        help="bearer token to send; health needs none [FACESEARCH_AUTH_TOKEN]")
     return parser
 
 

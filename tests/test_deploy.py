@@ -7,8 +7,6 @@ as a subprocess against an in-process gRPC health server.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import fnmatch
 import importlib.util
 import os
@@ -109,50 +107,25 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
+def settings_classes() -> list[type]:
+    """Every settings class: the one source of FACESEARCH_* variables (facesearch.settings)."""
+    import facesearch.server.config  # noqa: F401  the server's classes: embedder, gallery, index, server
+    import facesearch.trainer.cli  # noqa: F401  the trainer's ReportSettings
+    from facesearch.settings import Settings
+
+    found, todo = [], list(Settings.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
 def real_settings() -> set[str]:
-    """Every FACESEARCH_* variable the code reads, found from the code itself.
+    """Every FACESEARCH_* variable, read from the settings classes' fields."""
+    from facesearch.settings import env_var
 
-    The config classes build their variable names with facesearch.settings.env_name (ServerConfig
-    from its OPTIONS table, EmbedderConfig and GalleryConfig field by field), so recording the names
-    that pass through it while they read the environment gives their exact set. Other modules
-    read variables through the same helpers with literal names; those are collected from the source.
-    """
-    from facesearch import settings
-    from facesearch.embedder.config import EmbedderConfig
-    from facesearch.gallery.config import GalleryConfig
-    from facesearch.server import config as server_config
-
-    seen: set[str] = set()
-    original = settings.env_name
-
-    def spy(name: str) -> str:
-        seen.add(original(name))
-        return original(name)
-
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(settings.PREFIX)}
-    settings.env_name = spy
-    try:
-        EmbedderConfig.from_env()
-        GalleryConfig.from_env()
-        server_config.from_args(None)
-        server_config.add_arguments(argparse.ArgumentParser())
-        settings.cache_dir()
-        settings.data_dir()
-    finally:
-        settings.env_name = original
-        os.environ.update(saved)
-
-    helpers = {"env_name", "env_str", "env_int", "env_float", "env_path"}
-    for folder in set(PACKAGE_DIRS.values()):
-        for source in (REPO / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(source.read_text(), str(source))):
-                if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
-                    continue
-                func = node.func
-                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-                if called in helpers and isinstance(node.args[0].value, str):
-                    seen.add(original(node.args[0].value))
-    return seen
+    return {env_var(cls, name) for cls in settings_classes() for name in cls.setting_names()}
 
 
 def check_command(argv: list[str], where: str) -> None:
@@ -253,15 +226,55 @@ def test_prometheus_scrapes_the_metrics_port():
 
 
 def test_every_setting_named_is_real():
+    """Compose, the Dockerfiles, the README and the code name only variables a settings class declares."""
     real = real_settings()
     assert {"FACESEARCH_ADDRESS", "FACESEARCH_DATA_DIR", "FACESEARCH_CACHE_DIR", "FACESEARCH_MODEL",
-            "FACESEARCH_AUTH_TOKEN", "FACESEARCH_INDEX", "FACESEARCH_FAISS_GPU"} <= real  # the spy works
-    for path in [COMPOSE, *DOCKERFILES, REPO / "docker" / "prometheus.yml", REPO / "server" / "probe.py"]:
+            "FACESEARCH_AUTH_TOKEN", "FACESEARCH_INDEX", "FACESEARCH_FAISS_GPU", "FACESEARCH_MAX_BATCH"} <= real
+    sources = [COMPOSE, *DOCKERFILES, REPO / "docker" / "prometheus.yml", REPO / "README.md", REPO / "Makefile"]
+    sources += [path for folder in set(PACKAGE_DIRS.values()) for path in (REPO / folder).rglob("*.py")]
+    for path in sources:
         unknown = set(SETTING.findall(path.read_text())) - real
-        assert not unknown, f"{path.relative_to(REPO)} names settings the code does not read: {sorted(unknown)}"
+        assert not unknown, f"{path.relative_to(REPO)} names settings no settings class declares: {sorted(unknown)}"
+
+
+def test_the_server_reads_every_setting():
+    """The server's classes hold every variable (the trainer's ReportSettings reuses one of them)."""
+    from facesearch.server.config import SETTINGS
+    from facesearch.settings import env_var
+
+    assert {env_var(cls, name) for cls in SETTINGS for name in cls.setting_names()} == real_settings()
+
+
+def test_every_setting_is_a_server_flag():
+    """facesearch-server --help lists each setting: its flag, its variable and its default."""
+    from facesearch.server.config import SETTINGS
+    from facesearch.settings import env_var, flag, shown_default
+
+    script = Path(sys.executable).with_name("facesearch-server")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    # one entry per option, its wrapped lines joined
+    entries = [" ".join(entry.split()) for entry in re.split(r"\n(?=  -)", result.stdout)]
+    for cls in SETTINGS:
+        for name in cls.setting_names():
+            entry = next((e for e in entries if e.startswith(flag(cls, name) + " ")), None)
+            assert entry, f"{flag(cls, name)} is not in facesearch-server --help"
+            assert f"[{env_var(cls, name)}, default {shown_default(cls, name)}]" in entry, entry
+
+
+def test_readme_settings_table_is_the_classes():
+    """The README's Configuration table is generated from the classes: one row per variable."""
+    from facesearch.server.config import SETTINGS
+    from facesearch.settings import table
+
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Deployment"):readme.index("\n## ", readme.index("## Deployment") + 5)]
-    assert not set(SETTING.findall(section)) - real, sorted(set(SETTING.findall(section)) - real)
+    section = readme[readme.index("## Configuration"):readme.index("\n## ", readme.index("## Configuration") + 5)]
+    expected = table(*SETTINGS)
+    assert expected in section, ("README's Configuration table differs from the settings classes; replace it "
+                                 "with the output of `python -m facesearch.server.config`:\n" + expected)
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `FACESEARCH_")]
+    assert sorted(SETTING.search(ln).group() for ln in rows) == sorted(real_settings())
 
 
 # -- Dockerfiles ------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import math
 import sys
 from pathlib import Path
 
-from facesearch import settings
-from facesearch.embedder import EmbedderError, FaceMode
-from facesearch.embedder.distances import DEFAULT_CUTOFF
+from facesearch.embedder import EmbedderConfig, EmbedderError, FaceMode
+from facesearch.embedder.distances import max_distance_setting
+from facesearch.settings import SettingError, Settings, add_flags
 
 from .errors import TrainerError
 from .network import DEFAULT_TRAINABLE_FROM
@@ -32,6 +32,12 @@ Distances and cutoffs are on the service scale: 3 x squared L2 of unit embedding
 """
 
 
+class ReportSettings(Settings):
+    """The trainer's one setting: reports state acceptance at the service's cutoff (--cutoff)."""
+
+    max_distance: float = max_distance_setting()
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="labelled images: <person>/<images>")
     g = p.add_mutually_exclusive_group()
@@ -42,8 +48,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the split, sampling, augmentation and dropout [0]")
     p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
                    help="detect faces with MTCNN (photos) or take each image as a face crop [detect]")
-    p.add_argument("--cutoff", type=float, default=settings.env_float("max_distance", DEFAULT_CUTOFF),
-                   help="the service cutoff to report acceptance at [FACESEARCH_MAX_DISTANCE, 3.5]")
+    add_flags(p, ReportSettings, rename={"max_distance": "--cutoff"})
     p.add_argument("--target-fpir", type=float, default=0.01,
                    help="open-set false positive identification rate for the recommended cutoff [0.01]")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -92,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "distributions, 10-fold verification accuracy, TAR at FAR, open-set FNIR at "
                                    "FPIR, and the best cutoff. Writes report.json and PNG plots to --out.")
     _data_args(e)
-    e.add_argument("--model", default=settings.env_str("model", "facenet-128"),
-                   help="model spec [FACESEARCH_MODEL, facenet-128]")
+    add_flags(e, EmbedderConfig, only=["model"])
     e.add_argument("--out", type=Path, help="folder for report.json and plots [print only]")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -101,15 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the recommended FACESEARCH_MAX_DISTANCE: the largest cutoff at which at "
                                    "most --target-fpir of probes of people left out of the gallery are accepted.")
     _data_args(c)
-    c.add_argument("--model", default=settings.env_str("model", "facenet-128"),
-                   help="model spec [FACESEARCH_MODEL, facenet-128]")
+    add_flags(c, EmbedderConfig, only=["model"])
     return parser
+
+
+def _cutoff(args) -> float:
+    return ReportSettings.from_args(args).max_distance
+
+
+def _model(args) -> str:
+    """evaluate and calibrate: --model > FACESEARCH_MODEL > facenet-128."""
+    return EmbedderConfig.from_args(args).model
 
 
 def _common(args) -> dict:
     return dict(data=args.data, split=args.split, test_fraction=args.test_fraction, seed=args.seed,
                 face_mode=FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT,
-                cutoff=args.cutoff, target_fpir=args.target_fpir, progress=not args.no_progress,
+                cutoff=_cutoff(args), target_fpir=args.target_fpir, progress=not args.no_progress,
                 **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
 
 
@@ -141,9 +153,9 @@ def cmd_evaluate(args) -> int:
     from . import report
     from .evaluate import EvalConfig, evaluate_model
 
-    ev = evaluate_model(EvalConfig(model=args.model, **_common(args)))
+    ev = evaluate_model(EvalConfig(model=_model(args), **_common(args)))
     if args.out:
-        path = report.write(args.out, {"evaluation": ev}, {ev["model_id"]: ev}, args.cutoff)
+        path = report.write(args.out, {"evaluation": ev}, {ev["model_id"]: ev}, _cutoff(args))
         print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.clean(ev), indent=2))
@@ -155,7 +167,7 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     from .evaluate import EvalConfig, evaluate_model
 
-    ev = evaluate_model(EvalConfig(model=args.model, **_common(args)))
+    ev = evaluate_model(EvalConfig(model=_model(args), **_common(args)))
     cutoff = ev["recommended_max_distance"]["max_distance"]
     n = ev["open_set"]["nonmated_probes"]
     if not math.isfinite(cutoff):
@@ -173,7 +185,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate}[args.command](args)
-    except (TrainerError, EmbedderError, settings.SettingError) as exc:
+    except (TrainerError, EmbedderError, SettingError) as exc:
         print(f"facesearch-trainer: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch import settings
-from facesearch.embedder import FaceMode
+from facesearch.embedder import EmbedderConfig, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF
 from facesearch.files import sha256_file
 from facesearch.sources import SourceError, scan
@@ -28,7 +27,7 @@ class DataConfig:
     face_mode: FaceMode = FaceMode.DETECT
     cutoff: float = DEFAULT_CUTOFF           # acceptance is reported at this service cutoff
     target_fpir: float = 0.01                # the recommended max_distance reaches this open-set FPIR
-    cache_dir: Path = field(default_factory=lambda: settings.cache_dir() / "trainer")
+    cache_dir: Path = field(default_factory=lambda: EmbedderConfig.from_env().cache_dir / "trainer")
     progress: bool = True
 
 
