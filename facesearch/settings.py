@@ -206,8 +206,9 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *classe
             choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
             text = f"{field.description} [{var}, default {shown_default(cls, name)}]".replace("%", "%%")
             metavar = None if choices else _METAVARS.get(field.annotation, _dest(cls, name).upper())
+            switch = {"nargs": "?", "const": "true"} if field.annotation is bool else {}  # --insecure alone: true
             parser.add_argument((rename or {}).get(name, flag(cls, name)), dest=_dest(cls, name), default=None,
-                                choices=choices, metavar=metavar, help=text, action=_Flag)
+                                choices=choices, metavar=metavar, help=text, action=_Flag, **switch)
             added.add(var)
     return added
 

@@ -38,7 +38,10 @@ def cmd_add(args) -> int:
     if args.server:
         from facesearch.client import FaceSearchClient
 
-        with FaceSearchClient(args.server, token=args.token or None, timeout=300) as client:
+        if args.ca_cert and not args.tls:
+            raise SystemExit("facesearch-indexer: --ca-cert needs --tls")
+        with FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert,
+                              timeout=300) as client:
             summary = add.add_remote(items, client, mode, batch_size=min(args.batch_size, 64), progress=progress)
     else:
         from facesearch.embedder import Embedder
@@ -170,6 +173,8 @@ def main(argv=None) -> int:
     p.add_argument("--server", help="HOST:PORT: enrol through a running server instead of the data directory")
     p.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""),
                    help="bearer token for --server [FACESEARCH_AUTH_TOKEN, the server's]")
+    p.add_argument("--tls", action="store_true", help="connect to --server with TLS (system roots unless --ca-cert)")
+    p.add_argument("--ca-cert", help="PEM file to trust for --server's TLS (e.g. a self-signed certificate)")
     add_flags(p, EmbedderConfig, only=["model"])
     p.add_argument("--report", help="write the summary, with every rejected file and why, to this JSON file")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")

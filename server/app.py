@@ -19,7 +19,7 @@ from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
 from .auth import AuthInterceptor
-from .config import ServerConfig
+from .config import ServerConfig, is_loopback
 from .metrics import Metrics
 from .servicer import FaceSearchServicer
 
@@ -52,6 +52,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
     servicer = FaceSearchServicer(metrics)
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(config.auth_token)] if config.auth_token else [],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,   # beyond it, RESOURCE_EXHAUSTED at once
         options=[("grpc.max_receive_message_length", config.max_message_bytes),
                  ("grpc.max_send_message_length", config.max_message_bytes)])
     pb_grpc.add_FaceSearchServicer_to_server(servicer, server)
@@ -68,6 +69,12 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         log.error("cannot listen on %s: %s", config.address, exc)
         return 2
     host = config.address.rsplit(":", 1)[0]
+    if config.plaintext_token:
+        log.warning("THE AUTH TOKEN TRAVELS IN PLAINTEXT: %s is reachable beyond loopback without TLS; anyone on "
+                    "the path can read the token. Set FACESEARCH_TLS_CERT and FACESEARCH_TLS_KEY, or put a TLS "
+                    "proxy in front.", config.address)
+    if config.insecure and not config.auth_token and not is_loopback(config.address):
+        log.warning("NO AUTHENTICATION: %s serves anyone who can reach it (FACESEARCH_INSECURE)", config.address)
     await server.start()
     log.info("listening", extra={"address": f"{host}:{port}", "tls": bool(creds), "auth": bool(config.auth_token)})
     if config.metrics_port:
@@ -90,7 +97,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         embedder, gallery = await loop.run_in_executor(None, load)
         runtime = Runtime(embedder, gallery, detect_workers=config.detect_workers, max_batch=config.max_batch,
                           max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
-                          on_batch=metrics.batch, on_stopped=stopped)
+                          max_queued=config.max_queued, on_batch=metrics.batch, on_stopped=stopped)
         runtime.start()
         limits = Limits(max_distance=config.max_distance, max_top_k=config.max_top_k,
                         max_enroll_images=config.max_enroll_images)

@@ -4,6 +4,7 @@ embedder's and the gallery's) is a flag and a FACESEARCH_* variable (facesearch.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from typing import Literal
 
 from pydantic import model_validator
@@ -33,6 +34,10 @@ class ServerConfig(Settings):
     max_batch: int = max_batch_setting()
     max_wait_ms: float = setting(5.0, "longest a face waits for others to join its batch, in ms", ge=0)
     warmup_batch: int = setting(64, "before SERVING, trace every batch shape up to this size (0: none)", ge=0)
+    insecure: bool = setting(False, "allow listening beyond loopback without --auth-token (a trusted network only)")
+    max_concurrent_rpcs: int = setting(256, "most RPCs in flight at once; more answer RESOURCE_EXHAUSTED", ge=1)
+    max_queued: int = setting(4096, "most faces or searches waiting for a micro-batch; more answer "
+                              "RESOURCE_EXHAUSTED", ge=1)
     detect_workers: int = setting(2, "threads decoding images and running MTCNN", ge=1)
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)
     max_top_k: int = fixed(1000)
@@ -47,11 +52,37 @@ class ServerConfig(Settings):
                              f"{settings.names(ServerConfig, 'tls_key')}")
         return self
 
+    @model_validator(mode="after")
+    def _no_open_door(self) -> "ServerConfig":
+        if not self.auth_token and not self.insecure and not is_loopback(self.address):
+            raise ValueError(
+                f"refusing to serve {self.address} beyond loopback without a token: set "
+                f"{settings.names(ServerConfig, 'auth_token')} (e.g. `openssl rand -hex 32`), or "
+                f"{settings.env_var(ServerConfig, 'insecure')}=1 ({settings.flag(ServerConfig, 'insecure')}) "
+                "on a network you trust")
+        return self
+
+    @property
+    def plaintext_token(self) -> bool:
+        """A token that would travel without TLS, readable by anyone on the path."""
+        return bool(self.auth_token) and not self.tls_cert and not is_loopback(self.address)
+
     @property
     def max_distance_explicit(self) -> bool:
         """Whether max_distance was set (variable, flag or override) rather than left at its default:
         an explicit cutoff wins over any other, such as one calibrated for the model."""
         return "max_distance" in self.model_fields_set
+
+
+def is_loopback(address: str) -> bool:
+    """Whether host:port listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # a name, or 0.0.0.0 / [::]: reachable from elsewhere
 
 
 # Every setting the server reads, in --help's and the README's order.

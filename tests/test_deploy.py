@@ -175,12 +175,36 @@ def test_compose_server_ports_volume_env_and_health():
         published = {str(p).split(":")[-1] for p in s["ports"]}
         assert {"50051", "9100"} <= published, name
         assert "data:/data" in s["volumes"], name
-        for var in ("FACESEARCH_MAX_DISTANCE", "FACESEARCH_AUTH_TOKEN"):
+        for var in ("FACESEARCH_MAX_DISTANCE", "FACESEARCH_AUTH_TOKEN", "FACESEARCH_INSECURE"):
             assert INTERPOLATION.fullmatch(str(s["environment"][var])), f"{name}: {var} is not ${{VAR:-default}}"
         test = s["healthcheck"]["test"]
         assert test[0] == "CMD" and test[1:4] == ["python", "-m", "facesearch.server.probe"], name
         assert s["build"]["dockerfile"] == ("docker/Dockerfile" if name == "server" else "docker/Dockerfile.gpu")
-    assert float(interpolate(services["server"]["environment"]["FACESEARCH_MAX_DISTANCE"])) == 3.5
+    # unset by default, so a calibrated cutoff can apply; the settings' own default is 3.5
+    assert interpolate(services["server"]["environment"]["FACESEARCH_MAX_DISTANCE"]) == ""
+
+
+def test_compose_server_refuses_to_start_without_a_token_and_says_how(monkeypatch):
+    """The container listens on all interfaces: with compose's defaults the server must refuse, and the
+    file's header must say in one line how to start it securely."""
+    from facesearch.server.config import ServerConfig
+    from facesearch.settings import SettingError
+
+    env = {}
+    for keyword, rest in instructions(DOCKERFILES[0]):
+        if keyword == "ENV":
+            env.update(part.split("=", 1) for part in rest.split() if "=" in part)
+    env.update({k: interpolate(str(v)) for k, v in compose()["services"]["server"]["environment"].items()})
+    for k, v in env.items():
+        if k.startswith("FACESEARCH_"):
+            monkeypatch.setenv(k, v)
+    assert not env["FACESEARCH_ADDRESS"].startswith("127."), "the image listens beyond loopback"
+    with pytest.raises(SettingError, match="without a token.*FACESEARCH_AUTH_TOKEN.*FACESEARCH_INSECURE=1"):
+        ServerConfig.from_env()
+    monkeypatch.setenv("FACESEARCH_AUTH_TOKEN", "s3cret")
+    assert ServerConfig.from_env().plaintext_token   # starts, and warns that the token needs TLS
+    header = [line for line in COMPOSE.read_text().splitlines() if line.startswith("#")]
+    assert any("FACESEARCH_AUTH_TOKEN=$(openssl rand -hex 32) docker compose up -d server" in line for line in header)
 
 
 def test_compose_gpu_services_reserve_a_gpu():
