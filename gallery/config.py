@@ -7,7 +7,7 @@ from pathlib import Path
 
 from facesearch import settings
 
-from .index import INDEX_TYPES, IndexConfig
+from .index import INDEX_TYPES, VECTOR_BACKENDS, IndexConfig
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class GalleryConfig:
     data_dir: Path = field(default_factory=settings.data_dir)   # FACESEARCH_DATA_DIR [./var]
     database_url: str = ""                                      # FACESEARCH_DATABASE_URL [sqlite:///<data_dir>/gallery.db]
     index: IndexConfig = IndexConfig()
+    vector_backend: str = "faiss"                               # FACESEARCH_VECTOR_BACKEND: faiss (milvus to come)
 
     @property
     def url(self) -> str:
@@ -34,6 +35,11 @@ class GalleryConfig:
             hnsw_ef_search=settings.env_int("hnsw_ef_search", 128, minimum=1),
             use_gpu=settings.env_str("faiss_gpu", "1") not in ("0", "false", "no"),
         )
-        values = dict(data_dir=settings.data_dir(), database_url=settings.env_str("database_url", ""), index=index)
+        backend = settings.env_str("vector_backend", "faiss")
+        if backend not in VECTOR_BACKENDS:
+            raise settings.SettingError(
+                f"{settings.env_name('vector_backend')}={backend!r}: choose one of {', '.join(VECTOR_BACKENDS)}")
+        values = dict(data_dir=settings.data_dir(), database_url=settings.env_str("database_url", ""), index=index,
+                      vector_backend=backend)
         values.update(overrides)
         return cls(**values)
