@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -85,15 +85,26 @@ class VectorIndex(Protocol):
     def close(self) -> None: ...
 
 
+def _faiss(dimension: int, config: IndexConfig) -> VectorIndex:
+    from .faiss_index import FaissIndex
+
+    return FaissIndex(dimension, config)
+
+
+def _milvus(dimension: int, config: IndexConfig) -> VectorIndex:
+    raise GalleryError("FACESEARCH_VECTOR_BACKEND=milvus is not available yet; use faiss (the default)")
+
+
+# backend name -> builder(dimension, config); a new backend is one entry here.
+BUILDERS: dict[str, Callable[[int, IndexConfig], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
+
+
 def build_index(backend: str, dimension: int, config: IndexConfig) -> VectorIndex:
     """The one place an index is made: backend is FACESEARCH_VECTOR_BACKEND."""
-    if backend == "faiss":
-        from .faiss_index import FaissIndex
-
-        return FaissIndex(dimension, config)
-    if backend == "milvus":
-        raise GalleryError("FACESEARCH_VECTOR_BACKEND=milvus is not available yet; use faiss (the default)")
-    raise GalleryError(f"unknown vector backend {backend!r}; choose one of {', '.join(VECTOR_BACKENDS)}")
+    builder = BUILDERS.get(backend)
+    if builder is None:
+        raise GalleryError(f"unknown vector backend {backend!r}; choose one of {', '.join(VECTOR_BACKENDS)}")
+    return builder(dimension, config)
 
 
 def snapshot_label(backend: str, config: IndexConfig) -> str:
