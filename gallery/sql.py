@@ -40,8 +40,9 @@ def connect(url: str) -> Engine:
     return engine
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+def shown(engine: Engine) -> str:
+    """The engine's URL for messages, password hidden."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from .config import GalleryConfig
 from .errors import GalleryError, GalleryLockedError
@@ -31,7 +32,7 @@ from .reads import Reads
 from .recovery import Recovery
 from .reindex import Reindex
 from .rwlock import RWLock
-from .sql import bind_model, connect
+from .sql import bind_model, connect, shown
 from .writes import Writes
 
 
@@ -74,8 +75,11 @@ class Gallery(Writes, Reads, Recovery, Reindex):
         engine = None
         try:
             engine = connect(config.url)
-            upgrade(engine)
-            model_id, dimension = bind_model(engine, model_id, dimension)
+            try:
+                upgrade(engine)
+                model_id, dimension = bind_model(engine, model_id, dimension)
+            except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
+                raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
             index = build_index(config.vector_backend, dimension, config.index)
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery._load_index()

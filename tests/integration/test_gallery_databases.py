@@ -108,3 +108,13 @@ def test_sqlite_gets_its_pragmas_and_postgresql_none(tmp_path, database_url):
                 assert conn.execute(text("pragma foreign_keys")).scalar() == 1
         else:
             assert not (tmp_path / "gallery.db").exists()   # the data directory holds only the index
+
+
+def test_an_unreachable_database_is_a_gallery_error_without_the_password(tmp_path):
+    from facesearch.gallery import GalleryError
+
+    url = "postgresql+psycopg://someone:hunter2@127.0.0.1:1/facesearch?connect_timeout=5"
+    with pytest.raises(GalleryError, match="cannot open the database") as caught:
+        Gallery.open(GalleryConfig(data_dir=tmp_path, database_url=url), model_id="m", dimension=D)
+    assert "hunter2" not in str(caught.value)
+    Gallery.open(GalleryConfig(data_dir=tmp_path), model_id="m", dimension=D).close()   # the lock was released
