@@ -15,7 +15,15 @@ class GalleryConfig:
     data_dir: Path = field(default_factory=settings.data_dir)   # FACESEARCH_DATA_DIR [./var]
     database_url: str = ""                                      # FACESEARCH_DATABASE_URL [sqlite:///<data_dir>/gallery.db]
     index: IndexConfig = IndexConfig()
-    vector_backend: str = "faiss"                               # FACESEARCH_VECTOR_BACKEND: faiss (milvus to come)
+    vector_backend: str = "faiss"                               # FACESEARCH_VECTOR_BACKEND: faiss or milvus
+    milvus_uri: str = ""                                        # FACESEARCH_MILVUS_URI [<data_dir>/milvus.db: Milvus Lite]
+    milvus_token: str = ""                                      # FACESEARCH_MILVUS_TOKEN
+    milvus_collection: str = "facesearch_faces"                 # FACESEARCH_MILVUS_COLLECTION
+
+    @property
+    def milvus(self) -> str:
+        """A file path runs Milvus Lite in-process; http://host:19530 talks to a Milvus server."""
+        return self.milvus_uri or str(Path(self.data_dir).resolve() / "milvus.db")
 
     @property
     def url(self) -> str:
@@ -40,6 +48,8 @@ class GalleryConfig:
             raise settings.SettingError(
                 f"{settings.env_name('vector_backend')}={backend!r}: choose one of {', '.join(VECTOR_BACKENDS)}")
         values = dict(data_dir=settings.data_dir(), database_url=settings.env_str("database_url", ""), index=index,
-                      vector_backend=backend)
+                      vector_backend=backend, milvus_uri=settings.env_str("milvus_uri", ""),
+                      milvus_token=settings.env_str("milvus_token", ""),
+                      milvus_collection=settings.env_str("milvus_collection", "facesearch_faces"))
         values.update(overrides)
         return cls(**values)

@@ -1,13 +1,13 @@
 """Vector indexes behind one Protocol, built by one factory from configuration.
 
 The Gallery uses nothing of an index beyond VectorIndex, so a second engine
-(Milvus) is a second class here and a branch in build_index(), and no change to
-the Gallery. Two lifecycles:
+(Milvus, milvus_index.py) is a second class and one entry in BUILDERS, and no
+change to the Gallery. Two lifecycles:
 
 - in-process (durable = False, FaissIndex): lost with the process. The Gallery
   snapshots it through save()/load() and replays the SQL change log after the
   snapshot, or rebuilds it from SQL.
-- durable (durable = True, e.g. a Milvus collection): keeps its own state. The
+- durable (durable = True, MilvusIndex, a Milvus collection): keeps its own state. The
   Gallery writes no snapshot and, at open, reconciles the index with SQL
   (adds what is missing, removes what SQL no longer has).
 
@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
 from .errors import GalleryError
+
+if TYPE_CHECKING:
+    from .config import GalleryConfig
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 VECTOR_BACKENDS = ("faiss", "milvus")
@@ -85,26 +88,32 @@ class VectorIndex(Protocol):
     def close(self) -> None: ...
 
 
-def _faiss(dimension: int, config: IndexConfig) -> VectorIndex:
+def _faiss(config: "GalleryConfig", dimension: int) -> VectorIndex:
     from .faiss_index import FaissIndex
 
-    return FaissIndex(dimension, config)
+    return FaissIndex(dimension, config.index)
 
 
-def _milvus(dimension: int, config: IndexConfig) -> VectorIndex:
-    raise GalleryError("FACESEARCH_VECTOR_BACKEND=milvus is not available yet; use faiss (the default)")
+def _milvus(config: "GalleryConfig", dimension: int) -> VectorIndex:
+    try:
+        from .milvus_index import MilvusIndex
+    except ImportError as exc:
+        raise GalleryError(f"FACESEARCH_VECTOR_BACKEND=milvus needs pymilvus (pip install "
+                           f"'facesearch[milvus]'): {exc}") from None
+    return MilvusIndex(dimension, config)
 
 
-# backend name -> builder(dimension, config); a new backend is one entry here.
-BUILDERS: dict[str, Callable[[int, IndexConfig], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
+# backend name -> builder(gallery config, dimension); a new backend is one entry here.
+BUILDERS: dict[str, Callable[["GalleryConfig", int], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
 
 
-def build_index(backend: str, dimension: int, config: IndexConfig) -> VectorIndex:
-    """The one place an index is made: backend is FACESEARCH_VECTOR_BACKEND."""
-    builder = BUILDERS.get(backend)
+def build_index(config: "GalleryConfig", dimension: int) -> VectorIndex:
+    """The one place an index is made, for config.vector_backend (FACESEARCH_VECTOR_BACKEND)."""
+    builder = BUILDERS.get(config.vector_backend)
     if builder is None:
-        raise GalleryError(f"unknown vector backend {backend!r}; choose one of {', '.join(VECTOR_BACKENDS)}")
-    return builder(dimension, config)
+        raise GalleryError(f"unknown vector backend {config.vector_backend!r}; "
+                           f"choose one of {', '.join(VECTOR_BACKENDS)}")
+    return builder(config, dimension)
 
 
 def snapshot_label(backend: str, config: IndexConfig) -> str:

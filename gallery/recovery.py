@@ -31,7 +31,7 @@ class Recovery:
     """Gallery methods that load, rebuild, replay and snapshot the index."""
 
     def _new_index(self, dimension: int | None = None) -> VectorIndex:
-        return build_index(self.config.vector_backend, dimension or self.dimension, self.config.index)
+        return build_index(self.config, dimension or self.dimension)
 
     def _snapshot_key(self) -> snapshot.SnapshotKey:
         return snapshot.SnapshotKey(self.model_id, self.dimension,

@@ -20,6 +20,9 @@ class Reindex:
         embed_crops: JPEG crops -> (n, dimension) embeddings. Writes wait until the
         switch; searches go on against the old model meanwhile. Returns the face count.
         """
+        if self.index.durable:
+            raise GalleryError(f"reindex is not supported yet with the {self.index.description} index; "
+                               "use FACESEARCH_VECTOR_BACKEND=faiss to reindex")
         with self._write:
             with self.engine.connect() as conn:
                 total = conn.execute(select(func.count()).select_from(faces)).scalar()

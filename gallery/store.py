@@ -80,7 +80,7 @@ class Gallery(Writes, Reads, Recovery, Reindex):
                 model_id, dimension = bind_model(engine, model_id, dimension)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = build_index(config.vector_backend, dimension, config.index)
+            index = build_index(config, dimension)
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery._load_index()
             return gallery

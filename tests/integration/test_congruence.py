@@ -1,8 +1,9 @@
 """One gallery scenario on every backend combination, all answers compared with the reference.
 
 In the style of qdrant-client's congruence tests: the same writes and reads run on
-each vector index (FAISS flat, ivf trained for real, hnsw) and each database
-(SQLite, PostgreSQL), and every answer must equal flat + SQLite's: the same
+each vector backend (FAISS, Milvus Lite) and index type (flat, ivf trained for real,
+hnsw) and each database (SQLite, PostgreSQL), and every answer must equal FAISS
+flat + SQLite's: the same
 identities and face ids in the same order, distances within 1e-4. ivf probes every
 list and hnsw searches a wide beam, so the exact answer is the expected one.
 No model: clustered random unit vectors stand in for faces.
@@ -27,6 +28,7 @@ INDEXES = {
     "hnsw": IndexConfig(kind="hnsw", hnsw_ef_search=256, use_gpu=False),
 }
 DATABASES = ["sqlite", "postgresql"]
+BACKENDS = ["faiss", "milvus"]   # milvus: Milvus Lite, a real engine in-process
 REFERENCE = ("flat", "sqlite")
 
 
@@ -68,9 +70,9 @@ def answers(g: Gallery, known, unknown) -> dict:
     }
 
 
-def scenario(data_dir: Path, database_url: str, index: IndexConfig) -> dict:
+def scenario(data_dir: Path, database_url: str, index: IndexConfig, backend: str = "faiss") -> dict:
     faces, known, unknown = data()
-    config = GalleryConfig(data_dir=data_dir, database_url=database_url, index=index)
+    config = GalleryConfig(data_dir=data_dir, database_url=database_url, index=index, vector_backend=backend)
     out: dict = {}
     g = Gallery.open(config, model_id="congruence", dimension=D)
     for start in range(0, IDENTITIES, 10):   # four transactions: ivf trains inside the last one
@@ -120,10 +122,15 @@ def reference(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("database", DATABASES)
 @pytest.mark.parametrize("kind", list(INDEXES))
-def test_every_backend_answers_like_flat_on_sqlite(kind, database, reference, tmp_path, request):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_answers_like_flat_on_sqlite(backend, kind, database, reference, tmp_path, request):
+    if backend == "milvus":
+        pytest.importorskip("pymilvus", reason="Milvus Lite needs pymilvus[milvus_lite] (the test extra)")
     url = "" if database == "sqlite" else request.getfixturevalue("postgres_url")
-    got = scenario(tmp_path, url, INDEXES[kind])
-    if kind == "ivf":
+    got = scenario(tmp_path, url, INDEXES[kind], backend)
+    if backend == "milvus":
+        assert got["description"] == f"milvus {dict(flat='FLAT', ivf='IVF_FLAT', hnsw='HNSW')[kind]}"
+    elif kind == "ivf":
         assert got["description"] == "ivf(nlist=4,nprobe=4)", "ivf did not train: the test would compare flat"
     assert got["enrolled"]["top1_cutoff"][-5:] == [[]] * 5, "unknown faces matched someone"
     assert got["enrolled"]["identity"][-1], "created_at is not timezone-aware"

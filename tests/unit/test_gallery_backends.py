@@ -18,16 +18,19 @@ def unit(rng, n):
 
 
 def test_the_factory_builds_faiss_and_names_what_is_missing(monkeypatch):
-    assert isinstance(build_index("faiss", D, IndexConfig(kind="hnsw")), FaissIndex)
-    with pytest.raises(GalleryError, match="milvus is not available yet"):
-        build_index("milvus", D, IndexConfig())
+    assert isinstance(build_index(GalleryConfig(index=IndexConfig(kind="hnsw")), D), FaissIndex)
     with pytest.raises(GalleryError, match="unknown vector backend 'annoy'"):
-        build_index("annoy", D, IndexConfig())
+        build_index(GalleryConfig(vector_backend="annoy"), D)
     monkeypatch.setenv("FACESEARCH_VECTOR_BACKEND", "annoy")
     with pytest.raises(settings.SettingError, match="FACESEARCH_VECTOR_BACKEND='annoy'"):
         GalleryConfig.from_env()
-    monkeypatch.setenv("FACESEARCH_VECTOR_BACKEND", "faiss")
-    assert GalleryConfig.from_env().vector_backend == "faiss"
+    monkeypatch.setenv("FACESEARCH_VECTOR_BACKEND", "milvus")
+    monkeypatch.setenv("FACESEARCH_DATA_DIR", "/srv/fs")
+    config = GalleryConfig.from_env()
+    assert (config.vector_backend, config.milvus, config.milvus_collection) == \
+        ("milvus", "/srv/fs/milvus.db", "facesearch_faces")
+    monkeypatch.setenv("FACESEARCH_MILVUS_URI", "http://milvus:19530")
+    assert GalleryConfig.from_env().milvus == "http://milvus:19530"
 
 
 def test_faiss_index_saves_and_loads_its_own_files(tmp_path):
@@ -61,7 +64,7 @@ class Collection(FaissIndex):
 
 def test_a_durable_index_is_reconciled_with_sql_not_snapshotted(tmp_path, monkeypatch):
     server = Collection(D, IndexConfig(use_gpu=False))
-    monkeypatch.setitem(index_module.BUILDERS, "durable-test", lambda dimension, config: server)
+    monkeypatch.setitem(index_module.BUILDERS, "durable-test", lambda config, dimension: server)
     config = GalleryConfig(data_dir=tmp_path, vector_backend="durable-test")
     rng = np.random.default_rng(1)
     x = unit(rng, 20)
