@@ -1,8 +1,9 @@
 """facesearch.gallery: the identity store.
 
 SQL (SQLite by default, PostgreSQL through FACESEARCH_DATABASE_URL) is the source of
-truth; a vector index (FACESEARCH_VECTOR_BACKEND, FAISS flat, ivf or hnsw) is derived
-from it, snapshotted atomically and replayed from a change log at start.
+truth; a vector index (FACESEARCH_VECTOR_BACKEND: FAISS, snapshotted atomically and
+replayed from a change log at start, or a durable Milvus collection reconciled with SQL
+at start; flat, ivf or hnsw) is derived from it.
 
     from facesearch.gallery import Gallery, GalleryConfig, NewFace
     with Gallery.open(GalleryConfig.from_env(), model_id="facenet-128", dimension=128) as g:
@@ -12,7 +13,7 @@ from it, snapshotted atomically and replayed from a change log at start.
 Layout: store (open/close) composes writes, reads, recovery (snapshot, replay,
 rebuild) and reindex; records (the dataclasses), sql (engine and dialect setup),
 schema + migrations, index (the VectorIndex Protocol and its factory),
-faiss_index, snapshot (manifest), facemap, grouping, paging, validate.
+faiss_index, milvus_index, snapshot (manifest), facemap, grouping, paging, validate.
 """
 
 from .config import GalleryConfig
