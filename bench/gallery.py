@@ -18,7 +18,7 @@ so every type is measured adding at size ~N), the snapshot is written, loaded, a
 the gallery restarted (all timed). Searches on the restarted gallery:
 
     gallery  Gallery.search(q, top_k=1, max_distance=None): normalise, FAISS, SQL join, group
-    index    Gallery.index.search(q, k): the FaissIndex wrapper alone
+    index    Gallery.nearest_faces(q, k): the FaissIndex wrapper alone
     bare     a FAISS index built directly (IndexFlatL2, IndexIVFFlat with the gallery's
              nlist/nprobe, IndexHNSWFlat with the same M/efConstruction/efSearch)
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import resource
 import shutil
 import tempfile
@@ -137,6 +138,12 @@ def copy_db(src: Path, dst: Path) -> None:
             shutil.copy2(p, dst / p.name)
 
 
+def nlist_of(description: str) -> int | None:
+    """The lists of a trained IVF index, from Gallery.index_description ("ivf(nlist=64,nprobe=16)")."""
+    m = re.match(r"ivf\(nlist=(\d+)", description)
+    return int(m.group(1)) if m else None
+
+
 # -- bare FAISS ---------------------------------------------------------------------
 def bare_index(g: Gallery, cfg: IndexConfig, faces: np.ndarray, flat):
     """(index, build seconds, label) built directly with FAISS to match the gallery's index."""
@@ -148,8 +155,8 @@ def bare_index(g: Gallery, cfg: IndexConfig, faces: np.ndarray, flat):
         ix.hnsw.efSearch = cfg.hnsw_ef_search
         ix.add(faces)
         label = f"HNSWFlat(M={cfg.hnsw_m},efc={cfg.hnsw_ef_construction},ef={cfg.hnsw_ef_search})"
-    elif cfg.kind == "ivf" and g.index.trained_ivf:
-        nlist = int(g.index.cpu.nlist)
+    elif cfg.kind == "ivf" and nlist_of(g.index_description):
+        nlist = nlist_of(g.index_description)
         quantizer = faiss.IndexFlatL2(DIM)
         ix = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_L2)
         ix.cp.seed = 1234
@@ -228,8 +235,8 @@ def run_type(kind: str, args, n: int, work: Path, template: Path, faces, owner, 
     path = g.snapshot()
     row["snapshot_write_s"] = time.perf_counter() - t
     row["snapshot_bytes"] = dir_bytes(g.snapshot_dir)
-    row["description"] = g.index.description
-    row["nlist"] = int(g.index.cpu.nlist) if g.index.trained_ivf else None
+    row["description"] = g.index_description
+    row["nlist"] = nlist_of(g.index_description)
     key = g._snapshot_key()
     g.close()
 
@@ -255,12 +262,12 @@ def run_type(kind: str, args, n: int, work: Path, template: Path, faces, owner, 
 
         contestants = {
             "gallery": lambda q: g.search(q, top_k=TOP_K, max_distance=None),
-            "index": lambda q: g.index.search(q, SEARCH_K),
+            "index": lambda q: g.nearest_faces(q, SEARCH_K),
             "bare": bare_search,
         }
         row.update(measure(contestants, queries, args.rounds))
 
-        _, got = g.index.search(queries, 10)
+        _, got = g.nearest_faces(queries, 10)
         row["gallery"]["recall@1"], row["gallery"]["recall@10"] = recall(got, truth_ids)
         default_threads()
         _, pos = bare.search(queries, 10)

@@ -1,13 +1,19 @@
 """facesearch.gallery: the identity store.
 
-SQL (SQLite by default, any SQLAlchemy URL by design) is the source of truth;
-a FAISS index (flat, ivf or hnsw) is derived from it, snapshotted atomically
-and replayed from a change log at start.
+SQL (SQLite by default, PostgreSQL through FACESEARCH_DATABASE_URL) is the source of
+truth; a vector index (FACESEARCH_VECTOR_BACKEND: FAISS, snapshotted atomically and
+replayed from a change log at start, or a durable Milvus collection reconciled with SQL
+at start; flat, ivf or hnsw) is derived from it.
 
     from facesearch.gallery import Gallery, GalleryConfig, NewFace
     with Gallery.open(GalleryConfig.from_env(), model_id="facenet-128", dimension=128) as g:
         g.add_faces("chris_evans", [NewFace(vec)], display_name="Chris Evans")
         g.search(query_vecs, top_k=1, max_distance=3.5)   # [[Match(...)], ...]
+
+Layout: store (open/close) composes writes, reads, recovery (snapshot, replay,
+rebuild) and reindex; records (the dataclasses), sql (engine and dialect setup),
+schema + migrations, index (the VectorIndex Protocol and its factory),
+faiss_index, milvus_index, snapshot (manifest), facemap, grouping, paging, validate.
 """
 
 from .config import GalleryConfig
@@ -19,12 +25,13 @@ from .errors import (
     ModelMismatchError,
     NotFoundError,
 )
-from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
-from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
+from .faiss_index import FaissIndex
+from .index import INDEX_TYPES, VECTOR_BACKENDS, IndexConfig, VectorIndex, build_index
+from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace
+from .store import Gallery
 
 __all__ = [
     "AddResult", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig", "GalleryError", "GalleryInfo",
     "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "InvalidInputError",
-    "Match",
-    "ModelMismatchError", "NewFace", "NotFoundError", "VectorIndex",
+    "Match", "ModelMismatchError", "NewFace", "NotFoundError", "VECTOR_BACKENDS", "VectorIndex", "build_index",
 ]

@@ -61,3 +61,8 @@ class FaceMap:
         pos = np.minimum(pos, max(self._size - 1, 0))
         found = (ids[pos] == face_ids) if self._size else np.zeros(face_ids.shape, bool)
         return pos, found
+
+    def live_ids(self) -> np.ndarray:
+        """The face ids not deleted, ascending."""
+        ids = self._ids[:self._size]
+        return ids[self._owners[:self._size] != GONE].copy()

@@ -1,31 +1,44 @@
-"""Vector indexes behind one small Protocol, so that another engine (Milvus)
-can become a second backend without touching the Gallery.
+"""Vector indexes behind one Protocol, built by one factory from configuration.
 
-Vectors are unit-norm float32; distances are squared L2, as FAISS returns them
-(the service scale is facesearch.embedder.distances.SCALE times that).
+The Gallery uses nothing of an index beyond VectorIndex, so a second engine
+(Milvus, milvus_index.py) is a second class and one entry in BUILDERS, and no
+change to the Gallery. Two lifecycles:
+
+- in-process (durable = False, FaissIndex): lost with the process. The Gallery
+  snapshots it through save()/load() and replays the SQL change log after the
+  snapshot, or rebuilds it from SQL.
+- durable (durable = True, MilvusIndex, a Milvus collection): keeps its own state. The
+  Gallery writes no snapshot and, at open, reconciles the index with SQL
+  (adds what is missing, removes what SQL no longer has).
+
+Vectors are unit-norm float32; distances are squared L2 (the service scale is
+facesearch.embedder.distances.SCALE times that).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from typing import Literal, Protocol, get_args
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal, Protocol, get_args
 
-import faiss
 import numpy as np
 
 from facesearch.settings import Settings, fixed, setting
 
-log = logging.getLogger(__name__)
+from .errors import GalleryError
+
+if TYPE_CHECKING:
+    from .config import GalleryConfig
 
 IndexKind = Literal["flat", "ivf", "hnsw"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexKind)
+VectorBackend = Literal["faiss", "milvus"]
+VECTOR_BACKENDS: tuple[str, ...] = get_args(VectorBackend)
 
 
 class IndexConfig(Settings):
     """The vector index (FACESEARCH_INDEX and its tuning)."""
 
-    kind: IndexKind = setting("flat", "vector index: flat (exact), ivf or hnsw", env="INDEX")
+    kind: IndexKind = setting("flat", "vector index: flat (exact), ivf or hnsw (FAISS and Milvus alike)", env="INDEX")
     ivf_nlist: int = setting(0, "IVF lists; 0 = 4·√N when trained", ge=0)
     ivf_nprobe: int = setting(16, "IVF lists searched per query", ge=1)
     ivf_train_size: int = setting(20_000, "faces needed before IVF is trained; below it search is flat", ge=1000)
@@ -48,199 +61,62 @@ class IndexConfig(Settings):
 
 
 class VectorIndex(Protocol):
-    """What the Gallery needs from a vector index. Not thread-safe: the Gallery locks."""
+    """What the Gallery needs from a vector index. Not thread-safe: the Gallery locks.
 
-    dimension: int
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> int: ...
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(squared L2 distances, ids), each (n, k), ascending; missing slots have id -1."""
-    def ids(self) -> np.ndarray: ...
-    def __len__(self) -> int: ...
-
-
-class FaissIndex:
-    """flat: IndexIDMap2(IndexFlatL2), exact.
-    ivf:  IndexIVFFlat, trained once there are ivf_train_size faces; flat below.
-    hnsw: IndexIDMap2(IndexHNSWFlat); deleted ids are filtered out of every
-          search by an IDSelector, and the graph is rebuilt once too many pile up.
+    Ids are the faces' SQL ids (int64). A search answers (squared L2 distances, ids),
+    each (n, k), ascending, with id -1 in slots it could not fill.
     """
 
-    def __init__(self, dimension: int, config: IndexConfig | None = None):
-        self.dimension = dimension
-        self.config = config or IndexConfig()
-        self.deleted: set[int] = set()   # hnsw only
-        self._trained_on = 0              # ivf: faces at the last training
-        self._filter = None
-        self._gpu = None
-        self.cpu = self._empty()
-
-    # -- construction -----------------------------------------------------
-    def _empty(self):
-        d, c = self.dimension, self.config
-        if c.kind == "hnsw":
-            hnsw = faiss.IndexHNSWFlat(d, c.hnsw_m)
-            hnsw.hnsw.efConstruction = c.hnsw_ef_construction
-            hnsw.hnsw.efSearch = c.hnsw_ef_search
-            return faiss.IndexIDMap2(hnsw)
-        return faiss.IndexIDMap2(faiss.IndexFlatL2(d))
-
-    @property
-    def trained_ivf(self) -> bool:
-        return isinstance(self.cpu, faiss.IndexIVF)
+    dimension: int
+    durable: bool   # True: keeps its own state across restarts; save/load are never called
 
     @property
     def description(self) -> str:
-        if self.config.kind == "ivf" and not self.trained_ivf:
-            return f"ivf (flat until {self.config.ivf_train_size} faces)"
-        if self.trained_ivf:
-            return f"ivf(nlist={self.cpu.nlist},nprobe={self.cpu.nprobe})"
-        return self.config.label
+        """What the index is, for GalleryInfo.index_type and logs."""
 
-    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the live entries."""
-        if self.trained_ivf:  # IVFFlat stores the raw float32 vectors in its lists
-            lists, id_parts, vector_parts = self.cpu.invlists, [], []
-            for i in range(self.cpu.nlist):
-                n = lists.list_size(i)
-                if n:
-                    id_parts.append(faiss.rev_swig_ptr(lists.get_ids(i), n).copy())
-                    codes = faiss.rev_swig_ptr(lists.get_codes(i), n * lists.code_size)
-                    vector_parts.append(codes.view(np.float32).reshape(n, self.dimension).copy())
-            if not id_parts:
-                return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
-            return np.concatenate(id_parts).astype(np.int64), np.vstack(vector_parts)
-        ids = faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
-        vectors = self.cpu.index.reconstruct_n(0, self.cpu.index.ntotal) if len(ids) else \
-            np.zeros((0, self.dimension), np.float32)
-        if self.deleted:
-            keep = ~np.isin(ids, np.fromiter(self.deleted, np.int64))
-            ids, vectors = ids[keep], vectors[keep]
-        return ids, vectors
-
-    def _maybe_train_ivf(self) -> None:
-        """Train IVF once there are ivf_train_size faces, and again each time the gallery has
-        grown 4x since (nlist = 4 sqrt(N) follows N). Runs under the index write lock."""
-        c = self.config
-        if c.kind != "ivf" or len(self) < c.ivf_train_size or len(self) < 4 * self._trained_on:
-            return
-        ids, vectors = self._all_vectors()
-        nlist = c.ivf_nlist or max(16, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
-        quantizer = faiss.IndexFlatL2(self.dimension)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_L2)
-        ivf.cp.seed = 1234
-        ivf.train(vectors)
-        ivf.nprobe = c.ivf_nprobe
-        ivf.add_with_ids(vectors, ids)
-        self._quantizer = quantizer  # the IVF index does not own it
-        self._trained_on = len(ids)
-        self.cpu = ivf
-        self._gpu = None
-        log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
-
-    # -- VectorIndex ------------------------------------------------------
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids) == 0:
-            return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[1:] != (self.dimension,):
-            raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {self.dimension})")
-        self.cpu.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        self._gpu = None
-        self._maybe_train_ivf()
-
-    def remove(self, ids: np.ndarray) -> int:
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return 0
-        if self.config.kind == "hnsw":
-            present = ids[np.isin(ids, faiss.vector_to_array(self.cpu.id_map))]
-            gone = set(present.tolist()) - self.deleted
-            self.deleted |= gone
-            self._filter = None
-            if len(self.deleted) > self.config.hnsw_compact_ratio * max(self.cpu.ntotal, 1):
-                self.compact()
-            return len(gone)
-        self._gpu = None
-        return int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
-
-    def compact(self) -> None:
-        """Rebuild without the deleted entries (HNSW cannot remove in place)."""
-        if not self.deleted:
-            return
-        ids, vectors = self._all_vectors()
-        self.cpu = self._empty()
-        self.deleted = set()
-        self._filter = None
-        if len(ids):
-            self.cpu.add_with_ids(vectors, ids)
-        log.info("compacted HNSW index to %d vectors", len(ids))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        n = len(queries)
-        if len(self) == 0 or k <= 0:
-            return np.full((n, max(k, 0)), np.inf, np.float32), np.full((n, max(k, 0)), -1, np.int64)
-        # Small batches run on one OpenMP thread: with more, threads spin against each other and
-        # everything else in the process (a single flat query went from 0.06 ms to 7 ms here).
-        # The setting is per calling thread, and restored afterwards.
-        previous = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1 if n < self.config.parallel_batch else previous)
-        try:
-            if self.config.kind == "hnsw" and self.deleted:
-                dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
-            else:
-                dist, ids = self._searcher().search(queries, k)
-        finally:
-            faiss.omp_set_num_threads(previous)
-        dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
-        return dist, ids.astype(np.int64)
-
-    def _deleted_filter(self):
-        """Search parameters that skip deleted ids; rebuilt only after a delete."""
-        if self._filter is None:
-            batch = faiss.IDSelectorBatch(np.fromiter(self.deleted, np.int64, len(self.deleted)))
-            selector = faiss.IDSelectorNot(batch)
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
-            self._filter = (params, selector, batch)  # the selectors must outlive the params
-        return self._filter[0]
-
-    def _searcher(self):
-        if not (self.config.use_gpu and self.config.kind != "hnsw" and faiss.get_num_gpus() > 0):
-            return self.cpu
-        if self._gpu is None:  # rebuilt after each write; searches on CPU and GPU agree (exact flat)
-            self._gpu = faiss.index_cpu_to_all_gpus(self.cpu)
-        return self._gpu
-
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+    def remove(self, ids: np.ndarray) -> int: ...
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
     def ids(self) -> np.ndarray:
-        if self.trained_ivf:
-            invlists = self.cpu.invlists
-            parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                     for i in range(self.cpu.nlist) if invlists.list_size(i)]
-            return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
-        ids = faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
-        if self.deleted:
-            ids = ids[~np.isin(ids, np.fromiter(self.deleted, np.int64))]
-        return np.sort(ids)
+        """The indexed ids, ascending."""
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of these ids, in order; KeyError for an id not indexed."""
+    def __len__(self) -> int: ...
+    def save(self, folder: Path, tag: str) -> dict[str, str]:
+        """In-process only: write the index's files into folder (fsynced); {role: file name}."""
+    def load(self, folder: Path, files: dict[str, str]) -> None:
+        """In-process only: replace the contents with what save() wrote."""
+    def close(self) -> None: ...
 
-    def __len__(self) -> int:
-        return int(self.cpu.ntotal) - len(self.deleted)
 
-    # -- persistence --------------------------------------------------------
-    def write(self, path: str) -> None:
-        faiss.write_index(self.cpu, path)
+def _faiss(config: "GalleryConfig", dimension: int) -> VectorIndex:
+    from .faiss_index import FaissIndex
 
-    def read(self, path: str, deleted: np.ndarray) -> None:
-        index = faiss.read_index(path)
-        if index.d != self.dimension:
-            raise ValueError(f"snapshot has dimension {index.d}, expected {self.dimension}")
-        if isinstance(index, faiss.IndexIVF):
-            index.nprobe = self.config.ivf_nprobe
-            self._trained_on = index.ntotal
-        elif self.config.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.config.hnsw_ef_search
-        self.cpu = index
-        self.deleted = set(np.asarray(deleted, np.int64).tolist())
-        self._filter = None
-        self._gpu = None
+    return FaissIndex(dimension, config.index)
+
+
+def _milvus(config: "GalleryConfig", dimension: int) -> VectorIndex:
+    try:
+        from .milvus_index import MilvusIndex
+    except ImportError as exc:
+        raise GalleryError(f"FACESEARCH_VECTOR_BACKEND=milvus needs pymilvus (pip install "
+                           f"'facesearch[milvus]'): {exc}") from None
+    return MilvusIndex(dimension, config)
+
+
+# backend name -> builder(gallery config, dimension); a new backend is one entry here.
+BUILDERS: dict[str, Callable[["GalleryConfig", int], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
+
+
+def build_index(config: "GalleryConfig", dimension: int) -> VectorIndex:
+    """The one place an index is made, for config.vector_backend (FACESEARCH_VECTOR_BACKEND)."""
+    builder = BUILDERS.get(config.vector_backend)
+    if builder is None:
+        raise GalleryError(f"unknown vector backend {config.vector_backend!r}; "
+                           f"choose one of {', '.join(VECTOR_BACKENDS)}")
+    return builder(config, dimension)
+
+
+def snapshot_label(backend: str, config: IndexConfig) -> str:
+    """What a snapshot must match to be reused (FAISS snapshots keep their historical labels)."""
+    return config.label if backend == "faiss" else f"{backend}:{config.label}"

@@ -1,11 +1,12 @@
-"""Atomic snapshots of the FAISS index, with the watermark of the last change they hold.
+"""Atomic snapshots of an in-process index, with the watermark of the last change they hold.
 
-    <dir>/MANIFEST.json           written last (temp file, fsync, rename)
-    <dir>/index-<watermark>.faiss the index
-    <dir>/deleted-<watermark>.npy ids filtered out of an HNSW graph
+    <dir>/MANIFEST.json   written last (temp file, fsync, rename)
+    <dir>/<files>         whatever the index's save() wrote (FaissIndex:
+                          index-<watermark>.faiss and deleted-<watermark>.npy)
 
 A snapshot is used only if its manifest names the same model, dimension and
-index type, and its files have the recorded size and sha256.
+index type, and its files have the recorded size and sha256. The index owns its
+files; this module owns the manifest, the checksums and the pruning.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from facesearch.files import fsync_path, sha256_file
 
@@ -34,23 +33,15 @@ class SnapshotKey:
 
 
 def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
-    """Write index (a FaissIndex) as the newest snapshot; older files are removed."""
+    """Write index (a VectorIndex that is not durable) as the newest snapshot; older files are removed.
+    Returns the path of its first file."""
     folder.mkdir(parents=True, exist_ok=True)
-    name, deleted_name = f"index-{watermark}.faiss", f"deleted-{watermark}.npy"
-    tmp = folder / (name + ".tmp")
-    index.write(str(tmp))
-    fsync_path(tmp)
-    os.replace(tmp, folder / name)
-    with open(folder / (deleted_name + ".tmp"), "wb") as f:
-        np.save(f, np.fromiter(index.deleted, np.int64, len(index.deleted)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(folder / (deleted_name + ".tmp"), folder / deleted_name)
+    files = index.save(folder, str(watermark))
     manifest = {
         "format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
         "watermark": watermark, "count": len(index),
         "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": sha256_file(folder / n)}
-                  for role, n in (("index", name), ("deleted", deleted_name))},
+                  for role, n in files.items()},
     }
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
@@ -58,13 +49,13 @@ def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     os.replace(tmp, folder / MANIFEST)
     fsync_path(folder)
     for stale in folder.iterdir():
-        if stale.name not in (MANIFEST, name, deleted_name):
+        if stale.name != MANIFEST and stale.name not in files.values():
             stale.unlink(missing_ok=True)
-    return folder / name
+    return folder / next(iter(files.values()))
 
 
 def read(folder: Path, key: SnapshotKey, index) -> int | None:
-    """Load the snapshot into index (a fresh FaissIndex); its watermark, or None if unusable."""
+    """Load the snapshot into index (a fresh one); its watermark, or None if unusable."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError:
@@ -79,13 +70,13 @@ def read(folder: Path, key: SnapshotKey, index) -> int | None:
         log.warning("index snapshot is for %s, not %s; rebuilding from SQL", got, want)
         return None
     try:
-        files = {role: folder / f["name"] for role, f in manifest["files"].items()}
+        files = {role: f["name"] for role, f in manifest["files"].items()}
         for role, f in manifest["files"].items():
-            path = files[role]
+            path = folder / files[role]
             if path.stat().st_size != f["size"] or sha256_file(path) != f["sha256"]:
                 log.warning("index snapshot file %s is corrupt; rebuilding from SQL", path.name)
                 return None
-        index.read(str(files["index"]), np.load(files["deleted"]))
+        index.load(folder, files)
         return int(manifest["watermark"])
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         log.warning("index snapshot cannot be loaded (%s); rebuilding from SQL", exc)

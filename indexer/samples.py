@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, WeightsCache
-from facesearch.gallery import Gallery, GalleryConfig
+from facesearch.gallery import Gallery, GalleryConfig, GalleryError, GalleryLockedError
 from facesearch.settings import add_flags
 from facesearch.sources import Item, scan
 
@@ -39,11 +39,15 @@ def main(argv=None) -> int:
     add_flags(parser, GalleryConfig, only=["data_dir"])
     args = parser.parse_args(argv)
     config = GalleryConfig.from_args(args)
-    if not config.database_url and (Path(config.data_dir) / "gallery.db").exists():
-        with Gallery.open(config) as gallery:  # cheap check before loading the model
+    try:
+        with Gallery.open(config) as gallery:  # cheap check before loading the model, on any database
             if gallery.info().identity_count:
                 print(f"{config.data_dir}: the gallery already holds identities; sample gallery not enrolled")
                 return 0
+    except GalleryLockedError:
+        raise
+    except GalleryError:
+        pass  # a new gallery: it has no model yet, so it is opened below with the embedder's
     embedder = Embedder.load(EmbedderConfig.from_env())
     with Gallery.open(config, model_id=embedder.model_id, dimension=embedder.dimension) as gallery:
         if gallery.info().identity_count:

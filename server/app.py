@@ -102,11 +102,11 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         limits = Limits(max_distance=config.max_distance, max_top_k=config.max_top_k,
                         max_enroll_images=config.max_enroll_images)
         servicer.attach(FaceSearchService(embedder, gallery, runtime, limits))
-        metrics.watch(lambda: runtime.depths["embed"], lambda: runtime.depths["search"], lambda: len(gallery.index))
+        metrics.watch(lambda: runtime.depths["embed"], lambda: runtime.depths["search"], gallery.indexed_count)
         for name in ("", SERVICE):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving", extra={"model_id": embedder.model_id, "faces": len(gallery.index),
-                                   "index": gallery.config.index.kind, "data_dir": str(gallery_config.data_dir)})
+        log.info("serving", extra={"model_id": embedder.model_id, "faces": gallery.indexed_count(),
+                                   "index": gallery.index_description, "data_dir": str(gallery_config.data_dir)})
         await stop.wait()
         log.info("stopping: draining in-flight requests", extra={"grace_s": config.grace_s})
         return 0
@@ -124,4 +124,4 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             await runtime.stop()
         if gallery is not None:
             gallery.close()   # snapshots the index
-            log.info("stopped: index snapshotted", extra={"faces": len(gallery.index)})
+            log.info("stopped: index snapshotted", extra={"faces": gallery.indexed_count()})

@@ -1,4 +1,4 @@
-"""One table from the service's error kinds to gRPC status codes (docs/architecture.md#contracts)."""
+"""One table from the service's error kinds to gRPC status codes (docs/architecture.md#status-codes)."""
 
 from __future__ import annotations
 

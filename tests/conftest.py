@@ -81,3 +81,62 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
             + chunk(b"IEND", b""))
+
+
+# -- databases: SQLite (a file in the data directory) and a real PostgreSQL -----------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    """PostgreSQL 16 from pgserver (the test extra), in a temporary folder, for the whole run.
+
+    Skipped with the reason only where pgserver cannot be imported or started; under CI
+    (CI set in the environment) that is a failure instead, so the PostgreSQL tests cannot
+    silently vanish there.
+    """
+    import shutil
+    import tempfile
+    import warnings
+
+    def unavailable(reason: str):
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run: {reason}")
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # platformdirs warns when XDG_RUNTIME_DIR is unset
+            import pgserver
+    except ImportError:
+        unavailable("pgserver is not installed (pip install -e '.[test]', as make install does)")
+    folder = tempfile.mkdtemp(prefix="facesearch-pg-")   # short: the server's socket lives here
+    try:
+        server = pgserver.get_server(folder, cleanup_mode="delete")
+    except Exception as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        unavailable(f"pgserver could not start PostgreSQL: {exc}")
+    yield server
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A database of its own for one test (created empty, dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(postgres_server.get_uri()).set(drivername="postgresql+psycopg")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str:
+    """Each database the gallery supports, as a GalleryConfig.database_url ("" = SQLite in data_dir)."""
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")

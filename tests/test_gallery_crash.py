@@ -59,8 +59,8 @@ def _check(path, added, deleted, in_doubt):
         assert not (deleted & set(stored)), "an acknowledged delete came back"
         for fid, seed in live.items():
             np.testing.assert_allclose(np.frombuffer(stored[fid], "<f4"), vector(seed), atol=1e-6)
-        assert g.info().face_count == len(stored) == len(g.index)
-        assert set(g.index.ids().tolist()) == set(stored)
+        assert g.info().face_count == len(stored) == g.indexed_count()
+        assert set(g.indexed_ids().tolist()) == set(stored)
         sample = list(live)[-50:]
         if sample:
             got = g.search(np.stack([vector(live[f]) for f in sample]), max_distance=0.01)

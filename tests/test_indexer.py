@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from facesearch.client import FaceSearchClient
 from facesearch.embedder import models
@@ -35,9 +37,18 @@ def stats(data_dir) -> dict:
 
 
 def face_rows(data_dir) -> list[tuple]:
-    with sqlite3.connect(f"file:{data_dir / 'gallery.db'}?mode=ro", uri=True) as db:
-        return db.execute("select i.identity_id, f.source_sha256 from faces f join identities i "
-                          "on i.id = f.identity_pk").fetchall()
+    """(identity id, source sha256) of every face, read beside the indexer (any database)."""
+    from facesearch.gallery import GalleryConfig
+    from facesearch.gallery.schema import faces, identities
+    from facesearch.gallery.sql import connect
+
+    engine = connect(GalleryConfig(data_dir=data_dir, database_url=os.environ.get("FACESEARCH_DATABASE_URL", "")).url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(select(identities.c.identity_id, faces.c.source_sha256)
+                                                   .join(identities, identities.c.id == faces.c.identity_pk))]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +118,7 @@ def test_killed_run_resumes_to_the_clean_counts(tmp_path):
         try:
             if len(face_rows(data)) >= 32:   # at least two batches are committed
                 break
-        except sqlite3.Error:
+        except DBAPIError:   # not created yet, or busy
             pass
         time.sleep(0.1)
     assert proc.poll() is None, "the run finished before it could be killed"

@@ -1,0 +1,145 @@
+"""MilvusIndex: a durable vector index in a Milvus collection (Milvus Lite or a server).
+
+FACESEARCH_MILVUS_URI picks the engine: a file path runs Milvus Lite in this process
+(the default, <data_dir>/milvus.db), http://host:19530 a Milvus server. The collection
+(FACESEARCH_MILVUS_COLLECTION) holds (id, vector) with the faces' SQL ids as primary
+keys, an L2 index of FACESEARCH_INDEX's kind (FLAT, IVF_FLAT or HNSW), and Strong
+consistency, so a search sees every acknowledged write.
+
+Durable: the Gallery writes no snapshot of it; at open it reconciles the collection
+with SQL. Distances are squared L2, as FAISS gives them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from .errors import GalleryError
+
+log = logging.getLogger(__name__)
+
+KINDS = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
+MAX_LIMIT = 16_384      # Milvus's largest top-k
+INSERT_CHUNK = 5_000
+ID_CHUNK = 1_000
+
+
+class MilvusIndex:
+    durable = True
+
+    def __init__(self, dimension: int, config):
+        self.dimension = dimension
+        self.config = config.index
+        self.collection = config.milvus_collection
+        self.uri = config.milvus
+        try:
+            self.client = MilvusClient(uri=self.uri, token=config.milvus_token)
+        except Exception as exc:
+            raise GalleryError(f"cannot reach Milvus at {self.uri}: {exc}") from None
+        self._open_collection()
+        self._count = self._stored_count()
+
+    def _open_collection(self) -> None:
+        c = self.client
+        if c.has_collection(self.collection):
+            field = next(f for f in c.describe_collection(self.collection)["fields"] if f["name"] == "vector")
+            have = int(field["params"]["dim"])
+            if have == self.dimension:
+                c.load_collection(self.collection)
+                return
+            log.warning("Milvus collection %s holds %d-d vectors, not %d; recreating it (SQL is the truth)",
+                        self.collection, have, self.dimension)
+            c.drop_collection(self.collection)
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
+        params = c.prepare_index_params()
+        kind, cfg = KINDS[self.config.kind], self.config
+        extra = {"nlist": cfg.ivf_nlist or 128} if kind == "IVF_FLAT" else \
+            {"M": cfg.hnsw_m, "efConstruction": cfg.hnsw_ef_construction} if kind == "HNSW" else {}
+        params.add_index(field_name="vector", index_type=kind, metric_type="L2", params=extra)
+        c.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+
+    def _stored_count(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+    @property
+    def description(self) -> str:
+        return f"milvus {KINDS[self.config.kind]}"
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[1:] != (self.dimension,) or len(ids) != len(vectors):
+            raise ValueError(f"vectors have shape {vectors.shape}, expected ({len(ids)}, {self.dimension})")
+        for i in range(0, len(ids), INSERT_CHUNK):
+            rows = [{"id": int(k), "vector": v.tolist()}
+                    for k, v in zip(ids[i:i + INSERT_CHUNK], vectors[i:i + INSERT_CHUNK])]
+            self.client.upsert(self.collection, rows)   # upsert: a replayed add is not a duplicate
+        self._count = self._stored_count()
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = [int(i) for i in np.asarray(ids, np.int64)]
+        gone = 0
+        for i in range(0, len(ids), ID_CHUNK):
+            present = [r["id"] for r in self.client.get(self.collection, ids=ids[i:i + ID_CHUNK], output_fields=["id"])]
+            if present:
+                self.client.delete(self.collection, ids=present)
+                gone += len(present)
+        self._count -= gone
+        return gone
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        n, k = len(queries), max(int(k), 0)
+        dist = np.full((n, k), np.inf, np.float32)
+        ids = np.full((n, k), -1, np.int64)
+        if n == 0 or k == 0 or self._count == 0:
+            return dist, ids
+        limit = min(k, MAX_LIMIT)
+        params = {"metric_type": "L2", "params": {"nprobe": self.config.ivf_nprobe,
+                                                  "ef": max(self.config.hnsw_ef_search, limit)}}
+        hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
+                                  output_fields=[], consistency_level="Strong")
+        for row, found in enumerate(hits):
+            for col, hit in enumerate(found):
+                ids[row, col], dist[row, col] = hit["id"], hit["distance"]
+        return dist, ids
+
+    def ids(self) -> np.ndarray:
+        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"],
+                                        consistency_level="Strong")
+        out = []
+        try:
+            while batch := it.next():
+                out.extend(r["id"] for r in batch)
+        finally:
+            it.close()
+        return np.sort(np.array(out, np.int64))
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        wanted = [int(i) for i in np.asarray(ids, np.int64)]
+        got = {}
+        for i in range(0, len(wanted), ID_CHUNK):
+            for r in self.client.get(self.collection, ids=wanted[i:i + ID_CHUNK], output_fields=["vector"]):
+                got[int(r["id"])] = np.asarray(r["vector"], np.float32)
+        missing = [i for i in wanted if i not in got]
+        if missing:
+            raise KeyError(f"face {missing[0]} is not in the index")
+        return np.stack([got[i] for i in wanted]) if wanted else np.zeros((0, self.dimension), np.float32)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def save(self, folder, tag):
+        raise NotImplementedError("a Milvus collection is durable: it has no snapshot")
+
+    def load(self, folder, files):
+        raise NotImplementedError("a Milvus collection is durable: it has no snapshot")
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,170 @@
+"""Reads: identities and faces from SQL; searches through the index and the face map."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+from sqlalchemy import func, select
+
+from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
+
+from .errors import ModelMismatchError, NotFoundError
+from .grouping import group, nearest
+from .paging import decode_token, encode_token
+from .records import GalleryInfo, Identity, Match, decode_vectors, identity_of
+from .schema import faces, identities
+from .sql import in_chunks
+from .validate import unit_vectors
+
+MAX_PAGE = 1000
+
+
+class Reads:
+    """Gallery methods that only read."""
+
+    def check_model(self, model_id: str | None) -> None:
+        if model_id is not None and model_id != self.model_id:
+            raise ModelMismatchError(
+                f"embeddings from model {model_id!r} cannot be used with this gallery, which holds "
+                f"{self.model_id!r}; reindex the gallery or use {self.model_id!r}")
+
+    def _embeddings(self, embeddings, what: str = "embedding") -> np.ndarray:
+        return unit_vectors(embeddings, self.dimension, self.model_id, what)
+
+    def get_identity(self, identity_id: str) -> Identity:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(identities).where(identities.c.identity_id == identity_id)).first()
+            if row is None:
+                raise NotFoundError(f"no identity {identity_id!r}")
+            ids = list(conn.execute(select(faces.c.id).where(faces.c.identity_pk == row.id)
+                                    .order_by(faces.c.id)).scalars())
+        return identity_of(row, ids)
+
+    def list_identities(self, page_size: int = 100, page_token: str = "") -> tuple[list[Identity], str]:
+        """A page of identities in creation order; the token stays valid across writes."""
+        page_size = max(1, min(int(page_size or 100), MAX_PAGE))
+        after = decode_token(page_token)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(identities).where(identities.c.id > after)
+                                .order_by(identities.c.id).limit(page_size + 1)).all()
+            more, rows = len(rows) > page_size, rows[:page_size]
+            by_pk: dict[int, list[int]] = {r.id: [] for r in rows}
+            for chunk in in_chunks(list(by_pk)):
+                for pk, fid in conn.execute(select(faces.c.identity_pk, faces.c.id)
+                                            .where(faces.c.identity_pk.in_(chunk)).order_by(faces.c.id)):
+                    by_pk[pk].append(fid)
+        return [identity_of(r, by_pk[r.id]) for r in rows], (encode_token(rows[-1].id) if more else "")
+
+    def existing_sources(self, identity_id: str, sha256s: Iterable[str]) -> set[str]:
+        """Which of these image hashes this identity already has faces from."""
+        wanted = sorted(set(sha256s))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(wanted):
+                q = (select(faces.c.source_sha256).join(identities, identities.c.id == faces.c.identity_pk)
+                     .where(identities.c.identity_id == identity_id, faces.c.source_sha256.in_(chunk)))
+                found.update(conn.execute(q).scalars())
+        return found
+
+    def faces_of(self, identity_id: str) -> list[dict]:
+        """An identity's faces with embeddings, for export."""
+        with self.engine.connect() as conn:
+            pk = self._pk(conn, identity_id)
+            rows = conn.execute(select(faces).where(faces.c.identity_pk == pk).order_by(faces.c.id)).all()
+        return [{"face_id": r.id, "embedding": np.frombuffer(bytes(r.embedding), "<f4").tolist(),
+                 "model_id": r.model_id, "source_sha256": r.source_sha256, "source_path": r.source_path,
+                 "box": [r.box_x, r.box_y, r.box_w, r.box_h] if r.box_x is not None else None} for r in rows]
+
+    def face_crops(self, after_id: int = 0, limit: int = 256) -> list[tuple[int, bytes | None]]:
+        """(face id, crop JPEG or None) in id order, for reindexing."""
+        with self.engine.connect() as conn:
+            return [(r.id, None if r.crop_jpeg is None else bytes(r.crop_jpeg)) for r in conn.execute(
+                select(faces.c.id, faces.c.crop_jpeg).where(faces.c.id > after_id).order_by(faces.c.id).limit(limit))]
+
+    def info(self) -> GalleryInfo:
+        with self.engine.connect() as conn:
+            n_ids = conn.execute(select(func.count()).select_from(identities)).scalar()
+            n_faces = conn.execute(select(func.count()).select_from(faces)).scalar()
+        return GalleryInfo(self.model_id, self.dimension, n_ids, n_faces, self.index_description)
+
+    # -- the index, without reaching into it ------------------------------------
+    @property
+    def index_description(self) -> str:
+        """What the vector index is, e.g. "flat" or "ivf(nlist=64,nprobe=16)"."""
+        with self._rw.read():
+            return self.index.description
+
+    def indexed_count(self) -> int:
+        """How many faces the vector index holds (equal to SQL's count once open)."""
+        with self._rw.read():
+            return len(self.index)
+
+    def indexed_ids(self) -> np.ndarray:
+        """The face ids in the vector index, ascending."""
+        with self._rw.read():
+            return self.index.ids()
+
+    def indexed_vectors(self, face_ids) -> np.ndarray:
+        """The vectors the index holds for these face ids (KeyError for one it lacks)."""
+        with self._rw.read():
+            return self.index.vectors(np.asarray(face_ids, np.int64).reshape(-1))
+
+    def nearest_faces(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index's raw answer: (squared L2 distances, face ids), each (n, k), no grouping,
+        no validation (queries must be unit float32 vectors). For benchmarks and checks."""
+        with self._rw.read():
+            return self.index.search(queries, k)
+
+    # -- search -------------------------------------------------------------------
+    def search(self, embeddings, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
+               model_id: str | None = None) -> list[list[Match]]:
+        """For each query, the best face of each identity, best first, at most top_k
+        identities, distances on the service scale; max_distance=None: no cutoff."""
+        self.check_model(model_id)
+        queries = self._embeddings(embeddings, "query")
+        top_k = max(1, int(top_k))
+        cutoff = np.inf if max_distance is None else float(to_squared_l2(max_distance))
+        results: list[list[Match] | None] = [None] * len(queries)
+        todo = np.arange(len(queries))
+        k = top_k * 4 + 4
+        while len(todo):
+            with self._rw.read():  # index and face map change together under the write side
+                total = len(self.index)
+                k = min(k, total)
+                if k == 0:
+                    for qi in todo:
+                        results[qi] = []
+                    break
+                dist, ids = self.index.search(queries[todo], k)
+                owners = self.map.owners(ids)
+                names = self.map.names
+                if top_k == 1:
+                    per_query = nearest(dist, ids, owners, names, cutoff)
+                else:
+                    per_query = [group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+            retry = []
+            for qi, matches, farthest in zip(todo.tolist(), per_query, dist[:, -1].tolist()):
+                # too few identities, yet the k-th face was still inside the cutoff: look deeper
+                if len(matches) < top_k and k < total and farthest <= cutoff:
+                    retry.append(qi)
+                results[qi] = matches
+            todo, k = np.array(retry, np.int64), k * 4
+        return results  # type: ignore[return-value]
+
+    def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
+        """The distance from embedding to the nearest face of one identity (exact)."""
+        self.check_model(model_id)
+        query = self._embeddings(embedding)[0]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(identities).where(identities.c.identity_id == identity_id)).first()
+            if row is None:
+                raise NotFoundError(f"no identity {identity_id!r}")
+            stored = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.identity_pk == row.id)
+                                  .order_by(faces.c.id)).all()
+        if not stored:
+            raise NotFoundError(f"identity {identity_id!r} has no faces")
+        diffs = decode_vectors((r.embedding for r in stored), self.dimension) - query
+        sq = np.einsum("ij,ij->i", diffs, diffs)
+        best = int(np.argmin(sq))
+        return Match(row.identity_id, row.display_name, float(from_squared_l2(sq[best])), stored[best].id)

@@ -1,0 +1,95 @@
+"""What the Gallery takes and returns, and how a face becomes a row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+import numpy as np
+
+
+@dataclass
+class NewFace:
+    embedding: np.ndarray
+    source_sha256: str | None = None
+    source_path: str | None = None
+    box: tuple[int, int, int, int] | None = None   # x, y, width, height
+    detection_score: float | None = None
+    crop_jpeg: bytes | None = None
+
+
+@dataclass
+class Enrolment:
+    identity_id: str
+    faces: list[NewFace]
+    display_name: str | None = None   # None keeps the stored value
+    metadata: dict | None = None
+
+
+@dataclass
+class AddResult:
+    identity_id: str
+    created: bool
+    face_ids: list[int]
+
+
+@dataclass
+class Identity:
+    identity_id: str
+    display_name: str
+    metadata: dict
+    face_ids: list[int] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def face_count(self) -> int:
+        return len(self.face_ids)
+
+
+@dataclass(frozen=True)
+class Match:
+    identity_id: str
+    display_name: str
+    distance: float   # service scale: 3 * ||a - b||^2
+    face_id: int
+
+
+@dataclass(frozen=True)
+class GalleryInfo:
+    model_id: str
+    dimension: int
+    identity_count: int
+    face_count: int
+    index_type: str
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """UTC-aware on every database: SQLite hands back naive datetimes, PostgreSQL aware ones."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def identity_of(row, face_ids: list[int]) -> Identity:
+    return Identity(row.identity_id, row.display_name, row.metadata, face_ids, aware(row.created_at),
+                    aware(row.updated_at))
+
+
+def face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str, when: datetime) -> dict:
+    x, y, w, h = face.box if face.box else (None, None, None, None)
+    return {"identity_pk": identity_pk, "embedding": vector.astype("<f4").tobytes(), "model_id": model_id,
+            "source_sha256": face.source_sha256, "source_path": face.source_path,
+            "box_x": x, "box_y": y, "box_w": w, "box_h": h, "detection_score": face.detection_score,
+            "crop_jpeg": face.crop_jpeg, "created_at": when}
+
+
+def decode_vectors(blobs: Iterable[bytes], dimension: int) -> np.ndarray:
+    """Stored embeddings (float32, little-endian) as an (n, dimension) array."""
+    arr = [np.frombuffer(bytes(b), dtype="<f4") for b in blobs]
+    return np.vstack(arr).astype(np.float32) if arr else np.zeros((0, dimension), np.float32)

@@ -1,0 +1,167 @@
+"""Bringing the index back in line with SQL, the source of truth.
+
+In-process index: at open, load the newest snapshot and replay the change log
+after its watermark, or rebuild from SQL; snapshot() writes a new one and prunes
+the log. Durable index: at open, reconcile it with SQL; snapshot() only prunes.
+A change that fails in the index after its commit rebuilds index and face map.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from . import snapshot
+from .facemap import FaceMap
+from .index import VectorIndex, build_index, snapshot_label
+from .records import decode_vectors
+from .schema import changes, faces, identities
+from .sql import in_chunks
+
+log = logging.getLogger(__name__)
+
+REBUILD_CHUNK = 50_000
+
+
+class Recovery:
+    """Gallery methods that load, rebuild, replay and snapshot the index."""
+
+    def _new_index(self, dimension: int | None = None) -> VectorIndex:
+        return build_index(self.config, dimension or self.dimension)
+
+    def _snapshot_key(self) -> snapshot.SnapshotKey:
+        return snapshot.SnapshotKey(self.model_id, self.dimension,
+                                    snapshot_label(self.config.vector_backend, self.config.index))
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return Path(self.config.data_dir) / "index"
+
+    @property
+    def changes_since_snapshot(self) -> int:
+        return self._applied_seq - self._snapshot_seq
+
+    def _load_map(self, conn) -> None:
+        self.map = FaceMap()
+        self.map.names = {r.id: (r.identity_id, r.display_name) for r in conn.execute(
+            select(identities.c.id, identities.c.identity_id, identities.c.display_name))}
+        last_id = 0
+        while rows := conn.execute(select(faces.c.id, faces.c.identity_pk).where(faces.c.id > last_id)
+                                   .order_by(faces.c.id).limit(REBUILD_CHUNK * 4)).all():
+            self.map.add([r.id for r in rows], [r.identity_pk for r in rows])
+            last_id = rows[-1].id
+
+    def _load_index(self) -> None:
+        if self.index.durable:
+            with self.engine.connect() as conn:
+                self._load_map(conn)
+                self._reconcile(conn)
+                self._applied_seq = self._snapshot_seq = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            return
+        watermark = snapshot.read(self.snapshot_dir, self._snapshot_key(), self.index)
+        with self.engine.connect() as conn:
+            self._load_map(conn)
+            last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            first = conn.execute(select(func.min(changes.c.seq))).scalar()
+            if watermark is not None and watermark > last:
+                log.warning("index snapshot is newer than the database (seq %d > %d); rebuilding", watermark, last)
+                watermark = None
+            if watermark is not None and first is not None and first > watermark + 1:
+                log.warning("change log no longer reaches back to the snapshot; rebuilding")
+                watermark = None
+            if watermark is None:
+                self.index = self._new_index()
+                self._rebuild(conn)
+                self._applied_seq = last
+                self.snapshot()
+                return
+            self._replay(conn, watermark)
+            self._applied_seq, self._snapshot_seq = last, watermark
+            log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
+
+    def _stored(self, conn, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of these face ids that SQL holds, ascending."""
+        id_parts, vector_parts = [], []
+        for chunk in in_chunks(sorted(int(i) for i in ids)):
+            rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id.in_(chunk))
+                                .order_by(faces.c.id)).all()
+            id_parts.append(np.fromiter((r.id for r in rows), np.int64, len(rows)))
+            vector_parts.append(decode_vectors((r.embedding for r in rows), self.dimension))
+        if not id_parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+        return np.concatenate(id_parts), np.vstack(vector_parts)
+
+    def _rebuild(self, conn) -> None:
+        """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once."""
+        id_parts, vector_parts, last_id = [], [], 0
+        while True:
+            rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id > last_id)
+                                .order_by(faces.c.id).limit(REBUILD_CHUNK)).all()
+            if not rows:
+                break
+            id_parts.append(np.fromiter((r.id for r in rows), np.int64, len(rows)))
+            vector_parts.append(decode_vectors((r.embedding for r in rows), self.dimension))
+            last_id = int(id_parts[-1][-1])
+        if id_parts:
+            self.index.add(np.concatenate(id_parts), np.vstack(vector_parts))
+        log.info("rebuilt the %s index from SQL: %d faces", self.index.description, len(self.index))
+
+    def _replay(self, conn, watermark: int) -> None:
+        rows = conn.execute(select(changes.c.op, changes.c.face_id).where(changes.c.seq > watermark)
+                            .order_by(changes.c.seq)).all()
+        deleted = np.array([r.face_id for r in rows if r.op == "delete"], np.int64)
+        added = {r.face_id for r in rows if r.op == "add"} - set(deleted.tolist())
+        if len(deleted):
+            self.index.remove(deleted)
+        if added:
+            ids, vectors = self._stored(conn, added)
+            fresh = ~np.isin(ids, self.index.ids())
+            self.index.add(ids[fresh], vectors[fresh])
+
+    def _reconcile(self, conn) -> None:
+        """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
+        in_sql = np.sort(self.map.live_ids())
+        in_index = self.index.ids()
+        extra = np.setdiff1d(in_index, in_sql)
+        if len(extra):
+            self.index.remove(extra)
+        missing = np.setdiff1d(in_sql, in_index)
+        if len(missing):
+            ids, vectors = self._stored(conn, missing)
+            self.index.add(ids, vectors)
+        log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
+                 len(missing), len(extra))
+
+    def _apply(self, change: Callable[[], object], seq: int | None) -> None:
+        """Apply a committed change to the index and face map; on failure rebuild both from SQL."""
+        with self._rw.write():
+            try:
+                change()
+            except Exception:
+                log.exception("index update failed after commit; rebuilding the index from SQL")
+                with self.engine.connect() as conn:
+                    self._load_map(conn)
+                    if self.index.durable:
+                        self._reconcile(conn)
+                    else:
+                        self.index = self._new_index()
+                        self._rebuild(conn)
+            if seq is not None:
+                self._applied_seq = seq
+
+    def snapshot(self) -> Path | None:
+        """Write the index atomically with its watermark; prune the change log up to it.
+        A durable index needs no snapshot: only the log is pruned (and None returned)."""
+        with self._write, self._rw.read():
+            path = None if self.index.durable else \
+                snapshot.write(self.snapshot_dir, self._snapshot_key(), self._applied_seq, self.index)
+            seq = self._applied_seq
+        with self.engine.begin() as conn:
+            conn.execute(delete(changes).where(changes.c.seq <= seq).where(
+                changes.c.seq < select(func.max(changes.c.seq)).scalar_subquery()))
+        self._snapshot_seq = seq
+        return path

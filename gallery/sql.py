@@ -1,0 +1,86 @@
+"""The database: one engine per gallery, with each dialect's setup in this one place.
+
+SQLite (the default, a file in the data directory) and PostgreSQL (psycopg 3) are
+supported; the same migrations and queries run on both. What differs:
+
+- SQLite gets its PRAGMAs on every connection (WAL, synchronous=FULL, foreign keys,
+  a busy timeout); PostgreSQL needs none.
+- `postgresql://` URLs are sent to psycopg 3 (`postgresql+psycopg://`), the driver
+  the project installs, rather than SQLAlchemy's default psycopg2.
+- PostgreSQL allows at most 65535 bind parameters per statement, so long IN lists
+  go through in_chunks().
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence, TypeVar
+
+from sqlalchemy import create_engine, delete, event, insert, select
+from sqlalchemy.engine import Engine, make_url
+
+from .errors import GalleryError, ModelMismatchError
+from .schema import faces, gallery_meta
+
+T = TypeVar("T")
+
+IN_CHUNK = 1000   # values per IN (...) list: far below any dialect's bind-parameter limit
+
+
+def connect(url: str) -> Engine:
+    """An engine for url with its dialect's per-connection setup."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    except Exception as exc:  # unknown dialect, driver not installed
+        raise GalleryError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def shown(engine: Engine) -> str:
+    """The engine's URL for messages, password hidden."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")   # an acknowledged commit survives power loss too
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """values in slices short enough for one IN (...) list on every dialect."""
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> tuple[str, int]:
+    """The gallery's model: the stored one, or (for a gallery without faces) the one given."""
+    with engine.begin() as conn:
+        meta = dict(conn.execute(select(gallery_meta.c.key, gallery_meta.c.value)).all())
+        has_faces = conn.execute(select(faces.c.id).limit(1)).first() is not None
+        if "model_id" in meta and (has_faces or model_id is None):
+            stored = (meta["model_id"], int(meta["dimension"]))
+            if model_id is not None and (model_id, dimension or stored[1]) != stored:
+                raise ModelMismatchError(
+                    f"this gallery holds faces embedded by {stored[0]!r} ({stored[1]}-d), not {model_id!r}; "
+                    f"run `facesearch-indexer reindex --model {model_id}` to switch it")
+            return stored
+        if model_id is None or dimension is None:
+            raise GalleryError("a new gallery needs the model id and dimension it will hold")
+        set_meta(conn, model_id, dimension)
+        return model_id, dimension
+
+
+def set_meta(conn, model_id: str, dimension: int) -> None:
+    conn.execute(delete(gallery_meta).where(gallery_meta.c.key.in_(["model_id", "dimension"])))
+    conn.execute(insert(gallery_meta), [{"key": "model_id", "value": model_id},
+                                        {"key": "dimension", "value": str(dimension)}])

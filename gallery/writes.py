@@ -1,0 +1,162 @@
+"""Writes: commit to SQL (with a row per face in the change log), then apply to the index.
+
+Writers are serialised by the Gallery's write lock; the index and face map change
+together under the write side of the readers-writer lock (Recovery._apply).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sqlalchemy import delete, insert, select, update
+
+from .errors import NotFoundError
+from .records import AddResult, Enrolment, Identity, NewFace, face_row, now
+from .schema import changes, faces, identities
+from .sql import in_chunks
+from .validate import check_identity_id
+
+
+class Writes:
+    """Gallery methods that change identities and faces."""
+
+    def add_faces(self, identity_id: str, new_faces: Sequence[NewFace], *, display_name: str | None = None,
+                  metadata: dict | None = None, model_id: str | None = None) -> AddResult:
+        """Add faces to an identity, creating it if new. Returns once committed and searchable."""
+        return self.add_batch([Enrolment(identity_id, list(new_faces), display_name, metadata)], model_id=model_id)[0]
+
+    def add_batch(self, enrolments: Sequence[Enrolment], *, model_id: str | None = None) -> list[AddResult]:
+        """Several add_faces in one transaction: all are committed, or none."""
+        self.check_model(model_id)
+        for e in enrolments:
+            check_identity_id(e.identity_id)
+        all_faces = [f for e in enrolments for f in e.faces]
+        vectors = self._embeddings([f.embedding for f in all_faces]) if all_faces else \
+            np.zeros((0, self.dimension), np.float32)
+        when = now()
+        with self._write:
+            with self.engine.begin() as conn:
+                pks, created = self._identities_for(conn, enrolments, when)
+                owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
+                face_ids: list[int] = []
+                if all_faces:
+                    rows = [face_row(pk, f, v, self.model_id, when) for pk, f, v in zip(owners, all_faces, vectors)]
+                    result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
+                    face_ids = [r.id for r in result]
+                last = self._log(conn, "add", face_ids) if face_ids else None
+                names = {pk: (iid, name) for iid, (pk, name) in self._names_of(conn, pks).items()}
+
+            def change():
+                self.map.names.update(names)
+                if face_ids:
+                    self.index.add(np.array(face_ids, np.int64), vectors)
+                    self.map.add(face_ids, owners)
+
+            self._apply(change, last)
+        results, offset, seen = [], 0, set()
+        for e in enrolments:
+            first = e.identity_id not in seen
+            seen.add(e.identity_id)
+            results.append(AddResult(e.identity_id, first and e.identity_id in created,
+                                     face_ids[offset:offset + len(e.faces)]))
+            offset += len(e.faces)
+        return results
+
+    def _identities_for(self, conn, enrolments, when) -> tuple[dict[str, int], set[str]]:
+        """Primary keys of the enrolments' identities, creating the new ones in one statement."""
+        wanted = list(dict.fromkeys(e.identity_id for e in enrolments))
+        pks = {}
+        for chunk in in_chunks(wanted):
+            pks.update(conn.execute(select(identities.c.identity_id, identities.c.id)
+                                    .where(identities.c.identity_id.in_(chunk))).all())
+        first = {}
+        for e in enrolments:
+            first.setdefault(e.identity_id, e)
+        new = [iid for iid in wanted if iid not in pks]
+        if new:
+            rows = [{"identity_id": iid, "display_name": first[iid].display_name or "",
+                     "metadata": dict(first[iid].metadata or {}), "created_at": when, "updated_at": when}
+                    for iid in new]
+            result = conn.execute(insert(identities).returning(identities.c.identity_id, identities.c.id,
+                                                               sort_by_parameter_order=True), rows)
+            pks.update({r.identity_id: r.id for r in result})
+        for e in enrolments:  # enrolments of existing identities may rename them
+            if e.identity_id not in new or e is not first[e.identity_id]:
+                self._update_identity(conn, pks[e.identity_id], e.display_name, e.metadata, when)
+        return pks, set(new)
+
+    @staticmethod
+    def _names_of(conn, pks: dict[str, int]) -> dict[str, tuple[int, str]]:
+        out = {}
+        for chunk in in_chunks(list(pks.values())):
+            for r in conn.execute(select(identities.c.id, identities.c.identity_id, identities.c.display_name)
+                                  .where(identities.c.id.in_(chunk))):
+                out[r.identity_id] = (r.id, r.display_name)
+        return out
+
+    @staticmethod
+    def _update_identity(conn, pk: int, display_name: str | None, metadata: dict | None, when) -> None:
+        values = {}
+        if display_name is not None:
+            values["display_name"] = display_name
+        if metadata is not None:
+            values["metadata"] = dict(metadata)
+        if values:
+            conn.execute(update(identities).where(identities.c.id == pk).values(updated_at=when, **values))
+
+    @staticmethod
+    def _log(conn, op: str, face_ids: list[int]) -> int:
+        """Append to the change log; the seq of the last row."""
+        result = conn.execute(insert(changes).returning(changes.c.seq, sort_by_parameter_order=True),
+                              [{"op": op, "face_id": i} for i in face_ids])
+        return max(r.seq for r in result)
+
+    def delete_face(self, face_id: int) -> None:
+        with self._write:
+            with self.engine.begin() as conn:
+                if conn.execute(delete(faces).where(faces.c.id == int(face_id))).rowcount == 0:
+                    raise NotFoundError(f"no face {face_id}")
+                last = self._log(conn, "delete", [int(face_id)])
+
+            def change():
+                self.index.remove(np.array([face_id], np.int64))
+                self.map.remove([face_id])
+
+            self._apply(change, last)
+
+    def delete_identity(self, identity_id: str) -> int:
+        """Delete an identity and all its faces; returns how many faces went."""
+        with self._write:
+            with self.engine.begin() as conn:
+                pk = self._pk(conn, identity_id)
+                ids = list(conn.execute(select(faces.c.id).where(faces.c.identity_pk == pk)).scalars())
+                conn.execute(delete(faces).where(faces.c.identity_pk == pk))
+                conn.execute(delete(identities).where(identities.c.id == pk))
+                last = self._log(conn, "delete", ids) if ids else None
+
+            def change():
+                self.map.names.pop(pk, None)
+                if ids:
+                    self.index.remove(np.array(ids, np.int64))
+                    self.map.remove(ids)
+
+            self._apply(change, last)
+        return len(ids)
+
+    def update_identity(self, identity_id: str, *, display_name: str | None = None,
+                        metadata: dict | None = None) -> Identity:
+        with self._write:
+            with self.engine.begin() as conn:
+                pk = self._pk(conn, identity_id)
+                self._update_identity(conn, pk, display_name, metadata, now())
+                name = conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar()
+            self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), None)
+        return self.get_identity(identity_id)
+
+    @staticmethod
+    def _pk(conn, identity_id: str) -> int:
+        pk = conn.execute(select(identities.c.id).where(identities.c.identity_id == identity_id)).scalar()
+        if pk is None:
+            raise NotFoundError(f"no identity {identity_id!r}")
+        return pk

@@ -1,0 +1,120 @@
+"""The gallery on each database: what differs between SQLite and PostgreSQL is handled.
+
+Bind-parameter limits (PostgreSQL allows 65535 per statement), migrations, URLs,
+timezone-aware timestamps, JSON metadata and 32-bit identity keys. The behaviour
+shared by every backend is compared in test_congruence.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, select, text
+
+from facesearch.gallery import Enrolment, Gallery, GalleryConfig, IndexConfig, InvalidInputError, NewFace
+from facesearch.gallery.schema import faces
+from facesearch.gallery.sql import connect
+
+D = 8
+
+
+def open_gallery(path, url, **kw):
+    config = GalleryConfig(data_dir=path, database_url=url, index=IndexConfig(use_gpu=False, **kw))
+    return Gallery.open(config, model_id="db-test", dimension=D)
+
+
+def unit(rng, n):
+    x = rng.normal(size=(n, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_migrations_run_and_types_fit(tmp_path, database_url):
+    with open_gallery(tmp_path, database_url) as g:
+        with g.engine.connect() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        tables = set(inspect(g.engine).get_table_names())
+        assert {"gallery_meta", "identities", "faces", "changes", "alembic_version"} <= tables
+        columns = {c["name"]: c["type"] for c in inspect(g.engine).get_columns("faces")}
+        if g.engine.dialect.name == "postgresql":
+            assert str(columns["embedding"]) == "BYTEA" and str(columns["id"]) == "BIGINT"
+    with open_gallery(tmp_path, database_url) as g:   # a second open finds the schema at head
+        assert g.info().identity_count == 0
+
+
+def test_more_values_than_one_statement_may_bind(tmp_path, database_url):
+    """70 000 hashes and a 3 000-face replay go through IN lists in chunks."""
+    rng = np.random.default_rng(1)
+    hashes = [f"{i:064x}" for i in range(70_000)]
+    g = open_gallery(tmp_path, database_url)
+    g.add_faces("many", [NewFace(v, source_sha256=hashes[i * 20]) for i, v in enumerate(unit(rng, 3000))])
+    assert g.existing_sources("many", hashes) == {hashes[i * 20] for i in range(3000)}
+    g.close(snapshot=False)   # the reopen replays 3000 added faces from the change log
+    with open_gallery(tmp_path, database_url) as g:
+        assert g.indexed_count() == g.info().face_count == 3000
+        assert g.changes_since_snapshot == 3000   # replayed, not rebuilt
+
+
+def test_timestamps_are_utc_aware_and_metadata_round_trips(tmp_path, database_url):
+    meta = {"team": "Avengers", "tags": ["a", "ü", "名前"], "nested": {"n": 1, "x": None}, "f": 1.5}
+    with open_gallery(tmp_path, database_url) as g:
+        g.add_batch([Enrolment("a", [NewFace(np.ones(D))], "Ä", meta)])
+        ident = g.get_identity("a")
+        assert ident.metadata == meta and ident.display_name == "Ä"
+        assert ident.created_at.utcoffset().total_seconds() == 0
+        assert ident.updated_at == ident.created_at
+        listed = g.list_identities()[0][0]
+        assert (listed.created_at, listed.metadata) == (ident.created_at, meta)
+
+
+def test_page_tokens_beyond_the_key_range_are_refused_alike(tmp_path, database_url):
+    import base64
+
+    with open_gallery(tmp_path, database_url) as g:
+        g.add_faces("a", [NewFace(np.ones(D))])
+        largest = base64.urlsafe_b64encode(f"i:{2**31 - 1}".encode()).decode().rstrip("=")
+        assert g.list_identities(10, largest) == ([], "")
+        for pk in (2**31, 2**63):
+            token = base64.urlsafe_b64encode(f"i:{pk}".encode()).decode().rstrip("=")
+            with pytest.raises(InvalidInputError, match="page_token"):
+                g.list_identities(10, token)
+
+
+def test_reindex_rewrites_the_embeddings(tmp_path, database_url):
+    rng = np.random.default_rng(2)
+    x = unit(rng, 12)
+    with open_gallery(tmp_path, database_url) as g:
+        g.add_batch([Enrolment(f"p{i}", [NewFace(v, crop_jpeg=v.tobytes())]) for i, v in enumerate(x)])
+        assert g.reindex("half", 4, lambda crops: np.stack([np.frombuffer(c, np.float32)[:4] for c in crops])) == 12
+        with g.engine.connect() as conn:
+            assert {len(bytes(b)) for b in conn.execute(select(faces.c.embedding)).scalars()} == {16}
+        assert g.search(x[3, :4], max_distance=None)[0][0].identity_id == "p3"
+
+
+def test_a_plain_postgresql_url_uses_psycopg(postgres_url):
+    engine = connect(postgres_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    try:
+        assert engine.dialect.driver == "psycopg"
+        with engine.connect() as conn:
+            assert conn.execute(text("select 1")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_gets_its_pragmas_and_postgresql_none(tmp_path, database_url):
+    with open_gallery(tmp_path, database_url) as g:
+        if g.engine.dialect.name == "sqlite":
+            with g.engine.connect() as conn:
+                assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
+                assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+        else:
+            assert not (tmp_path / "gallery.db").exists()   # the data directory holds only the index
+
+
+def test_an_unreachable_database_is_a_gallery_error_without_the_password(tmp_path):
+    from facesearch.gallery import GalleryError
+
+    url = "postgresql+psycopg://someone:hunter2@127.0.0.1:1/facesearch?connect_timeout=5"
+    with pytest.raises(GalleryError, match="cannot open the database") as caught:
+        Gallery.open(GalleryConfig(data_dir=tmp_path, database_url=url), model_id="m", dimension=D)
+    assert "hunter2" not in str(caught.value)
+    Gallery.open(GalleryConfig(data_dir=tmp_path), model_id="m", dimension=D).close()   # the lock was released
