@@ -9,7 +9,7 @@ from PIL import Image
 from facesearch.embedder import errors
 from facesearch.embedder.images import ImageLimits, decode
 
-from .conftest import encode, png_bomb
+from tests.helpers import encode, png_bomb
 
 
 def gradient(h=48, w=64):

@@ -22,7 +22,7 @@ from facesearch.trainer.data import load_dataset
 from facesearch.trainer.errors import TrainerError
 from facesearch.trainer.sampling import BatchSampler
 
-from .conftest import AVENGERS
+from tests.conftest import AVENGERS
 
 PEOPLE = ["chris_evans", "chris_hemsworth", "mark_ruffalo", "robert_downey_jr", "scarlett_johansson"]
 

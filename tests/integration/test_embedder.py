@@ -9,7 +9,7 @@ from facesearch.embedder import Box, Face, FaceMode, ImageError, decode, primary
 from facesearch.embedder.detect import crop_with_margin
 from facesearch.embedder.embedder import bucket_for, plan_batches
 
-from .conftest import encode, sample_photo
+from tests.helpers import encode, sample_photo
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from facesearch.client import FaceSearchClient
 from facesearch.testing import ServerProcess
 from facesearch.v1 import facesearch_pb2 as pb
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 CONFIGS = sorted((BENCH / "ghz").glob("*.json"))
 CROPPED = BENCH / "ghz" / "identify_cropped.json"

@@ -19,7 +19,7 @@ from facesearch.client import FaceSearchClient
 from facesearch.embedder import models
 from facesearch.testing import ServerProcess
 
-from .conftest import AVENGERS
+from tests.conftest import AVENGERS
 
 
 def indexer(data_dir, *args, timeout=600):

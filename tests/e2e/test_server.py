@@ -20,7 +20,7 @@ from facesearch.client import FaceSearchClient
 from facesearch.testing import ServerProcess, free_port
 from facesearch.v1 import facesearch_pb2 as pb
 
-from .conftest import encode, png_bomb, sample_photo
+from tests.helpers import encode, png_bomb, sample_photo
 
 CROPPED = pb.FACE_MODE_CROPPED
 ENROLLED = ["chris_evans", "chris_hemsworth", "robert_downey_jr", "scarlett_johansson"]
