@@ -1,4 +1,4 @@
-"""Accuracy of the pretrained model on the seed's data (DESIGN.md §3)."""
+"""Accuracy of the pretrained model: the seed's figures on its Avengers data, and the sample gallery."""
 
 import numpy as np
 import pytest
@@ -60,6 +60,6 @@ def _embed_photos(embedder, folder):
 def test_five_celebrity_val_photos_against_train_top1_at_least_96(embedder, samples):
     xtr, ytr, missed_train = _embed_photos(embedder, samples / "train")
     xval, yval, missed = _embed_photos(embedder, samples / "val")
-    assert len(missed_train) + len(missed) <= 1  # DESIGN §3: MTCNN finds a face in 117/118
+    assert len(missed_train) + len(missed) <= 1  # MTCNN finds a face in 117 of the 118 photos
     correct = (ytr[pairwise(xval, xtr).argmin(1)] == yval).sum()
     assert correct / 25 >= 0.96, f"{correct}/25 correct; no face found in {missed}"
