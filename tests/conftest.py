@@ -27,9 +27,9 @@ LEVELS = ("unit", "integration", "e2e")
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
-        if parts[0] in LEVELS:
-            item.add_marker(parts[0])
+        level = item.path.resolve().relative_to(REPO / "tests").parts[0]
+        if level in LEVELS:
+            item.add_marker(level)
 
 
 # -- the model and the data --------------------------------------------------------------------
