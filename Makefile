@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights proto serve test bench loadtest soak ghz help
+.PHONY: install weights proto serve test test-fast bench loadtest soak ghz help
 
 help:
 	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051"
-	@echo "make test     install, then run the whole test suite"
+	@echo "make test     install, then run the whole test suite: tests/unit, tests/integration, tests/e2e"
+	@echo "make test-fast install, then run tests/unit only: no model, no server (seconds)"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
 	@echo "make bench    install, run every benchmark python -m bench.<name> (figures go to bench/results/), then build bench/REPORT.md"
 	@echo "make loadtest install (ghz too), serve the sample gallery on a temporary data dir, run each bench/ghz/*.json with ghz;"
@@ -60,6 +61,10 @@ ghz: | $(PY)
 
 test: install ghz
 	$(PY) -m pytest
+
+# The unit level alone: no model is loaded and no server started.
+test-fast: install
+	$(PY) -m pytest tests/unit
 
 # Modules that bench scripts import, and the report generator: not benchmarks themselves.
 BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/soak.py

@@ -64,6 +64,22 @@ def decode(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray:
     return to_rgb(image)
 
 
+# Leading bytes of each supported format: when Pillow cannot read the header, these tell a
+# cut-short or damaged file of a format we take apart from bytes that are no image at all.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The supported format that `data` starts like, from its magic bytes alone (no decoding)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
+
+
 def _open(data: bytes) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -71,6 +87,13 @@ def _open(data: bytes) -> Image.Image:
             return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             pass
+        if (fmt := sniff_format(data)) is not None:
+            # e.g. the first 300 bytes of a JPEG: Pillow stops inside the header with
+            # "Truncated File Read" (or cannot identify it when the cut is earlier still)
+            raise TruncatedImageError(
+                f"{fmt} image is truncated or corrupt: it starts like a {fmt} file but its header "
+                f"cannot be decoded from the {len(data)} bytes received; send the whole file"
+            ) from None
         try:  # a real image, but of a format we do not take?
             other = Image.open(io.BytesIO(data))
         except Exception:

@@ -1,22 +1,38 @@
-"""Shared fixtures: the real model, loaded once per test run, and the data sets."""
+"""Shared fixtures: the real model and one server, each started once per test run, and the data sets.
+
+Levels: tests/unit needs no model (`make test-fast`), tests/integration loads the model and real
+galleries in-process, tests/e2e runs servers and CLIs as subprocesses. Each test is marked with its
+level, so `pytest -m "not e2e"` works too.
+
+Data: the 5-celebrity sample gallery ships with the weights (`make install`), so tests that need
+faces use it, or crops made from it once per session. The seed's Avengers crops are only where CI
+puts them (FACESEARCH_SHARED, or ../shared beside the repository): the tests that reproduce the
+seed's figures on them take the `avengers` fixture, which owns the one skip when they are absent.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
 SHARED = Path(os.environ.get("FACESEARCH_SHARED", REPO.parent / "shared"))
 AVENGERS = SHARED / "data" / "avengers"
+LEVELS = ("unit", "integration", "e2e")
 
 
+def pytest_collection_modifyitems(items):
+    for item in items:
+        level = item.path.resolve().relative_to(REPO / "tests").parts[0]
+        if level in LEVELS:
+            item.add_marker(level)
+
+
+# -- the model and the data --------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def embedder():
     from facesearch.embedder import Embedder, EmbedderConfig
@@ -38,13 +54,45 @@ def samples(weights_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
-def avengers_split():
+def sample_people(samples) -> list[str]:
+    return sorted(p.name for p in (samples / "train").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def sample_crops(embedder, samples, sample_people, tmp_path_factory) -> Path:
+    """Four face crops per person, <person>/<photo>.jpg, cut from the sample gallery's train photos
+    by the real detector: a small labelled gallery for FACE_MODE_CROPPED (e.g. short training runs)."""
+    from facesearch.embedder import decode, primary_face
+    from facesearch.embedder.images import encode_jpeg
+
+    root = tmp_path_factory.mktemp("sample-crops")
+    photos = [p for person in sample_people for p in sorted((samples / "train" / person).glob("*.jpg"))[:6]]
+    images = [decode(p.read_bytes()) for p in photos]
+    for path, rgb, faces in zip(photos, images, embedder.find_faces_many(images)):
+        folder = root / path.parent.name
+        face = primary_face(faces, rgb.shape)
+        if face is not None and len(list(folder.glob("*.jpg"))) < 4:
+            folder.mkdir(exist_ok=True)
+            (folder / f"{path.stem}.jpg").write_bytes(encode_jpeg(face.crop))
+    counts = {person: len(list((root / person).glob("*.jpg"))) for person in sample_people}
+    assert set(counts.values()) == {4}, f"the detector found too few faces in the sample gallery: {counts}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def avengers() -> Path:
+    """The seed's Avengers crops and seed_split.json; the one place that skips when they are absent."""
+    if not (AVENGERS / "seed_split.json").is_file():
+        pytest.skip(f"reproduces the seed's figures on its Avengers data, which is not at {AVENGERS} "
+                    "(CI has it; set FACESEARCH_SHARED to the folder holding data/avengers)")
+    return AVENGERS
+
+
+@pytest.fixture(scope="session")
+def avengers_split(avengers):
     """The seed's Avengers crops and 80/20 split as (train, test) lists of (person, path)."""
-    split_file = AVENGERS / "seed_split.json"
-    if not split_file.is_file():
-        pytest.skip(f"the seed's Avengers data is not at {AVENGERS} (set FACESEARCH_SHARED to the shared/ folder)")
-    split = json.loads(split_file.read_text())
-    people = sorted(p.name for p in AVENGERS.iterdir() if p.is_dir())
+    split = json.loads((avengers / "seed_split.json").read_text())
+    people = sorted(p.name for p in avengers.iterdir() if p.is_dir())
 
     def person_of(name: str) -> str:
         return max((p for p in people if name.startswith(p)), key=len)
@@ -53,7 +101,7 @@ def avengers_split():
         out = []
         for group in groups:
             for name in group:
-                path = AVENGERS / person_of(name) / name
+                path = avengers / person_of(name) / name
                 if path.is_file():  # scarlett_johansson8.png is missing from the seed's data
                     out.append((person_of(name), path))
         return out
@@ -61,26 +109,28 @@ def avengers_split():
     return resolve(split["train_name"]), resolve(split["test_name"])
 
 
-def encode(rgb: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
+@pytest.fixture(scope="session")
+def trainer_cache(tmp_path_factory) -> Path:
+    """The trainer's feature cache, shared by the training and evaluation tests of a session."""
+    return tmp_path_factory.mktemp("trainer-cache")
 
 
-def sample_photo(samples: Path, split: str = "val", person: str = "ben_afflek") -> bytes:
-    return sorted((samples / split / person).glob("*.jpg"))[0].read_bytes()
+# -- one server for the session ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A facesearch-server subprocess on an empty data directory, started once and shared by the
+    e2e tests that use it: each enrols under identity ids of its own and checks counts as differences,
+    so what others left behind does not change its answers. Tests that need another configuration,
+    an empty gallery, a kill or a restart start their own ServerProcess."""
+    from facesearch.testing import ServerProcess, free_port
 
-
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A PNG that declares a huge canvas; its few bytes would decompress to gigabytes."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-            + chunk(b"IEND", b""))
+    metrics_port = free_port()
+    proc = ServerProcess(tmp_path_factory.mktemp("served"), "--metrics-port", str(metrics_port),
+                         "--max-enroll-images", "500")
+    proc.metrics_port = metrics_port
+    proc.start()
+    yield proc
+    proc.stop()
 
 
 # -- databases: SQLite (a file in the data directory) and a real PostgreSQL -----------------

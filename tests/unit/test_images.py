@@ -9,7 +9,7 @@ from PIL import Image
 from facesearch.embedder import errors
 from facesearch.embedder.images import ImageLimits, decode
 
-from .conftest import encode, png_bomb
+from tests.helpers import encode, png_bomb
 
 
 def gradient(h=48, w=64):
@@ -112,3 +112,12 @@ def _save(img, fmt):
     buf = io.BytesIO()
     img.save(buf, fmt)
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt, keep", [("JPEG", 300), ("JPEG", 3), ("PNG", 20), ("WEBP", 16), ("BMP", 10)])
+def test_a_file_cut_inside_its_header_is_reported_as_truncated(fmt, keep):
+    """The first bytes of a real image are a truncated image of that format, not unknown bytes."""
+    data = encode(gradient(), fmt)[:keep]
+    with pytest.raises(errors.TruncatedImageError, match=f"{fmt} image is truncated or corrupt") as info:
+        decode(data)
+    assert f"{keep} bytes" in str(info.value) and "not a JPEG" not in str(info.value)

@@ -5,11 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from facesearch.embedder import Box, Face, FaceMode, ImageError, decode, primary_face
-from facesearch.embedder.detect import crop_with_margin
-from facesearch.embedder.embedder import bucket_for, plan_batches
+from facesearch.embedder import Box, FaceMode, ImageError, decode
 
-from .conftest import encode, sample_photo
+from tests.helpers import encode, sample_photo
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +30,6 @@ def test_batch_padding_does_not_change_results(embedder, crops):
 
 
 def test_batch_sizes_share_buckets_without_retracing(embedder, crops):
-    assert [bucket_for(n, 64) for n in (1, 3, 5, 8, 9, 64, 65)] == [1, 4, 8, 8, 16, 64, 64]
-    assert plan_batches(50, 64) == [(50, 64)]             # pads when little is wasted
-    assert plan_batches(40, 64) == [(32, 32), (8, 8)]     # splits rather than padding 40 to 64
-    assert plan_batches(33, 64) == [(32, 32), (1, 1)]
-    assert plan_batches(130, 64) == [(64, 64), (64, 64), (2, 2)]
-    for n in range(1, 200):
-        plan = plan_batches(n, 64)
-        assert sum(r for r, _ in plan) == n and all(r <= b and 4 * r >= 3 * b or r == b for r, b in plan)
     embedder.embed_crops(crops[:5])  # buckets 4 + 1
     embedder.embed_crops(crops[:7])  # bucket 8
     before = embedder._fn.experimental_get_tracing_count()
@@ -130,18 +120,3 @@ def test_no_face_is_not_an_error(embedder):
 def test_bad_bytes_raise_image_errors(embedder, data):
     with pytest.raises(ImageError):
         embedder.embed_image(data)
-
-
-def test_crop_margin_is_clamped_at_the_borders():
-    rgb = np.arange(100 * 80 * 3, dtype=np.uint32).reshape(100, 80, 3).astype(np.uint8)
-    assert crop_with_margin(rgb, Box(10, 20, 40, 50), 0.1).shape == (60, 48, 3)  # 4 px / 5 px each side
-    assert crop_with_margin(rgb, Box(0, 0, 40, 50), 0.5).shape == (75, 60, 3)    # clamped at top-left
-    assert crop_with_margin(rgb, Box(60, 90, 20, 10), 0.5).shape == (15, 30, 3)  # clamped at bottom-right
-
-
-def test_primary_face_prefers_large_central_over_confident_corner():
-    img = np.zeros((400, 400, 3), np.uint8)
-    corner = Face(Box(0, 0, 60, 60), 0.999, img[:60, :60])
-    central = Face(Box(150, 150, 100, 100), 0.91, img[150:250, 150:250])
-    assert primary_face([corner, central], img.shape) is central
-    assert primary_face([], img.shape) is None

@@ -21,12 +21,9 @@ from facesearch.gallery import (
     NotFoundError,
 )
 
+from tests.helpers import unit
+
 D = 128
-
-
-def unit(rng, n, d=D):
-    x = rng.normal(size=(n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def noisy(rng, centres, noise=0.35):
@@ -269,33 +266,6 @@ def test_reindex_switches_model_atomically(tmp_path):
         with pytest.raises(GalleryError, match="1 of 31 faces have no stored crop"):
             g.reindex("other", 64, new)
         assert g.model_id == "half-model"
-
-
-def test_hnsw_filters_deleted_ids_then_compacts():
-    rng = np.random.default_rng(10)
-    x = unit(rng, 1000)
-    index = FaissIndex(D, IndexConfig(kind="hnsw", hnsw_compact_ratio=0.3))
-    index.add(np.arange(1000), x)
-    assert index.remove(np.arange(0, 200)) == 200 and len(index.deleted) == 200  # filtered, not yet rebuilt
-    assert index.remove(np.array([5, 10**6])) == 0                                # already gone / unknown
-    assert not np.isin(index.search(x[:200], 10)[1], np.arange(200)).any()
-    index.remove(np.arange(200, 400))                                             # 40% deleted: rebuilt
-    assert index.deleted == set() and len(index.ids()) == len(index) == 600
-    assert (index.search(x[400:450], 1)[1][:, 0] == np.arange(400, 450)).mean() >= 0.98
-    assert np.array_equal(index.ids(), np.arange(400, 1000))
-
-
-def test_face_map_appends_merges_and_forgets():
-    from facesearch.gallery.facemap import GONE, FaceMap
-
-    m = FaceMap()
-    m.add([1, 2, 5], [10, 10, 11])
-    m.add(list(range(6, 3000)), [12] * 2994)      # grows past its first capacity
-    m.add([3], [13])                              # out of order (a replay): merged
-    assert m.owners([1, 3, 5, 2999, 4, 99999]).tolist() == [10, 13, 11, 12, GONE, GONE]
-    m.remove([5, 4])
-    assert m.owners([5, 6]).tolist() == [GONE, 12]
-    assert FaceMap().owners([1]).tolist() == [GONE]
 
 
 def test_add_batch_in_one_transaction_with_repeats_and_renames(tmp_path):

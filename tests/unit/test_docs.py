@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "build", "dist", "results", ".pytest_cache"}
 LOCAL_DIRS = {"var", "photos", "models", ".whl", ".gl"}   # data written by local runs, at the top level

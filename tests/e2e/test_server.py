@@ -1,4 +1,6 @@
-"""The real facesearch-server subprocess, exercised through the Python client."""
+"""The real facesearch-server subprocess, exercised through the Python client.
+
+Most tests share the session's server (tests/conftest.py); the kill -9 and TLS tests start their own."""
 
 from __future__ import annotations
 
@@ -17,25 +19,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
 from facesearch.client import FaceSearchClient
-from facesearch.testing import ServerProcess, free_port
+from facesearch.testing import ServerProcess
 from facesearch.v1 import facesearch_pb2 as pb
 
-from .conftest import encode, png_bomb, sample_photo
+from tests.helpers import encode, png_bomb, sample_photo
 
 CROPPED = pb.FACE_MODE_CROPPED
 ENROLLED = ["chris_evans", "chris_hemsworth", "robert_downey_jr", "scarlett_johansson"]
-STRANGER = "mark_ruffalo"  # rejected 13/13 at 3.5 when not enrolled (docs/architecture.md)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    metrics_port = free_port()
-    proc = ServerProcess(tmp_path_factory.mktemp("served"), "--metrics-port", str(metrics_port),
-                         "--max-enroll-images", "500")
-    proc.metrics_port = metrics_port
-    proc.start()
-    yield proc
-    proc.stop()
+STRANGER = "mark_ruffalo"  # the seed rejects 13/13 of his crops at 3.5 when he is not enrolled
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +258,8 @@ def test_metrics_and_the_cli(server, client):
     assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
 
 
-def test_kill_9_then_restart_gives_the_same_answers(tmp_path, avengers_split):
-    train, test = avengers_split
+def test_kill_9_then_restart_gives_the_same_answers(tmp_path, samples):
+    people = ["ben_afflek", "madonna"]                  # a face in every one of their photos
     proc = ServerProcess(tmp_path).start(wait_serving=False)
     try:
         # listening at once, but the model takes seconds to load
@@ -277,17 +268,17 @@ def test_kill_9_then_restart_gives_the_same_answers(tmp_path, avengers_split):
             assert code_of(c.info)[0] == grpc.StatusCode.UNAVAILABLE
         proc.wait_serving(180)
         with FaceSearchClient(proc.target, timeout=120) as c:
-            for person in ENROLLED[:2]:
-                c.enroll(person, [p.read_bytes() for n, p in train if n == person][:6], face_mode=CROPPED)
-            queries = [p.read_bytes() for n, p in test if n in ENROLLED[:2]][:6]
-            answers = [[(m.identity_id, round(m.distance, 4)) for m in c.identify(q, face_mode=CROPPED, top_k=2).faces[0].matches]
+            for person in people:
+                c.enroll(person, [p.read_bytes() for p in sorted((samples / "train" / person).glob("*.jpg"))[:6]])
+            queries = [p.read_bytes() for person in people for p in sorted((samples / "val" / person).glob("*.jpg"))[:3]]
+            answers = [[(m.identity_id, round(m.distance, 4)) for m in c.identify(q, top_k=2).faces[0].matches]
                        for q in queries]
             counts = (c.info().identity_count, c.info().face_count)
         proc.kill()
         proc.start()
         with FaceSearchClient(proc.target, timeout=120) as c:
             assert (c.info().identity_count, c.info().face_count) == counts == (2, 12)
-            again = [[(m.identity_id, round(m.distance, 4)) for m in c.identify(q, face_mode=CROPPED, top_k=2).faces[0].matches]
+            again = [[(m.identity_id, round(m.distance, 4)) for m in c.identify(q, top_k=2).faces[0].matches]
                      for q in queries]
         assert again == answers
         assert proc.terminate() == 0                       # SIGTERM: graceful, then a snapshot

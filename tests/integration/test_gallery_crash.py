@@ -12,6 +12,8 @@ from sqlalchemy import text
 
 from facesearch.gallery import Gallery, GalleryConfig
 
+from tests.helpers import REPO
+
 from .gallery_crash_child import vector
 
 ROUNDS = 20
@@ -23,7 +25,7 @@ def test_acknowledged_enrolments_survive_sigkill(tmp_path):
     deleted: set[int] = set()
     in_doubt: set[int] = set()    # a delete was under way when the kill came
     child = Path(__file__).with_name("gallery_crash_child.py")
-    env = {**os.environ, "PYTHONPATH": str(child.parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     for round_ in range(ROUNDS):
         proc = subprocess.Popen([sys.executable, str(child), str(tmp_path), str(round_ * 100_000)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -1,4 +1,4 @@
-"""Accuracy of the pretrained model on the seed's data (docs/architecture.md#accuracy-of-the-pretrained-model)."""
+"""Accuracy of the pretrained model: the seed's figures on its Avengers data, and the sample gallery."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from facesearch.embedder import decode, pairwise, primary_face
 
 
 @pytest.fixture(scope="module")
-def avengers(embedder, avengers_split):
+def avengers_embedded(embedder, avengers_split):
     train, test = avengers_split
     xtr = embedder.embed_crops([decode(p.read_bytes()) for _, p in train])
     xte = embedder.embed_crops([decode(p.read_bytes()) for _, p in test])
@@ -20,21 +20,21 @@ def test_avengers_split_is_the_seeds(avengers_split):
     assert len({n for n, _ in train}) == 5
 
 
-def test_avengers_top1_against_one_anchor_per_person_is_100(avengers):
-    xtr, ytr, xte, yte = avengers
+def test_avengers_top1_against_one_anchor_per_person_is_100(avengers_embedded):
+    xtr, ytr, xte, yte = avengers_embedded
     people = list(dict.fromkeys(ytr))  # first train image of each person is the anchor
     anchors = np.stack([xtr[list(ytr).index(p)] for p in people])
     pred = np.array(people)[pairwise(xte, anchors).argmin(1)]
     assert (pred == yte).mean() == 1.0
 
 
-def test_avengers_top1_with_all_train_images_as_gallery_is_100(avengers):
-    xtr, ytr, xte, yte = avengers
+def test_avengers_top1_with_all_train_images_as_gallery_is_100(avengers_embedded):
+    xtr, ytr, xte, yte = avengers_embedded
     assert (ytr[pairwise(xte, xtr).argmin(1)] == yte).mean() == 1.0
 
 
-def test_avengers_distance_medians_match_design(avengers):
-    xtr, ytr, xte, yte = avengers
+def test_avengers_distance_medians_match_the_seeds(avengers_embedded):
+    xtr, ytr, xte, yte = avengers_embedded
     x, y = np.vstack([xtr, xte]), np.concatenate([ytr, yte])
     iu = np.triu_indices(len(y), 1)
     d, same = pairwise(x, x)[iu], (y[:, None] == y[None, :])[iu]
@@ -60,6 +60,6 @@ def _embed_photos(embedder, folder):
 def test_five_celebrity_val_photos_against_train_top1_at_least_96(embedder, samples):
     xtr, ytr, missed_train = _embed_photos(embedder, samples / "train")
     xval, yval, missed = _embed_photos(embedder, samples / "val")
-    assert len(missed_train) + len(missed) <= 1  # MTCNN finds a face in 117/118 (docs/architecture.md)
+    assert len(missed_train) + len(missed) <= 1  # MTCNN finds a face in 117 of the 118 photos
     correct = (ytr[pairwise(xval, xtr).argmin(1)] == yval).sum()
     assert correct / 25 >= 0.96, f"{correct}/25 correct; no face found in {missed}"

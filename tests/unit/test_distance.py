@@ -3,10 +3,7 @@ import pytest
 
 from facesearch.embedder import distances as dist
 
-
-def unit(rng, n, d=128):
-    x = rng.normal(size=(n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.helpers import unit
 
 
 def test_scale_matches_the_seeds_stacked_384d_distance():
