@@ -28,7 +28,7 @@ def env_path(name: str, default: str | Path) -> Path:
     return Path(os.path.expanduser(env_str(name, str(default))))
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(env_name(name))
     if raw is None:
         return default
@@ -36,6 +36,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         value = int(raw)
     except ValueError:
         raise SettingError(f"{env_name(name)}={raw!r} is not an integer") from None
+    if maximum is not None and (value > maximum or (minimum is not None and value < minimum)):
+        raise SettingError(f"{env_name(name)}={value} must be within [{minimum}, {maximum}]")
     if minimum is not None and value < minimum:
         raise SettingError(f"{env_name(name)}={value} must be at least {minimum}")
     return value
