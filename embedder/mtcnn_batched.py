@@ -91,6 +91,11 @@ def pyramid(height: int, width: int, min_face_size: int, scale_factor: float) ->
     return scales[min(height, width) * scales >= PNET_CELL]
 
 
+def _per_image(boxes: np.ndarray, fn, **kwargs) -> np.ndarray:
+    """fn on each image's rows (in their order), as it runs when that image is detected alone."""
+    return np.concatenate([fn(boxes[boxes[:, ID] == i], **kwargs) for i in np.unique(boxes[:, ID])], axis=0)
+
+
 class MTCNNPipeline:
     """Detects faces in a batch of RGB images; returns the package's (n, 16) rows per image."""
 
@@ -139,26 +144,29 @@ class MTCNNPipeline:
                 batch = np.stack([images[i] for i in chunk]).astype(np.float32)
                 groups.append((np.asarray(chunk), tf.constant((batch - 127.5) / 128), size))
 
-        # PNet: one call per pyramid level and group (the package's StagePNet, with global ids).
+        # PNet: one call per pyramid level and group; the package's StagePNet post-processing per image
+        # (its sorts are not stable: over a whole batch, equal scores would come out in another order).
         t = time.perf_counter()
         found = []
         for ids, batch, size in groups:
             h, w = batch.shape[1:3]
-            per_scale = []
+            per_scale = [[] for _ in ids]
             for scale in pyramid(h, w, size, scale_factor):
                 new_size = (np.asarray([h, w]) * scale).astype(np.int32)  # truncates, like tf.image.resize
                 reg, cls = self.nets.pnet(batch, new_size)
-                boxes = generate_bounding_box(reg, cls, THRESHOLD_PNET)
-                boxes = upscale_bboxes(boxes, np.asarray([scale] * len(ids)))
-                per_scale.append(smart_nms_from_bboxes(boxes, threshold=NMS_PNET_SCALE, method="union",
-                                                       initial_sort=False))
-            if not per_scale:
-                continue
-            boxes = smart_nms_from_bboxes(np.concatenate(per_scale, axis=0), threshold=NMS_PNET_ALL,
-                                          method="union", initial_sort=True)
-            boxes = resize_to_square(boxes)
-            boxes[:, ID] = ids[boxes[:, ID].astype(int)]
-            found.append(boxes)
+                for j in range(len(ids)):
+                    boxes = generate_bounding_box(reg[j:j + 1], cls[j:j + 1], THRESHOLD_PNET)
+                    boxes = upscale_bboxes(boxes, np.asarray([scale]))
+                    per_scale[j].append(smart_nms_from_bboxes(boxes, threshold=NMS_PNET_SCALE, method="union",
+                                                              initial_sort=False))
+            for j, image_id in enumerate(ids):
+                if not per_scale[j]:
+                    continue
+                boxes = smart_nms_from_bboxes(np.concatenate(per_scale[j], axis=0), threshold=NMS_PNET_ALL,
+                                              method="union", initial_sort=True)
+                boxes = resize_to_square(boxes)
+                boxes[:, ID] = image_id
+                found.append(boxes)
         timings["pnet"] = timings.get("pnet", 0.0) + time.perf_counter() - t
         boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
         if len(boxes) == 0:
@@ -172,7 +180,7 @@ class MTCNNPipeline:
         boxes = adjust_bboxes(boxes, offsets)
         boxes = pick_matches(boxes, score_threshold=THRESHOLD_RNET)
         if len(boxes):
-            boxes = smart_nms_from_bboxes(boxes, threshold=NMS_RNET, method="union", initial_sort=True)
+            boxes = _per_image(boxes, smart_nms_from_bboxes, threshold=NMS_RNET, method="union", initial_sort=True)
             boxes = resize_to_square(boxes)
         timings["rnet"] = timings.get("rnet", 0.0) + time.perf_counter() - t
         if len(boxes) == 0:
@@ -188,7 +196,7 @@ class MTCNNPipeline:
         boxes = np.concatenate([boxes, landmarks], axis=-1)
         boxes = pick_matches(boxes, scores_column=SCORE, score_threshold=THRESHOLD_ONET)
         if len(boxes):
-            boxes = smart_nms_from_bboxes(boxes, threshold=NMS_ONET, method="min", initial_sort=True)
+            boxes = _per_image(boxes, smart_nms_from_bboxes, threshold=NMS_ONET, method="min", initial_sort=True)
             shapes = np.asarray([rgb.shape for rgb in images])
             boxes = limit_bboxes(boxes, images_shapes=shapes, limit_landmarks=False)
         timings["onet"] = timings.get("onet", 0.0) + time.perf_counter() - t

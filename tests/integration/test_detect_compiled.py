@@ -91,19 +91,22 @@ def test_no_retrace_over_photos_of_different_sizes(samples, detector):
     assert nets.tracing_counts() == before
 
 
-def test_batched_finds_the_same_faces_as_one_by_one(samples, detector):
+def test_batched_finds_the_same_faces_as_one_by_one(samples, detector, pipeline):
     val = [decode(p.read_bytes()) for p in photos(samples, "val")]
     sizes = {v.shape for v in val}
     assert len(sizes) >= 3  # the val photos come in several sizes already
     two_faces = np.full((320, 560, 3), 255, np.uint8)
     two_faces[:val[0].shape[0], :val[0].shape[1]] = val[0]
     two_faces[:val[3].shape[0] // 2, 300:300 + val[3].shape[1] // 2] = val[3][::2, ::2]
-    mixed = val[:12] + [two_faces, np.full((200, 180, 3), 128, np.uint8),   # and one without a face
+    mixed = val + [two_faces, np.full((200, 180, 3), 128, np.uint8),   # and one without a face
                         cv2.resize(val[5], (410, 390)), val[0].copy()]
     batched = detector.detect_many(mixed)
     assert len(batched) == len(mixed)
     assert sum(len(f) for f in batched) >= len(mixed) - 1
     assert batched[-3] == []
+    for i, (rgb, rows) in enumerate(zip(mixed, pipeline.detect(mixed))):
+        (alone,) = pipeline.detect([rgb])
+        assert_same_rows(rows, alone, i)
     for i, (rgb, faces) in enumerate(zip(mixed, batched)):
         alone = detector.detect(rgb)
         assert [f.box for f in faces] == [f.box for f in alone], i
