@@ -20,10 +20,10 @@ class EmbedderConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS        # FACESEARCH_MAX_PIXELS
     min_image_side: int = DEFAULT_MIN_SIDE      # FACESEARCH_MIN_IMAGE_SIDE
     min_face_score: float = 0.8                 # FACESEARCH_MIN_FACE_SCORE (MTCNN ONet default)
-    min_face_size: int = 20                     # FACESEARCH_MIN_FACE_SIZE (pixels, 4..4096; smaller costs more, docs/detection.md)
+    min_face_size: int = 20                     # FACESEARCH_MIN_FACE_SIZE (pixels, 4..4096; docs/detection.md)
     crop_margin: float = 0.1                    # FACESEARCH_CROP_MARGIN (share of box size, per side)
     detect_max_side: int = 1600                 # FACESEARCH_DETECT_MAX_SIDE (bigger photos are downscaled for MTCNN)
-    detect_scale_factor: float = DEFAULT_SCALE_FACTOR  # FACESEARCH_DETECT_SCALE_FACTOR (MTCNN pyramid step, 0.5..0.9; docs/detection.md)
+    detect_scale_factor: float = DEFAULT_SCALE_FACTOR  # FACESEARCH_DETECT_SCALE_FACTOR (0.5..0.9; docs/detection.md)
     max_batch: int = 64                         # FACESEARCH_MAX_BATCH
     download_timeout: float = 15.0              # FACESEARCH_DOWNLOAD_TIMEOUT (seconds per socket operation)
 
