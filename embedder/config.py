@@ -5,6 +5,7 @@ from __future__ import annotations
 from facesearch.settings import Settings, UserPath, default_cache_dir, setting
 
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, ImageLimits
+from .mtcnn_batched import DEFAULT_SCALE_FACTOR, MIN_FACE_SIZE_RANGE, SCALE_FACTOR_RANGE
 
 DEFAULT_MODEL = "facenet-128"
 
@@ -28,10 +29,14 @@ class EmbedderConfig(Settings):
     min_image_side: int = setting(DEFAULT_MIN_SIDE, "smallest image side accepted, in pixels", ge=1)
     min_face_score: float = setting(0.8, "MTCNN confidence needed to report a face (MTCNN's own default)",
                                     ge=0.0, le=1.0)
-    min_face_size: int = setting(20, "smallest face MTCNN looks for, in pixels", ge=4)
+    min_face_size: int = setting(20, "smallest face MTCNN looks for, in pixels; larger is faster (docs/detection.md)",
+                                 ge=MIN_FACE_SIZE_RANGE[0], le=MIN_FACE_SIZE_RANGE[1])
     crop_margin: float = setting(0.1, "margin added on each side of a face box, as a share of its size",
                                  ge=0.0, le=1.0)
     detect_max_side: int = setting(1600, "photos larger than this are downscaled for detection only", ge=64)
+    detect_scale_factor: float = setting(DEFAULT_SCALE_FACTOR, "MTCNN pyramid step between scales; smaller is "
+                                         "faster and misses more faces (docs/detection.md)",
+                                         ge=SCALE_FACTOR_RANGE[0], le=SCALE_FACTOR_RANGE[1])
     max_batch: int = max_batch_setting()
     download_timeout: float = setting(15.0, "seconds per socket operation when downloading weights", ge=0.1)
 

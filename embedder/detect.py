@@ -7,11 +7,13 @@ MTCNN's most confident box is often a background face (docs/architecture.md#choo
 
 from __future__ import annotations
 
-import threading
+import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .mtcnn_batched import DEFAULT_SCALE_FACTOR, MIN_FACE_SIZE_RANGE, SCALE_FACTOR_RANGE
 
 
 @dataclass(frozen=True)
@@ -68,67 +70,91 @@ def primary_face(faces: list[Face], image_shape) -> Face | None:
     return max(faces, key=weight)
 
 
+def _check_range(name: str, value, bounds) -> None:
+    low, high = bounds
+    if value < low or (high is not None and value > high):
+        where = f"within [{low}, {high}]" if high is not None else f"at least {low}"
+        raise ValueError(f"FaceDetector {name}={value} must be {where} (see docs/detection.md)")
+
+
 class FaceDetector:
-    """MTCNN behind a lock (its Keras models are not safe to call concurrently)."""
+    """MTCNN (the `mtcnn` package's networks and weights), compiled and batched.
+
+    `compiled=False` runs the same pipeline with the plain Keras models, one
+    image at a time under a lock: slower, kept as a reference. See
+    docs/detection.md for the settings and their cost.
+    """
 
     def __init__(self, *, min_score: float = 0.8, min_face_size: int = 20, margin: float = 0.1,
-                 max_side: int = 1600):
-        from mtcnn import MTCNN
+                 max_side: int = 1600, scale_factor: float = DEFAULT_SCALE_FACTOR, compiled: bool = True):
+        from .mtcnn_batched import MTCNNPipeline
 
+        _check_range("min_face_size", min_face_size, MIN_FACE_SIZE_RANGE)
+        _check_range("scale_factor", scale_factor, SCALE_FACTOR_RANGE)
+        _check_range("max_side", max_side, (64, None))
         self.min_score = min_score
         self.min_face_size = min_face_size
         self.margin = margin
         self.max_side = max_side
-        self._mtcnn = MTCNN()
-        self._lock = threading.Lock()
+        self.scale_factor = scale_factor
+        self.compiled = compiled
+        self._pipeline = MTCNNPipeline(compiled=compiled)
 
     @classmethod
-    def from_config(cls, config) -> "FaceDetector":
-        """A detector with an EmbedderConfig's score, size, margin and max-side settings."""
+    def from_config(cls, config, **kwargs) -> "FaceDetector":
+        """A detector with an EmbedderConfig's score, size, margin, max-side and scale-factor settings."""
         return cls(min_score=config.min_face_score, min_face_size=config.min_face_size,
-                   margin=config.crop_margin, max_side=config.detect_max_side)
+                   margin=config.crop_margin, max_side=config.detect_max_side,
+                   scale_factor=config.detect_scale_factor, **kwargs)
+
+    @property
+    def networks(self):
+        """The shared PNet/RNet/ONet (their tracing_counts() show whether anything retraced)."""
+        return self._pipeline.nets
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every face scoring at least min_score, largest first."""
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, images: list[np.ndarray], batch_size: int = 16) -> list[list[Face]]:
-        """detect() for several images; images of the same size share one MTCNN call.
+    def detect_many(self, images: list[np.ndarray], timings: dict | None = None) -> list[list[Face]]:
+        """detect() for several images of any sizes, in one batched pass.
 
-        A batched MTCNN call costs about a third of the per-image time of
-        separate calls here. MTCNN pads mixed sizes to the largest, which loses
-        faces, so only images of identical shape are batched together.
+        Photos larger than max_side are downscaled for the pyramid; their boxes
+        and landmarks are mapped back and the crops cut at full resolution.
+        Images of the same (downscaled) size share PNet calls; RNet and ONet
+        each run once over the candidates of all images. `timings`, if given,
+        accumulates seconds under "pnet", "rnet", "onet" and "crop".
         """
+        if not images:
+            return []
         scales = [min(1.0, self.max_side / max(rgb.shape[:2])) for rgb in images]
         small = [rgb if s == 1.0 else cv2.resize(
             rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
             interpolation=cv2.INTER_AREA) for rgb, s in zip(images, scales)]
-        groups: dict[tuple, list[int]] = {}
-        for i, img in enumerate(small):
-            groups.setdefault(img.shape, []).append(i)
-        results: list[list[Face]] = [[] for _ in images]
-        for indices in groups.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start:start + batch_size]
-                min_size = max(4, int(self.min_face_size * min(scales[i] for i in chunk)))
-                with self._lock:
-                    found = (self._mtcnn.detect_faces([small[i] for i in chunk], min_face_size=min_size)
-                             if len(chunk) > 1 else [self._mtcnn.detect_faces(small[chunk[0]], min_face_size=min_size)])
-                for i, dets in zip(chunk, found):
-                    results[i] = self._faces(images[i], dets or [], scales[i])
-        return results
+        # min_face_size is in full-resolution pixels
+        sizes = [max(4, int(self.min_face_size * s)) for s in scales]
+        rows = self._pipeline.detect(small, sizes, self.scale_factor, timings=timings)
+        t = time.perf_counter()
+        faces = [self._faces(rgb, r, s) for rgb, r, s in zip(images, rows, scales)]
+        if timings is not None:
+            timings["crop"] = timings.get("crop", 0.0) + time.perf_counter() - t
+        return faces
 
-    def _faces(self, rgb: np.ndarray, detections, scale: float) -> list[Face]:
+    def _faces(self, rgb: np.ndarray, rows: np.ndarray, scale: float) -> list[Face]:
+        from .mtcnn_batched import LANDMARKS, SCORE, X1, X2, Y1, Y2
+
         h, w = rgb.shape[:2]
         faces = []
-        for det in detections:
-            score = float(det["confidence"])
+        for row in rows:
+            score = float(row[SCORE])
             if score < self.min_score:
                 continue
-            box = self._clamp([v / scale for v in det["box"]], w, h)
+            # rounded as the mtcnn package rounds its "box" (x, y, width, height)
+            xywh = np.round(np.array([row[X1], row[Y1], row[X2] - row[X1], row[Y2] - row[Y1]]) / scale)
+            box = self._clamp(xywh, w, h)
             if box is None:
                 continue
-            landmarks = {k: (float(x) / scale, float(y) / scale) for k, (x, y) in det.get("keypoints", {}).items()}
+            landmarks = {k: (float(row[i]) / scale, float(row[j]) / scale) for k, (i, j) in LANDMARKS.items()}
             faces.append(Face(box, score, crop_with_margin(rgb, box, self.margin), landmarks))
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces

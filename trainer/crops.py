@@ -22,7 +22,7 @@ class CropCache:
         params = {"mode": FaceMode(mode).name, "max_pixels": config.max_pixels}
         if FaceMode(mode) == FaceMode.DETECT:
             params.update(score=config.min_face_score, size=config.min_face_size, margin=config.crop_margin,
-                          max_side=config.detect_max_side)
+                          max_side=config.detect_max_side, scale_factor=config.detect_scale_factor)
         key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(root) / "crops" / f"{FaceMode(mode).name.lower()}-{key}"
         self.mode = FaceMode(mode)

@@ -1,0 +1,52 @@
+"""Detection settings are range-checked, with the variable and its range in the message (no model)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from facesearch.embedder import EmbedderConfig, FaceDetector
+from facesearch.settings import SettingError
+
+
+def test_defaults(monkeypatch):
+    for name in ("FACESEARCH_DETECT_SCALE_FACTOR", "FACESEARCH_MIN_FACE_SIZE", "FACESEARCH_DETECT_MAX_SIDE"):
+        monkeypatch.delenv(name, raising=False)
+    config = EmbedderConfig.from_env()
+    assert (config.detect_scale_factor, config.min_face_size, config.detect_max_side) == (0.709, 20, 1600)
+    assert EmbedderConfig().detect_scale_factor == 0.709
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("DETECT_SCALE_FACTOR", "0.95", "less than or equal to 0.9"),
+    ("DETECT_SCALE_FACTOR", "0.3", "greater than or equal to 0.5"),
+    ("DETECT_SCALE_FACTOR", "fast", "a valid number"),
+    ("MIN_FACE_SIZE", "2", "greater than or equal to 4"),
+    ("MIN_FACE_SIZE", "5000", "less than or equal to 4096"),
+    ("MIN_FACE_SIZE", "20px", "a valid integer"),
+    ("DETECT_MAX_SIDE", "32", "greater than or equal to 64"),
+])
+def test_out_of_range_settings_are_refused(monkeypatch, name, value, message):
+    monkeypatch.setenv("FACESEARCH_" + name, value)
+    with pytest.raises(SettingError) as err:
+        EmbedderConfig.from_env()
+    assert str(err.value).startswith(f"FACESEARCH_{name}={value!r}: ") and message in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0.5", "0.709", "0.9"])
+def test_scale_factor_bounds_are_allowed(monkeypatch, value):
+    monkeypatch.setenv("FACESEARCH_DETECT_SCALE_FACTOR", value)
+    assert EmbedderConfig.from_env().detect_scale_factor == float(value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scale_factor": 1.0}, "scale_factor=1.0 must be within [0.5, 0.9]"),
+    ({"min_face_size": 3}, "min_face_size=3 must be within [4, 4096]"),
+    ({"max_side": 10}, "max_side=10 must be at least 64"),
+])
+def test_detector_refuses_out_of_range_arguments_before_loading_anything(kwargs, message):
+    loaded = "tensorflow" in sys.modules
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        FaceDetector(**kwargs)
+    assert ("tensorflow" in sys.modules) == loaded
