@@ -42,7 +42,7 @@ def crop_with_margin(rgb: np.ndarray, box: Box, margin: float) -> np.ndarray:
     mx, my = int(round(box.width * margin)), int(round(box.height * margin))
     x0, y0 = max(box.x - mx, 0), max(box.y - my, 0)
     x1, y1 = min(box.x + box.width + mx, w), min(box.y + box.height + my, h)
-    return rgb[y0:y1, x0:x1]
+    return rgb[y0:y1, x0:x1].copy()  # a copy: a view would keep the whole decoded photo alive
 
 
 def whole_image_face(rgb: np.ndarray) -> Face:

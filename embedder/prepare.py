@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import FaceDetector, primary_face, whole_image_face
+from .detect import Face, FaceDetector, primary_face, whole_image_face
 from .embedder import FaceMode
 from .errors import ImageError
 from .images import decode, encode_jpeg
@@ -50,6 +50,20 @@ def _process_detector(config: EmbedderConfig) -> FaceDetector:
     return _detector
 
 
+def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False) -> Prepared:
+    """The primary face of detected `faces`, or the whole image when faces is None (CROPPED)."""
+    if faces is None:
+        face, found = whole_image_face(rgb), 1
+    else:
+        face, found = primary_face(faces, rgb.shape), len(faces)
+        if face is None:
+            return Prepared(None, reason=NO_FACE)
+    b = face.box
+    crop = np.ascontiguousarray(face.crop)  # a copy: a view would keep the whole decoded photo alive
+    return Prepared(crop, (b.x, b.y, b.width, b.height), face.score, found,
+                    crop_jpeg=encode_jpeg(crop) if keep_jpeg else None)
+
+
 def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None,
             detector: FaceDetector | None = None, keep_jpeg: bool = False) -> Prepared:
     """The whole image (CROPPED) or the largest, most central face found (DETECT).
@@ -63,14 +77,5 @@ def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None
         rgb = decode(data, config.image_limits)
     except ImageError as exc:
         return Prepared(None, reason=str(exc))
-    if mode == FaceMode.CROPPED:
-        face, found = whole_image_face(rgb), 1
-    else:
-        faces = (detector or _process_detector(config)).detect(rgb)
-        face, found = primary_face(faces, rgb.shape), len(faces)
-        if face is None:
-            return Prepared(None, reason=NO_FACE)
-    b = face.box
-    crop = np.ascontiguousarray(face.crop)  # a copy: a view would keep the whole decoded photo alive
-    return Prepared(crop, (b.x, b.y, b.width, b.height), face.score, found,
-                    crop_jpeg=encode_jpeg(crop) if keep_jpeg else None)
+    faces = None if mode == FaceMode.CROPPED else (detector or _process_detector(config)).detect(rgb)
+    return pick(rgb, faces, keep_jpeg=keep_jpeg)

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -83,21 +84,24 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
 
     gallery = runtime = None
     try:
+        def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
+            log.critical("not serving: %s", reason)
+            for name in ("", SERVICE):
+                loop.call_soon_threadsafe(
+                    lambda n=name: loop.create_task(health_servicer.set(n, health_pb2.HealthCheckResponse.NOT_SERVING)))
+
         def load():
             embedder = Embedder.load(embedder_config)
             embedder.warmup(warmup_sizes(config))
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
-            return embedder, opened
+            runtime = Runtime(embedder, opened, detect_workers=config.detect_workers, max_batch=config.max_batch,
+                              detect_batch=config.detect_batch, max_wait_s=config.max_wait_ms / 1000,
+                              snapshot_every=config.snapshot_every, max_queued=config.max_queued,
+                              on_batch=metrics.batch, on_stopped=stopped)
+            runtime.faces.detector.detect(np.zeros((64, 64, 3), np.uint8))  # trace MTCNN before SERVING
+            return embedder, opened, runtime
 
-        def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
-            log.critical("not serving: %s", reason)
-            for name in ("", SERVICE):
-                loop.create_task(health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
-
-        embedder, gallery = await loop.run_in_executor(None, load)
-        runtime = Runtime(embedder, gallery, detect_workers=config.detect_workers, max_batch=config.max_batch,
-                          max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
-                          max_queued=config.max_queued, on_batch=metrics.batch, on_stopped=stopped)
+        embedder, gallery, runtime = await loop.run_in_executor(None, load)
         runtime.start()
         limits = Limits(max_distance=config.max_distance, max_top_k=config.max_top_k,
                         max_enroll_images=config.max_enroll_images)

@@ -38,7 +38,8 @@ class ServerConfig(Settings):
     max_concurrent_rpcs: int = setting(256, "most RPCs in flight at once; more answer RESOURCE_EXHAUSTED", ge=1)
     max_queued: int = setting(4096, "most faces or searches waiting for a micro-batch; more answer "
                               "RESOURCE_EXHAUSTED", ge=1)
-    detect_workers: int = setting(2, "threads decoding images and running MTCNN", ge=1)
+    detect_workers: int = setting(2, "threads decoding images and cutting crops (MTCNN itself runs batched)", ge=1)
+    detect_batch: int = setting(16, "most photos of concurrent requests detected in one MTCNN pass", ge=1)
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)
     max_top_k: int = fixed(1000)
     snapshot_every: int = setting(10_000, "index changes between snapshots", ge=1)

@@ -1,59 +1,80 @@
-"""Turning request images into face crops, off the event loop.
+"""Turning request images into faces, off the event loop, with detection batched across requests.
 
-Decoding and MTCNN run in a pool of threads, each with its own detector, so
-concurrent requests detect in parallel and the event loop never blocks.
+Images are decoded in a pool of threads. Detection is a micro-batch like embedding: the
+photos of all requests in flight go through MTCNN together (PNet per size, RNet and ONet
+once over every candidate; embedder/detect.py), on a thread of its own, so detection and
+embedding overlap on the two cores. Picking the face, copying the crop and encoding its
+JPEG run back in the decode threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
+from typing import Callable
 
-from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, decode, primary_face
+import numpy as np
+
+from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, ImageError, decode, primary_face
 from facesearch.embedder.detect import whole_image_face
-from facesearch.embedder.prepare import Prepared, prepare
+from facesearch.embedder.prepare import Prepared, pick
+
+from .batcher import MicroBatcher
 
 
 class FacePool:
-    def __init__(self, config: EmbedderConfig, workers: int):
+    def __init__(self, config: EmbedderConfig, workers: int, *, max_batch: int = 16, max_wait_s: float = 0.005,
+                 max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
+                 on_stopped: Callable[[BaseException | None], None] | None = None):
         self.config = config
-        self._local = threading.local()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix="detect")
+        self.detector = FaceDetector.from_config(config)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
+        self._detect = MicroBatcher(self.detector.detect_many, max_batch=max_batch, max_wait_s=max_wait_s,
+                                    name="detect", max_queued=max_queued, on_batch=on_batch, on_stopped=on_stopped)
 
-    def _detector(self) -> FaceDetector:
-        det = getattr(self._local, "detector", None)
-        if det is None:
-            det = self._local.detector = FaceDetector.from_config(self.config)
-        return det
+    def start(self) -> None:
+        self._detect.start()
 
-    def _faces(self, data: bytes, mode: FaceMode, max_faces: int) -> tuple[list[Face], tuple]:
-        rgb = decode(data, self.config.image_limits)
-        if mode == FaceMode.CROPPED:
-            return [whole_image_face(rgb)], rgb.shape
-        faces = self._detector().detect(rgb)
-        return (faces[:max_faces] if max_faces > 0 else faces), rgb.shape
+    async def stop(self) -> None:
+        await self._detect.stop()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def depth(self) -> int:
+        return self._detect.depth
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _decoded(self, data: bytes) -> np.ndarray:
+        return await self._run(decode, data, self.config.image_limits)
+
+    async def _detected(self, rgb: np.ndarray, mode: FaceMode) -> list[Face] | None:
+        """The faces found, largest first; None for CROPPED (the image is the face)."""
+        if FaceMode(mode or FaceMode.DETECT) == FaceMode.CROPPED:
+            return None
+        (faces,) = await self._detect.submit([rgb])
+        return faces
 
     async def faces(self, data: bytes, mode: FaceMode, max_faces: int = 0) -> list[Face]:
         """Every face, largest first; raises ImageError for bad bytes."""
-        loop = asyncio.get_running_loop()
-        faces, _shape = await loop.run_in_executor(self._executor, self._faces, data,
-                                                   FaceMode(mode or FaceMode.DETECT), max_faces)
-        return faces
+        rgb = await self._decoded(data)
+        faces = await self._detected(rgb, mode)
+        if faces is None:
+            return [whole_image_face(rgb)]
+        return faces[:max_faces] if max_faces > 0 else faces
 
     async def primary(self, data: bytes, mode: FaceMode) -> Face | None:
         """The one face a person meant (large and central); raises ImageError for bad bytes."""
-        loop = asyncio.get_running_loop()
-        faces, shape = await loop.run_in_executor(self._executor, self._faces, data,
-                                                  FaceMode(mode or FaceMode.DETECT), 0)
-        return primary_face(faces, shape)
+        rgb = await self._decoded(data)
+        faces = await self._detected(rgb, mode)
+        return whole_image_face(rgb) if faces is None else primary_face(faces, rgb.shape)
 
     async def prepare(self, data: bytes, mode: FaceMode) -> Prepared:
-        """For enrolment: the primary face's crop, or a rejection with its reason."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: prepare(data, FaceMode(mode or FaceMode.DETECT), config=self.config,
-                                            detector=self._detector(), keep_jpeg=True))
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """For enrolment: the primary face's crop and its JPEG, or a rejection with its reason."""
+        try:
+            rgb = await self._decoded(data)
+        except ImageError as exc:
+            return Prepared(None, reason=str(exc))
+        faces = await self._detected(rgb, mode)
+        return await self._run(lambda: pick(rgb, faces, keep_jpeg=True))

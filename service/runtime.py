@@ -21,12 +21,12 @@ SEARCH_BATCH = 256
 
 class Runtime:
     def __init__(self, embedder: Embedder, gallery: Gallery, *, detect_workers: int = 2, max_batch: int = 64,
+                 detect_batch: int = 16,
                  max_wait_s: float = 0.005, snapshot_every: int = 10_000, max_queued: int = 4096,
                  on_batch: Callable[[str, int], None] | None = None,
                  on_stopped: Callable[[str], None] | None = None):
         """on_stopped(reason): a batch worker died; the service cannot answer until restarted."""
         self.embedder, self.gallery = embedder, gallery
-        self.faces = FacePool(embedder.config, detect_workers)
         self.snapshot_every = snapshot_every
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
 
@@ -36,6 +36,8 @@ class Runtime:
         def stopped(name):
             return (lambda error: on_stopped(f"the {name} batcher stopped: {error!r}")) if on_stopped else None
 
+        self.faces = FacePool(embedder.config, detect_workers, max_batch=detect_batch, max_wait_s=max_wait_s,
+                              max_queued=max_queued, on_batch=hook("detect"), on_stopped=stopped("detect"))
         self._embed = MicroBatcher(embedder.embed_crops, max_batch=max_batch, max_wait_s=max_wait_s, name="embed",
                                    max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"))
         self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
@@ -44,19 +46,20 @@ class Runtime:
 
     def start(self) -> None:
         """Start the batch workers; call from the event loop that will serve requests."""
+        self.faces.start()
         self._embed.start()
         self._search.start()
 
     async def stop(self) -> None:
         """Stop taking work; writes already queued finish first."""
+        await self.faces.stop()
         for batcher in (self._embed, self._search):
             await batcher.stop()
         self._writes.shutdown(wait=True)
-        self.faces.shutdown()
 
     @property
     def depths(self) -> dict[str, int]:
-        return {"embed": self._embed.depth, "search": self._search.depth}
+        return {"detect": self.faces.depth, "embed": self._embed.depth, "search": self._search.depth}
 
     async def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         out = await self._embed.submit(crops)
