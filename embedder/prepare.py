@@ -79,3 +79,22 @@ def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None
         return Prepared(None, reason=str(exc))
     faces = None if mode == FaceMode.CROPPED else (detector or _process_detector(config)).detect(rgb)
     return pick(rgb, faces, keep_jpeg=keep_jpeg)
+
+
+def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,
+                 detector: FaceDetector | None = None, keep_jpeg: bool = False) -> list[Prepared]:
+    """prepare() for several images, with one batched detection pass over all of them."""
+    config = config or _config or EmbedderConfig.from_env()
+    out: list[Prepared | None] = [None] * len(items)
+    decoded: list[tuple[int, np.ndarray]] = []
+    for i, data in enumerate(items):
+        try:
+            decoded.append((i, decode(data, config.image_limits)))
+        except ImageError as exc:
+            out[i] = Prepared(None, reason=str(exc))
+    rgbs = [rgb for _, rgb in decoded]
+    found = [None] * len(rgbs) if mode == FaceMode.CROPPED else \
+        (detector or _process_detector(config)).detect_many(rgbs)
+    for (i, rgb), faces in zip(decoded, found):
+        out[i] = pick(rgb, faces, keep_jpeg=keep_jpeg)
+    return out

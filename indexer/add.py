@@ -9,6 +9,7 @@ ahead of the main process, which embeds a batch and writes it in one transaction
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import multiprocessing
 import time
 from collections import deque
@@ -79,21 +80,33 @@ def _new_only(reads: Iterator[_Read], dedupe: Dedupe, summary: Summary, window: 
     yield from flush()
 
 
-def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int):
-    """(read, Prepared) in order; with a pool, up to `window` images are prepared ahead."""
-    if pool is None:
+def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16):
+    """(read, Prepared) in order. Images go in chunks of `chunk`, each detected in one batched
+    MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes."""
+    def chunks():
+        part: list[_Read] = []
         for r in reads:
-            yield r, prepare.prepare(r.data, mode, keep_jpeg=True)
+            part.append(r)
+            if len(part) == chunk:
+                yield part
+                part = []
+        if part:
+            yield part
+
+    run = functools.partial(prepare.prepare_many, mode=mode, keep_jpeg=True)
+    if pool is None:
+        for part in chunks():
+            yield from zip(part, run([r.data for r in part]))
         return
     pending: deque = deque()
-    for r in reads:
-        pending.append((r, pool.submit(prepare.prepare, r.data, mode, keep_jpeg=True)))
-        if len(pending) >= window:
+    for part in chunks():
+        pending.append((part, pool.submit(run, [r.data for r in part])))
+        if len(pending) * chunk >= window:
             done, fut = pending.popleft()
-            yield done, fut.result()
+            yield from zip(done, fut.result())
     while pending:
         done, fut = pending.popleft()
-        yield done, fut.result()
+        yield from zip(done, fut.result())
 
 
 def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,

@@ -16,6 +16,8 @@ from facesearch.embedder import prepare as prep
 
 from .data import Sample
 
+CHUNK = 16   # photos per batched detection pass
+
 
 class CropCache:
     def __init__(self, root: Path, mode: FaceMode, config: EmbedderConfig):
@@ -32,27 +34,36 @@ class CropCache:
         """(crops by sha256, reasons by sha256 for images without a usable face)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         prep.init(self.config)
-        crops, rejected = {}, {}
-        for s in tqdm(samples, desc="faces", unit="img", disable=not progress, leave=False):
-            if s.sha256 in crops or s.sha256 in rejected:
+        crops, rejected, todo = {}, {}, {}
+        for s in samples:
+            if s.sha256 in crops or s.sha256 in rejected or s.sha256 in todo:
                 continue
             npy, why = self.folder / f"{s.sha256}.npy", self.folder / f"{s.sha256}.rejected"
             if npy.is_file():
                 crops[s.sha256] = np.load(npy)
-                continue
-            if why.is_file():
+            elif why.is_file():
                 rejected[s.sha256] = why.read_text()
-                continue
-            result = prep.prepare(s.path.read_bytes(), self.mode)
-            if result.crop is None:
-                rejected[s.sha256] = f"{s.path}: {result.reason}"
-                _atomic_write(why, rejected[s.sha256].encode())
             else:
-                crops[s.sha256] = np.ascontiguousarray(result.crop)
-                buf = io.BytesIO()
-                np.save(buf, crops[s.sha256])
-                _atomic_write(npy, buf.getvalue())
+                todo[s.sha256] = s
+        pending = list(todo.values())
+        with tqdm(total=len(pending), desc="faces", unit="img", disable=not progress, leave=False) as bar:
+            for i in range(0, len(pending), CHUNK):  # one batched MTCNN pass per chunk
+                part = pending[i:i + CHUNK]
+                for s, result in zip(part, prep.prepare_many([x.path.read_bytes() for x in part], self.mode)):
+                    self._keep(s, result, crops, rejected)
+                bar.update(len(part))
         return crops, rejected
+
+
+    def _keep(self, s: Sample, result, crops: dict, rejected: dict) -> None:
+        if result.crop is None:
+            rejected[s.sha256] = f"{s.path}: {result.reason}"
+            _atomic_write(self.folder / f"{s.sha256}.rejected", rejected[s.sha256].encode())
+            return
+        crops[s.sha256] = np.ascontiguousarray(result.crop)
+        buf = io.BytesIO()
+        np.save(buf, crops[s.sha256])
+        _atomic_write(self.folder / f"{s.sha256}.npy", buf.getvalue())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

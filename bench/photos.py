@@ -1,0 +1,136 @@
+"""The photo path against the raw model, in one run: the goals of compiled, batched detection.
+
+    .venv/bin/python -m bench.photos [--requests 100] [--concurrency 1,4,8,16,32] [--rounds 2]
+
+1. Raw FaceNet: crops/s of embed_crops at batch 64 in this process (the baseline of every ratio),
+   and the raw photo pipeline: decode + batched compiled MTCNN + pick + embed, 16 photos a call.
+2. Identify on photos (the 25 sample val photos, FACE_MODE_DETECT) through a real server at each
+   concurrency, and Identify on crops at concurrency 32: requests/s and their ratio to the raw model.
+3. facesearch-indexer add (local) on the sample train photos, copied 4 times: photos/s and the ratio
+   to the raw photo pipeline.
+The raw baselines are measured before and after the server phases and averaged. Writes
+bench/results/photos.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import common
+from bench.server import drive, raw_embedder, sample_crops
+
+from facesearch.embedder import Embedder, WeightsCache, decode
+from facesearch.embedder.prepare import pick
+from facesearch.testing import ServerProcess
+from facesearch.v1 import facesearch_pb2 as pb
+
+BEFORE = {"identify_photo_c8_vs_raw": 0.21, "identify_crop_c32_vs_raw": 0.80,
+          "measured": "2026-11-30, eager MTCNN one photo per call (docs/performance.md)"}
+
+
+def raw_photos(embedder: Embedder, photos: list[bytes], batch: int = 16, rounds: int = 2) -> float:
+    """Photos/s of the whole pipeline in one process: decode, detect (batched), pick, embed."""
+    detector = embedder.detector
+
+    def once():
+        for i in range(0, len(photos), batch):
+            rgbs = [decode(p) for p in photos[i:i + batch]]
+            crops = [pick(rgb, faces).crop for rgb, faces in zip(rgbs, detector.detect_many(rgbs))]
+            embedder.embed_crops([c for c in crops if c is not None])
+
+    once()
+    rates = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        once()
+        rates.append(len(photos) / (time.perf_counter() - t))
+    return float(np.median(rates))
+
+
+def indexer_add(folder: Path, data_dir: Path) -> float:
+    """Photos/s of `facesearch-indexer add` on a folder, from its own JSON report."""
+    report = data_dir / "report.json"
+    cli = Path(sys.executable).with_name("facesearch-indexer")
+    subprocess.run([str(cli), "--data-dir", str(data_dir), "add", str(folder), "--report", str(report)],
+                   check=True, capture_output=True, text=True, timeout=1800)
+    import json
+
+    return json.loads(report.read_text())["images_per_s"]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100, help="Identify calls per concurrency level [100]")
+    parser.add_argument("--concurrency", default="1,4,8,16,32")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    embedder = Embedder.load()
+    samples = WeightsCache(embedder.config.cache_dir).sample_gallery()
+    val = [p.read_bytes() for p in sorted(samples.glob("val/*/*.jpg"))]
+    crops = sample_crops(embedder)
+    raw = {"before": {"crops_per_s_b64": raw_embedder(embedder, crops, batches=(64,), rounds=args.rounds)[64],
+                      "photos_per_s": raw_photos(embedder, val * 2, rounds=args.rounds)}}
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-photos-"))
+    results: dict = {"identify_photo": [], "before_this_work": BEFORE}
+    try:
+        proc = ServerProcess(tmp / "data", "--warmup-batch", "64").start()
+        try:
+            from facesearch.client import FaceSearchClient
+
+            with FaceSearchClient(proc.target, timeout=300) as c:
+                for person in sorted({p.parent.name for p in samples.glob("train/*/*.jpg")}):
+                    c.enroll(person, [p.read_bytes() for p in sorted((samples / "train" / person).glob("*.jpg"))])
+            for conc in levels:
+                row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(image=val[i % len(val)]),
+                                        conc, max(args.requests, 2 * conc)))
+                row.pop("latencies_ms")
+                results["identify_photo"].append(row)
+                print(f"  Identify photo c={conc}: {row['qps']:.1f}/s p50 {row['p50_ms']:.0f} ms", flush=True)
+            crop_row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(
+                image=crops[i % len(crops)], face_mode=pb.FACE_MODE_CROPPED), 32, max(args.requests * 2, 64)))
+            crop_row.pop("latencies_ms")
+            results["identify_crop_c32"] = crop_row
+            print(f"  Identify crop c=32: {crop_row['qps']:.1f}/s", flush=True)
+        finally:
+            proc.stop()
+        gallery = tmp / "photos"
+        for n in range(4):   # distinct bytes per copy, so none is skipped as a duplicate
+            for p in samples.glob("train/*/*.jpg"):
+                (gallery / p.parent.name).mkdir(parents=True, exist_ok=True)
+                (gallery / p.parent.name / f"{n}-{p.name}").write_bytes(p.read_bytes() + bytes([n]))
+        results["indexer_photos_per_s"] = indexer_add(gallery, tmp / "indexed")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    raw["after"] = {"crops_per_s_b64": raw_embedder(embedder, crops, batches=(64,), rounds=args.rounds)[64],
+                    "photos_per_s": raw_photos(embedder, val * 2, rounds=args.rounds)}
+    crops_s = float(np.mean([raw[k]["crops_per_s_b64"] for k in raw]))
+    photos_s = float(np.mean([raw[k]["photos_per_s"] for k in raw]))
+    for row in results["identify_photo"]:
+        row["vs_raw_model"] = row["qps"] / crops_s
+    results["identify_crop_c32"]["vs_raw_model"] = results["identify_crop_c32"]["qps"] / crops_s
+    results["indexer_vs_raw_pipeline"] = results["indexer_photos_per_s"] / photos_s
+    results["raw"] = {**raw, "crops_per_s_b64": crops_s, "photos_per_s": photos_s}
+    c8 = next((r for r in results["identify_photo"] if r["concurrency"] == 8), None)
+    results["goals"] = {
+        "identify_photo_c8_vs_raw >= 0.5": c8 and c8["vs_raw_model"],
+        "identify_crop_c32_vs_raw >= 0.9": results["identify_crop_c32"]["vs_raw_model"],
+        "indexer_vs_raw_pipeline >= 0.9": results["indexer_vs_raw_pipeline"],
+    }
+    path = common.write("photos", results)
+    print(f"raw model {crops_s:.1f} crops/s, raw pipeline {photos_s:.1f} photos/s; goals {results['goals']} -> {path}")
+
+
+if __name__ == "__main__":
+    main()
