@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 DEFAULT_PORT = 50051
-DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"  # ServerConfig.address; tests/test_deploy.py keeps them equal
+DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"  # ServerConfig.address; tests/unit/test_deploy.py keeps them equal
 DEFAULT_TIMEOUT_S = 3.0
 WILDCARD_HOSTS = {"", "*", "0.0.0.0", "::"}
 SERVING = health_pb2.HealthCheckResponse.SERVING
