@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
 import urllib.request
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -297,7 +299,7 @@ def _self_signed(folder):
     return cert, key
 
 
-def test_tls_and_token_auth(tmp_path):
+def test_tls_and_token_auth(tmp_path, samples):
     cert, key = _self_signed(tmp_path)
     proc = ServerProcess(tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key),
                          env={"FACESEARCH_AUTH_TOKEN": "s3cret-token"})
@@ -313,5 +315,25 @@ def test_tls_and_token_auth(tmp_path):
             assert c.info().model_id == "facenet-128"
         with FaceSearchClient(proc.target, token="s3cret-token", timeout=10) as plain:  # no TLS: refused
             assert code_of(plain.info)[0] == grpc.StatusCode.UNAVAILABLE
+        photos = tmp_path / "photos" / "ben"   # the indexer's --server mode speaks TLS too
+        photos.mkdir(parents=True)
+        (photos / "a.jpg").write_bytes(sample_photo(samples, "train"))
+        indexer = [str(Path(sys.executable).with_name("facesearch-indexer")), "add", str(photos.parent),
+                   "--server", proc.target, "--token", "s3cret-token", "--tls", "--ca-cert", str(cert)]
+        r = subprocess.run(indexer, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with FaceSearchClient(proc.target, token="s3cret-token", ca_cert=str(cert), timeout=60) as c:
+            assert c.get_identity("ben").face_count == 1
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:0", "[::]:0"])
+def test_the_server_will_not_listen_beyond_loopback_without_a_token(tmp_path, address):
+    server = str(Path(sys.executable).with_name("facesearch-server"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
+    r = subprocess.run([server, "--address", address, "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 2
+    assert "without a token" in r.stderr and "FACESEARCH_AUTH_TOKEN" in r.stderr and "FACESEARCH_INSECURE=1" in r.stderr
+    assert not (tmp_path / "gallery.db").exists(), "it refused before opening anything"
