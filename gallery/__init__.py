@@ -11,12 +11,22 @@ and replayed from a change log at start.
 """
 
 from .config import GalleryConfig
-from .errors import GalleryError, GalleryLockedError, InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from .calibration import Calibration
+from .errors import (
+    CalibrationError,
+    GalleryError,
+    GalleryLockedError,
+    InvalidEmbeddingError,
+    InvalidTargetError,
+    ModelMismatchError,
+    NotFoundError,
+)
 from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
 from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
 
 __all__ = [
-    "AddResult", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig", "GalleryError", "GalleryInfo",
-    "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "Match",
-    "ModelMismatchError", "NewFace", "NotFoundError", "VectorIndex",
+    "AddResult", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig",
+    "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
+    "InvalidEmbeddingError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace", "NotFoundError",
+    "VectorIndex",
 ]
