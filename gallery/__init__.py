@@ -22,10 +22,10 @@ from .errors import (
     NotFoundError,
 )
 from .index import INDEX_TYPES, FaissIndex, IndexConfig, VectorIndex
-from .store import AddResult, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
+from .store import AddResult, AppliedCalibration, Enrolment, Gallery, GalleryInfo, Identity, Match, NewFace
 
 __all__ = [
-    "AddResult", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig",
+    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig",
     "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "InvalidEmbeddingError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace", "NotFoundError",
     "VectorIndex",

@@ -13,7 +13,9 @@ run concurrently and never see a half-applied change.
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import time
 import os
 import threading
 from dataclasses import dataclass, field
@@ -37,9 +39,11 @@ from sqlalchemy.engine import Engine
 
 from facesearch.embedder.distances import DEFAULT_CUTOFF, SCALE, from_squared_l2, to_squared_l2
 
-from . import snapshot
+from . import calibration, snapshot
+from .calibration import Calibration
 from .config import GalleryConfig
 from .errors import (
+    CalibrationError,
     GalleryError,
     GalleryLockedError,
     InvalidEmbeddingError,
@@ -55,6 +59,8 @@ from .schema import changes, faces, gallery_meta, identities
 log = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 50_000
+CALIBRATION_KEY = "calibration"   # gallery_meta row: the applied calibration as JSON
+CALIBRATION_TTL_S = 2.0           # how stale a process's copy of the applied cutoff may be (other writers)
 
 
 @dataclass
@@ -113,6 +119,19 @@ class GalleryInfo:
     index_type: str
 
 
+@dataclass(frozen=True)
+class AppliedCalibration:
+    """A calibration stored in gallery_meta, with when it was applied and the change it saw last."""
+    calibration: Calibration
+    calibrated_at: datetime
+    seq: int                       # the change log's last seq when the faces were read
+    changes_since: int = 0         # faces enrolled or deleted since (filled in by calibration_status)
+
+    @property
+    def stale(self) -> bool:
+        return self.changes_since > 0
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -145,6 +164,7 @@ class Gallery:
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
+        self._cutoff_cache: tuple[float, float | None] = (-np.inf, None)   # (read at, calibrated cutoff)
 
     # -- opening --------------------------------------------------------------
     @classmethod
@@ -537,6 +557,70 @@ class Gallery:
         best = int(np.argmin(sq))
         return Match(row.identity_id, row.display_name, float(from_squared_l2(sq[best])), stored[best].id)
 
+    # -- calibration (docs/calibration.md) -------------------------------------------
+    def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(identity pk per face, unit vectors, last change seq) of every face, read from SQL in one snapshot."""
+        with self.engine.connect() as conn, conn.begin():
+            seq = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            rows = conn.execute(select(faces.c.identity_pk, faces.c.embedding)).all()
+        labels = np.fromiter((r.identity_pk for r in rows), np.int64, len(rows))
+        vectors = np.frombuffer(b"".join(r.embedding for r in rows), "<f4").reshape(len(rows), self.dimension)
+        return labels, vectors.astype(np.float32), seq
+
+    def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False) -> Calibration:
+        """Fit the cutoff to the enrolled faces (gallery.calibration); apply: store it for every process.
+
+        Raises InvalidTargetError for a target outside [0, 1), CalibrationError when there is not
+        enough data or no cutoff reaches the target.
+        """
+        calibration.targets(target_fpir, target_fnir)
+        labels, vectors, seq = self.labelled_vectors()
+        result = calibration.calibrate(vectors, labels, target_fpir, target_fnir)
+        if apply:
+            record = {**result.to_dict(), "calibrated_at": _now().isoformat(), "seq": seq, "model_id": self.model_id}
+            with self.engine.begin() as conn:
+                conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
+                conn.execute(insert(gallery_meta).values(key=CALIBRATION_KEY, value=json.dumps(record)))
+            self._cutoff_cache = (time.monotonic(), result.max_distance)
+            log.info("calibrated: max_distance %.4f (FPIR %.4f, FNIR %.4f) on %d faces of %d identities",
+                     result.max_distance, result.expected_fpir, result.expected_fnir, result.faces, result.identities)
+        return result
+
+    def calibration_status(self) -> AppliedCalibration | None:
+        """The applied calibration with how many faces changed since (from the change log); None if none."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+            if raw is None:
+                return None
+            last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+        record = json.loads(raw)
+        return AppliedCalibration(Calibration.from_dict(record), datetime.fromisoformat(record["calibrated_at"]),
+                                  record["seq"], max(0, last - record["seq"]))
+
+    def calibrated_cutoff(self) -> float | None:
+        """The applied calibration's cutoff (None if none), re-read from SQL at most every CALIBRATION_TTL_S."""
+        read_at, cutoff = self._cutoff_cache
+        now = time.monotonic()
+        if now - read_at >= CALIBRATION_TTL_S:
+            with self.engine.connect() as conn:
+                raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+            cutoff = json.loads(raw)["max_distance"] if raw is not None else None
+            self._cutoff_cache = (now, cutoff)
+        return cutoff
+
+    def recalibrate_if_due(self, every: int) -> Calibration | None:
+        """Recalibrate with the applied calibration's targets once `every` faces changed since; else None."""
+        status = self.calibration_status()
+        if every <= 0 or status is None or status.changes_since < every:
+            return None
+        c = status.calibration
+        try:
+            return self.calibrate(c.target_fpir, c.target_fnir, apply=True)
+        except CalibrationError as exc:
+            log.warning("recalibration after %d changes failed, keeping max_distance %.4f: %s",
+                        status.changes_since, c.max_distance, exc)
+            return None
+
     # -- maintenance --------------------------------------------------------------
     @property
     def changes_since_snapshot(self) -> int:
@@ -587,6 +671,9 @@ class Gallery:
                         embedding=bindparam("emb"), model_id=model_id),
                         [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                 _set_meta(conn, model_id, dimension)
+                # a cutoff fitted to the old model's distances means nothing for the new one
+                conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
+            self._cutoff_cache = (-np.inf, None)
             with self._rw.write():
                 self.index, self.model_id, self.dimension = fresh, model_id, dimension
         self.snapshot()
