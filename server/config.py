@@ -31,6 +31,8 @@ class ServerConfig:
     snapshot_every: int = 10_000            # FACESEARCH_SNAPSHOT_EVERY: changes between index snapshots
     grace_s: float = 10.0                   # FACESEARCH_GRACE_S: SIGTERM drain time
     log_format: str = "json"                # FACESEARCH_LOG_FORMAT: json or text
+    recalibrate_every: int = 0              # FACESEARCH_RECALIBRATE_EVERY: faces changed before a background Calibrate
+    max_distance_explicit: bool = False     # max_distance was given (flag or variable): it beats a calibration
 
 
 OPTIONS = [
@@ -51,6 +53,8 @@ OPTIONS = [
     ("snapshot_every", "--snapshot-every", int, "index changes between snapshots"),
     ("grace_s", "--grace-s", float, "seconds in-flight requests get on SIGTERM"),
     ("log_format", "--log-format", str, "json or text"),
+    ("recalibrate_every", "--recalibrate-every", int,
+     "after this many faces enrolled or deleted, recalibrate in the background with the last targets (0: never)"),
 ]
 
 
@@ -77,11 +81,13 @@ def from_args(args: argparse.Namespace | None = None) -> ServerConfig:
         except ValueError:
             raise settings.SettingError(f"{settings.env_name(name)}/--{name.replace('_', '-')}={raw!r} "
                                         f"is not a valid {type_.__name__}") from None
-    config = ServerConfig(**{**defaults.__dict__, **values})
+    config = ServerConfig(**{**defaults.__dict__, **values, "max_distance_explicit": "max_distance" in values})
     if not 0 < config.max_distance <= MAX_DISTANCE:
         raise settings.SettingError(f"max distance {config.max_distance} must be in (0, {MAX_DISTANCE}]")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise settings.SettingError("TLS needs both --tls-cert and --tls-key")
+    if config.recalibrate_every < 0:
+        raise settings.SettingError("recalibrate every must be at least 0")
     if config.log_format not in ("json", "text"):
         raise settings.SettingError("log format must be json or text")
     return config

@@ -5,7 +5,13 @@ from __future__ import annotations
 import grpc
 
 from facesearch.embedder import ImageError, ImageTooLargeError
-from facesearch.gallery import InvalidEmbeddingError, ModelMismatchError, NotFoundError
+from facesearch.gallery import (
+    CalibrationError,
+    InvalidEmbeddingError,
+    InvalidTargetError,
+    ModelMismatchError,
+    NotFoundError,
+)
 
 
 class RequestError(Exception):
@@ -26,9 +32,9 @@ def status_of(exc: BaseException) -> grpc.StatusCode | None:
         return exc.code
     if isinstance(exc, ImageTooLargeError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if isinstance(exc, (ImageError, InvalidEmbeddingError)):
+    if isinstance(exc, (ImageError, InvalidEmbeddingError, InvalidTargetError)):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, ModelMismatchError):
+    if isinstance(exc, (ModelMismatchError, CalibrationError)):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, NotFoundError):
         return grpc.StatusCode.NOT_FOUND

@@ -16,7 +16,8 @@ from facesearch import __version__
 from facesearch.embedder import Embedder, Face
 from facesearch.embedder.distances import MAX_DISTANCE
 from facesearch.embedder.images import encode_jpeg
-from facesearch.gallery import Enrolment, Gallery, Match, NewFace
+from facesearch.gallery import Calibration, Enrolment, Gallery, Match, NewFace
+from facesearch.gallery.calibration import effective_cutoff
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
@@ -77,6 +78,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
         self._embed_batcher: MicroBatcher | None = None
         self._search_batcher: MicroBatcher | None = None
         self._writes = None
+        self._recalibration: asyncio.Future | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def attach(self, embedder: Embedder, gallery: Gallery, faces: FacePool, writes) -> None:
@@ -119,7 +121,12 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
             raise invalid(f"max_distance {requested} must be between 0 and {MAX_DISTANCE} (0: the default)")
         if requested > MAX_DISTANCE:
             raise invalid(f"max_distance {requested} is over {MAX_DISTANCE}, the largest distance there is")
-        return requested or self.config.max_distance
+        return self._default_cutoff(requested)[0]
+
+    def _default_cutoff(self, requested: float = 0.0) -> tuple[float, str]:
+        return effective_cutoff(requested, configured=self.config.max_distance,
+                                explicit=self.config.max_distance_explicit,
+                                calibrated=self.gallery.calibrated_cutoff())
 
     def _top_k(self, requested: int) -> int:
         if requested > self.config.max_top_k:
@@ -275,7 +282,14 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
         result = await loop.run_in_executor(self._writes, functools.partial(fn, *args, **kwargs))
         if self.gallery.changes_since_snapshot >= self.config.snapshot_every:
             await loop.run_in_executor(self._writes, self.gallery.snapshot)
+        self._maybe_recalibrate()
         return result
+
+    def _maybe_recalibrate(self) -> None:
+        """--recalibrate-every N: one background Calibrate at a time, with the last targets."""
+        if self.config.recalibrate_every and (self._recalibration is None or self._recalibration.done()):
+            self._recalibration = asyncio.get_running_loop().run_in_executor(
+                None, self.gallery.recalibrate_if_due, self.config.recalibrate_every)
 
     @rpc
     async def Verify(self, request, context):
@@ -336,9 +350,22 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
     async def GetInfo(self, request, context):
         loop = asyncio.get_running_loop()
         info = await loop.run_in_executor(None, self.gallery.info)
+        status = await loop.run_in_executor(None, self.gallery.calibration_status)
+        cutoff, source = self._default_cutoff()
         return pb.Info(model_id=info.model_id, dimension=info.dimension,
-                       default_max_distance=self.config.max_distance, identity_count=info.identity_count,
-                       face_count=info.face_count, index_type=info.index_type, version=__version__)
+                       default_max_distance=cutoff, identity_count=info.identity_count,
+                       face_count=info.face_count, index_type=info.index_type, version=__version__,
+                       default_max_distance_source=_SOURCES[source],
+                       calibration_stale=bool(status and status.stale),
+                       changes_since_calibration=status.changes_since if status else 0,
+                       calibrated_at=status.calibrated_at.timestamp() if status else 0.0)
+
+    @rpc
+    async def Calibrate(self, request, context):
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, functools.partial(
+            self.gallery.calibrate, request.target_fpir, request.target_fnir, request.apply))
+        return _calibration(result, request.apply)
 
 
 def _check_identity_id(identity_id: str) -> str:
@@ -361,6 +388,18 @@ def _box(face: Face | None) -> pb.BoundingBox | None:
 def _match(m: Match) -> pb.Match:
     return pb.Match(identity_id=m.identity_id, display_name=m.display_name, distance=m.distance,
                     face_id=str(m.face_id))
+
+
+_SOURCES = {"configured": pb.CUTOFF_SOURCE_CONFIGURED, "calibrated": pb.CUTOFF_SOURCE_CALIBRATED,
+            "default": pb.CUTOFF_SOURCE_DEFAULT}
+
+
+def _calibration(c: Calibration, applied: bool) -> pb.CalibrateResponse:
+    return pb.CalibrateResponse(max_distance=c.max_distance, expected_fpir=c.expected_fpir,
+                                expected_fnir=c.expected_fnir, identities=c.identities,
+                                genuine_comparisons=c.genuine_comparisons,
+                                impostor_comparisons=c.impostor_comparisons, applied=applied, faces=c.faces,
+                                sampled=c.sampled)
 
 
 def _identity(i) -> pb.Identity:
