@@ -82,3 +82,25 @@ def test_reindex_drops_the_calibration_of_the_old_model(tmp_path):
         g.calibrate(apply=True)
         g.reindex("other-model", 128, lambda crops: clustered(1, len(crops), seed=5)[0])
         assert g.calibration_status() is None and g.calibrated_cutoff() is None
+
+
+def test_indexer_calibrate_on_a_data_directory(tmp_path, capsys):
+    import json
+
+    from facesearch.indexer.cli import main
+
+    x, y = clustered(12, 6, noise=0.1)
+    with open_gallery(tmp_path) as g:
+        enrol(g, x, y)
+    assert main(["--data-dir", str(tmp_path), "calibrate", "--target-fnir", "0.02", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {**cal.calibrate(x, y, target_fnir=0.02).to_dict(), "applied": False}
+    assert main(["--data-dir", str(tmp_path), "calibrate", "--apply"]) == 0
+    assert "(applied): expected FPIR" in capsys.readouterr().out
+    with open_gallery(tmp_path) as g:
+        assert g.calibration_status().calibration.target_fnir == 0.01
+        g.delete_identity("p0")
+        for i in range(1, 12):
+            g.delete_identity(f"p{i}")
+    assert main(["--data-dir", str(tmp_path), "calibrate"]) == 2
+    assert "at least 2 identities; the gallery has 0" in capsys.readouterr().err
