@@ -15,7 +15,8 @@ def clustered(identities: int, per: int | list[int], dim: int = 128, noise: floa
     sizes = [per] * identities if isinstance(per, int) else per
     centres = rng.normal(size=(len(sizes), dim))
     labels = np.repeat(np.arange(len(sizes)), sizes)
-    x = centres[labels] / np.linalg.norm(centres[labels], axis=1, keepdims=True) + noise * rng.normal(size=(len(labels), dim))
+    x = centres[labels] / np.linalg.norm(centres[labels], axis=1, keepdims=True)
+    x = x + noise * rng.normal(size=(len(labels), dim))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
