@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    proc = ServerProcess(data_dir, "--recalibrate-every", "3").start()
+    proc = ServerProcess(data_dir).start()   # the restart test adds --recalibrate-every
     yield proc
     proc.stop()
 
@@ -109,6 +109,7 @@ def test_applied_calibration_survives_a_restart_goes_stale_and_recalibrates(serv
     enrol_vectors(client, x, y)
     r = client.calibrate(target_fnir=0.02, apply=True)
     assert server.terminate() == 0
+    server.args += ["--recalibrate-every", "3"]
     server.start()
     with FaceSearchClient(server.target, timeout=120) as c:
         info = c.info()
@@ -123,5 +124,6 @@ def test_applied_calibration_survives_a_restart_goes_stale_and_recalibrates(serv
         while c.info().calibration_stale and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not c.info().calibration_stale
-        not_calibrated = c.identify(embedding=x[0], max_distance=0.01).faces[0]   # the request's own cutoff wins
-        assert not not_calibrated.known
+        stranger = clustered(1, 1, seed=99)[0][0]
+        assert not c.identify(embedding=stranger).faces[0].known                 # the calibrated cutoff
+        assert c.identify(embedding=stranger, max_distance=12).faces[0].known    # the request's own wins
