@@ -121,10 +121,12 @@ def targets(target_fpir: float = 0.0, target_fnir: float = 0.0) -> tuple[float, 
     for name, value in (("target_fpir", target_fpir), ("target_fnir", target_fnir)):
         if not math.isfinite(value) or not 0.0 <= value < 1.0:
             raise InvalidTargetError(f"{name} {value} must be at least 0 and below 1 (0: unset)")
+    # 6 significant digits: a float32 from the API (0.01 arrives as 0.0099999998) means the decimal it was
+    target_fpir, target_fnir = float(f"{target_fpir:.6g}"), float(f"{target_fnir:.6g}")
     if target_fnir:
-        return 0.0, float(target_fnir)
+        return 0.0, target_fnir
     if target_fpir:
-        return float(target_fpir), 0.0
+        return target_fpir, 0.0
     return 0.0, DEFAULT_TARGET_FNIR
 
 

@@ -86,6 +86,9 @@ def test_not_enough_data_says_what_is_missing():
     x, y = clustered(5, 4)   # 20 impostor comparisons; target_fpir 0.1 needs 100
     with pytest.raises(CalibrationError, match="needs at least 100 impostor comparisons.*gives 20, 80 short"):
         cal.calibrate(x, y, target_fpir=0.1)
+    with pytest.raises(CalibrationError, match="needs at least 100 impostor"):
+        cal.calibrate(x, y, target_fpir=float(np.float32(0.1)))   # as the API delivers 0.1
+    assert cal.targets(float(np.float32(0.01)), 0) == (0.01, 0.0)
     for bad in (-0.1, 1.0, float("nan")):
         with pytest.raises(InvalidTargetError):
             cal.calibrate(x, y, target_fnir=bad)
