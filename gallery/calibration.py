@@ -18,9 +18,9 @@ the chosen cutoff.
 All searches are batched and exact: same-identity distances as one matrix
 product per group of equal-size identities, other-identity neighbours as one
 flat FAISS k-NN search of all query faces against every face. Every face is a
-query while that costs at most QUERY_PAIRS comparisons (about 31,600 faces);
-beyond, a seeded sample of max(MIN_QUERIES, QUERY_PAIRS / faces) faces are the
-queries, still against every face, and the result says so. An approximate
+query while that costs at most QUERY_PAIRS comparisons (20,000 faces); beyond,
+a seeded sample of max(MIN_QUERIES, 10 / target_fpir, QUERY_PAIRS / faces)
+faces are the queries, still against every face, and the result says so. An approximate
 index (IVF) was tried instead and under-estimated FPIR by a third at 30k faces:
 a stranger's nearest face is about as far as a random one, which is where IVF
 misses most.
@@ -39,8 +39,8 @@ from facesearch.embedder.distances import MAX_DISTANCE, SCALE
 from .errors import CalibrationError, InvalidTargetError
 
 DEFAULT_TARGET_FNIR = 0.01
-QUERY_PAIRS = 1_000_000_000  # most (query, face) pairs compared: about 1.5 s of flat search on 2 cores
-MIN_QUERIES = 10_000         # a sample has at least this many query faces
+QUERY_PAIRS = 400_000_000    # most (query, face) pairs compared: about 4 s of flat search on 2 busy cores
+MIN_QUERIES = 4_000          # a sample has at least this many query faces (and 10 / target_fpir)
 MIN_IMPOSTOR_MISSES = 10     # the impostor side needs 10 / target_fpir comparisons
 _BLOCK = 1 << 22             # entries per same-identity distance block (16 MiB of float32)
 
@@ -301,7 +301,9 @@ def _enough(nb: Neighbours, target_fpir: float) -> None:
 def calibrate(vectors: np.ndarray, labels: np.ndarray, target_fpir: float = 0.0, target_fnir: float = 0.0,
               **kw) -> Calibration:
     """neighbours() then choose(): the whole calibration of labelled unit vectors."""
-    targets(target_fpir, target_fnir)   # a bad target fails before any search
+    target_fpir, target_fnir = targets(target_fpir, target_fnir)   # a bad target fails before any search
+    if target_fpir:   # a sample must still give the 10 / target_fpir comparisons _enough() asks for
+        kw.setdefault("min_queries", max(MIN_QUERIES, math.ceil(MIN_IMPOSTOR_MISSES / target_fpir - 1e-9)))
     return choose(neighbours(vectors, labels, **kw), target_fpir, target_fnir)
 
 
