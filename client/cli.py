@@ -75,8 +75,26 @@ def cmd_delete(c: FaceSearchClient, args) -> int:
 
 def cmd_info(c: FaceSearchClient, args) -> int:
     r = c.info()
+    source = {1: "configured", 2: "calibrated", 3: "built-in"}.get(r.default_max_distance_source, "")
+    stale = f", calibration stale ({r.changes_since_calibration} faces changed)" if r.calibration_stale else ""
     _say(args, r, f"model {r.model_id} ({r.dimension}-d), {r.identity_count} identities, {r.face_count} faces, "
-                   f"index {r.index_type}, default cutoff {r.default_max_distance:g}, version {r.version}")
+                   f"index {r.index_type}, default cutoff {r.default_max_distance:g} ({source}){stale}, "
+                   f"version {r.version}")
+    return 0
+
+
+def describe_calibration(r, applied: bool) -> str:
+    """One line for a CalibrateResponse, or the gallery's Calibration (facesearch-indexer calibrate)."""
+    sample = f" (a sample of {r.faces} faces)" if r.sampled else ""
+    return (f"max_distance {r.max_distance:.4f}{' (applied)' if applied else ''}: expected FPIR "
+            f"{r.expected_fpir:.4f} (strangers accepted), FNIR {r.expected_fnir:.4f} (enrolled faces missed); "
+            f"{r.identities} identities, {r.genuine_comparisons} genuine and {r.impostor_comparisons} impostor "
+            f"comparisons{sample}")
+
+
+def cmd_calibrate(c: FaceSearchClient, args) -> int:
+    r = c.calibrate(target_fpir=args.target_fpir or 0.0, target_fnir=args.target_fnir or 0.0, apply=args.apply)
+    _say(args, r, describe_calibration(r, r.applied))
     return 0
 
 
@@ -123,6 +141,14 @@ def main(argv=None) -> int:
     p.set_defaults(run=cmd_delete)
 
     sub.add_parser("info", help="model, counts and index of the server").set_defaults(run=cmd_info)
+
+    p = sub.add_parser("calibrate", help="fit the default cutoff to the enrolled faces (docs/calibration.md)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-fnir", type=float, help="enrolled faces missed, at most (genuine side) [0.01]")
+    g.add_argument("--target-fpir", type=float, help="strangers accepted, at most (impostor side)")
+    p.add_argument("--apply", action="store_true", help="store it: max_distance 0 then uses it, on every replica")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    p.set_defaults(run=cmd_calibrate)
 
     args = parser.parse_args(argv)
     try:

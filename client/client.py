@@ -139,6 +139,12 @@ class FaceSearchClient(_Base):
     def info(self, *, timeout=None) -> pb.Info:
         return self.stub.GetInfo(pb.GetInfoRequest(), **self._kw(timeout))
 
+    def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
+                  timeout=None) -> pb.CalibrateResponse:
+        """Fit the cutoff to the enrolled faces; target_fnir decides when set, both 0: target_fnir 0.01."""
+        req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
+        return self.stub.Calibrate(req, **self._kw(timeout))
+
 
 class AsyncFaceSearchClient(_Base):
     """asyncio client (grpc.aio); the same methods as FaceSearchClient, awaited."""
@@ -191,3 +197,8 @@ class AsyncFaceSearchClient(_Base):
 
     async def info(self, *, timeout=None) -> pb.Info:
         return await self.stub.GetInfo(pb.GetInfoRequest(), **self._kw(timeout))
+
+    async def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
+                        timeout=None) -> pb.CalibrateResponse:
+        req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
+        return await self.stub.Calibrate(req, **self._kw(timeout))

@@ -17,11 +17,15 @@ faiss_index, milvus_index, snapshot (manifest), facemap, grouping, paging, valid
 """
 
 from .config import GalleryConfig
+from .calibration import Calibration
+from .calibrated import AppliedCalibration
 from .errors import (
+    CalibrationError,
     GalleryError,
     GalleryLockedError,
     InvalidEmbeddingError,
     InvalidInputError,
+    InvalidTargetError,
     ModelMismatchError,
     NotFoundError,
 )
@@ -31,7 +35,8 @@ from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace
 from .store import Gallery
 
 __all__ = [
-    "AddResult", "Enrolment", "FaissIndex", "Gallery", "GalleryConfig", "GalleryError", "GalleryInfo",
-    "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig", "InvalidEmbeddingError", "InvalidInputError",
-    "Match", "ModelMismatchError", "NewFace", "NotFoundError", "VECTOR_BACKENDS", "VectorIndex", "build_index",
+    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
+    "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
+    "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",
+    "NotFoundError", "VECTOR_BACKENDS", "VectorIndex", "build_index",
 ]

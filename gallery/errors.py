@@ -26,3 +26,18 @@ class ModelMismatchError(GalleryError):
 
 class GalleryLockedError(GalleryError):
     """Another process holds the data directory."""
+
+
+class InvalidTargetError(GalleryError, ValueError):
+    """A calibration target outside [0, 1) (INVALID_ARGUMENT)."""
+
+
+class CalibrationError(GalleryError):
+    """Not enough data to calibrate, or a target no cutoff reaches (FAILED_PRECONDITION).
+
+    floor: when set, the lowest FNIR any cutoff gives on this gallery.
+    """
+
+    def __init__(self, message: str, floor: float | None = None):
+        super().__init__(message)
+        self.floor = floor

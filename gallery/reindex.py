@@ -50,6 +50,7 @@ class Reindex:
                         embedding=bindparam("emb"), model_id=model_id),
                         [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                 set_meta(conn, model_id, dimension)
+                self.forget_calibration(conn)
             with self._rw.write():
                 old, self.index, self.model_id, self.dimension = self.index, fresh, model_id, dimension
             old.close()

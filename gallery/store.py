@@ -9,8 +9,8 @@ Writers are serialised; the index and the in-memory face map (face id ->
 identity) sit behind a readers-writer lock and change together, so searches
 run concurrently and never see a half-applied change.
 
-The methods live by responsibility in writes.py, reads.py, recovery.py and
-reindex.py; this module opens and closes.
+The methods live by responsibility in writes.py, reads.py, recovery.py,
+reindex.py and calibrated.py; this module opens and closes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from .calibrated import Calibrated
 from .config import GalleryConfig
 from .errors import GalleryError, GalleryLockedError
 from .facemap import FaceMap
@@ -36,7 +37,7 @@ from .sql import bind_model, connect, shown
 from .writes import Writes
 
 
-class Gallery(Writes, Reads, Recovery, Reindex):
+class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
     """Open with Gallery.open(); close() (or a with-block) snapshots the index."""
 
     def __init__(self, engine: Engine, config: GalleryConfig, model_id: str, dimension: int,

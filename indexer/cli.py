@@ -68,6 +68,16 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from facesearch.client.cli import describe_calibration
+
+    with Gallery.open(_gallery_config(args)) as g:
+        result = g.calibrate(args.target_fpir or 0.0, args.target_fnir or 0.0, apply=args.apply)
+    print(json.dumps({**result.to_dict(), "applied": args.apply}) if args.json
+          else describe_calibration(result, args.apply))
+    return 0
+
+
 def cmd_list(args) -> int:
     with Gallery.open(_gallery_config(args)) as g:
         token = ""
@@ -183,6 +193,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("stats", help="model, counts and index type")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_stats)
+    p = sub.add_parser("calibrate", help="fit the default cutoff to the enrolled faces (docs/calibration.md)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-fnir", type=float, help="enrolled faces missed, at most (genuine side) [0.01]")
+    g.add_argument("--target-fpir", type=float, help="strangers accepted, at most (impostor side)")
+    p.add_argument("--apply", action="store_true", help="store it in the gallery: servers use it as their default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_calibrate)
     p = sub.add_parser("list", help="identities with their face counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_list)

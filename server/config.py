@@ -45,6 +45,8 @@ class ServerConfig(Settings):
     snapshot_every: int = setting(10_000, "index changes between snapshots", ge=1)
     grace_s: float = setting(10.0, "seconds in-flight requests get on SIGTERM", ge=0)
     log_format: Literal["json", "text"] = setting("json", "log lines on stderr: json or text")
+    recalibrate_every: int = setting(0, "after this many faces enrolled or deleted, recalibrate in the background "
+                                        "with the last Calibrate's targets (0: never)", ge=0)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "ServerConfig":

@@ -10,6 +10,7 @@ import time
 import grpc
 
 from facesearch.service import (
+    CalibrateResult,
     EmbeddingInput,
     FaceMatches,
     FaceSearchService,
@@ -173,6 +174,10 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
     async def GetInfo(self, request, context):
         return _info(await self.service.info())
 
+    @rpc
+    async def Calibrate(self, request, context):
+        return _calibration(await self.service.calibrate(request.target_fpir, request.target_fnir, request.apply))
+
 
 # -- proto <-> service ---------------------------------------------------------------------------
 def _embedding(e: pb.Embedding) -> EmbeddingInput:
@@ -210,7 +215,22 @@ def _identity(i: Identity) -> pb.Identity:
                        face_count=i.face_count, face_ids=[str(f) for f in i.face_ids])
 
 
+_SOURCES = {"configured": pb.CUTOFF_SOURCE_CONFIGURED, "calibrated": pb.CUTOFF_SOURCE_CALIBRATED,
+            "default": pb.CUTOFF_SOURCE_DEFAULT}
+
+
 def _info(i: ServiceInfo) -> pb.Info:
     return pb.Info(model_id=i.model_id, dimension=i.dimension, default_max_distance=i.default_max_distance,
                    identity_count=i.identity_count, face_count=i.face_count, index_type=i.index_type,
-                   version=i.version)
+                   version=i.version, default_max_distance_source=_SOURCES[i.default_max_distance_source],
+                   calibration_stale=i.calibration_stale, changes_since_calibration=i.changes_since_calibration,
+                   calibrated_at=i.calibrated_at)
+
+
+def _calibration(r: CalibrateResult) -> pb.CalibrateResponse:
+    c = r.calibration
+    return pb.CalibrateResponse(max_distance=c.max_distance, expected_fpir=c.expected_fpir,
+                                expected_fnir=c.expected_fnir, identities=c.identities,
+                                genuine_comparisons=c.genuine_comparisons,
+                                impostor_comparisons=c.impostor_comparisons, applied=r.applied, faces=c.faces,
+                                sampled=c.sampled)

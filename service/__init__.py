@@ -17,6 +17,7 @@ from .errors import (
     as_service_error,
 )
 from .results import (
+    CalibrateResult,
     EmbeddedFace,
     EmbedResult,
     EnrollResult,
@@ -33,7 +34,7 @@ from .service import FaceSearchService, Limits, Query
 from .validate import EmbeddingInput
 
 __all__ = [
-    "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
+    "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
     "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
     "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",
     "as_service_error",

@@ -6,7 +6,13 @@ import functools
 import inspect
 
 from facesearch.embedder import ImageError, ImageTooLargeError
-from facesearch.gallery import InvalidInputError, ModelMismatchError, NotFoundError
+from facesearch.gallery import (
+    CalibrationError,
+    InvalidInputError,
+    InvalidTargetError,
+    ModelMismatchError,
+    NotFoundError,
+)
 
 from .batcher import BatcherStopped, QueueFull
 
@@ -40,7 +46,9 @@ _DOMAIN = [
     (ImageTooLargeError, ResourceExhausted),
     (ImageError, InvalidArgument),
     (InvalidInputError, InvalidArgument),
+    (InvalidTargetError, InvalidArgument),
     (ModelMismatchError, FailedPrecondition),
+    (CalibrationError, FailedPrecondition),
     (NotFoundError, NotFound),
     (QueueFull, ResourceExhausted),
     (BatcherStopped, Unavailable),

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facesearch.embedder import Box
-from facesearch.gallery import Identity, Match
+from facesearch.gallery import Calibration, Identity, Match
 
-__all__ = ["EmbedResult", "EmbeddedFace", "EnrollResult", "FaceMatches", "IdentifyResult", "Identity", "Match",
+__all__ = ["CalibrateResult", "Calibration", "EmbedResult", "EmbeddedFace", "EnrollResult", "FaceMatches", "IdentifyResult", "Identity", "Match",
            "Rejection", "ServiceInfo", "VerifyResult"]
 
 
@@ -68,6 +68,12 @@ class EmbedResult:
 
 
 @dataclass(frozen=True)
+class CalibrateResult:
+    calibration: Calibration
+    applied: bool
+
+
+@dataclass(frozen=True)
 class ServiceInfo:
     model_id: str
     dimension: int
@@ -76,3 +82,7 @@ class ServiceInfo:
     face_count: int
     index_type: str
     version: str
+    default_max_distance_source: str = "default"   # request, configured, calibrated or default
+    calibration_stale: bool = False
+    changes_since_calibration: int = 0
+    calibrated_at: float = 0.0                       # Unix time; 0: never calibrated

@@ -18,11 +18,13 @@ from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
 from facesearch.embedder.prepare import sha256_of
 from facesearch.gallery import Enrolment, Gallery, Identity, NewFace
+from facesearch.gallery.calibration import effective_cutoff
 
 from . import validate
 from .enrolment import Candidate, Dedupe, new_face, warning
 from .errors import InvalidArgument, ResourceExhausted, translated
 from .results import (
+    CalibrateResult,
     EmbeddedFace,
     EmbedResult,
     EnrollResult,
@@ -40,14 +42,34 @@ Query = bytes | EmbeddingInput   # an encoded image, or an embedding
 
 @dataclass(frozen=True)
 class Limits:
-    max_distance: float = DEFAULT_CUTOFF   # the default cutoff
+    max_distance: float = DEFAULT_CUTOFF   # the configured cutoff
+    max_distance_explicit: bool = False    # set by the operator: it wins over a calibrated cutoff
     max_top_k: int = 1000
     max_enroll_images: int = 256
+    recalibrate_every: int = 0             # faces enrolled or deleted before a background Calibrate (0: never)
 
 
 class FaceSearchService:
     def __init__(self, embedder: Embedder, gallery: Gallery, runtime: Runtime, limits: Limits = Limits()):
         self.embedder, self.gallery, self.runtime, self.limits = embedder, gallery, runtime, limits
+        self._recalibration: asyncio.Future | None = None
+
+    def default_cutoff(self, requested: float = 0.0) -> tuple[float, str]:
+        """The cutoff a search uses and where it comes from (gallery.calibration.effective_cutoff)."""
+        return effective_cutoff(requested, configured=self.limits.max_distance,
+                                explicit=self.limits.max_distance_explicit,
+                                calibrated=self.gallery.calibrated_cutoff())
+
+    def _cutoff(self, requested: float) -> float:
+        return self.default_cutoff(validate.cutoff(requested, 0.0))[0]
+
+    async def _written(self, fn, *args, **kwargs):
+        """A gallery write, then (--recalibrate-every) one background Calibrate at a time if due."""
+        result = await self.runtime.write(fn, *args, **kwargs)
+        every = self.limits.recalibrate_every
+        if every and (self._recalibration is None or self._recalibration.done()):
+            self._recalibration = asyncio.ensure_future(self.runtime.read(self.gallery.recalibrate_if_due, every))
+        return result
 
     @property
     def model_id(self) -> str:
@@ -69,7 +91,7 @@ class FaceSearchService:
                        face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> IdentifyResult:
         """Every face in the query with its nearest identities within the cutoff."""
         top_k = validate.top_k(top_k, self.limits.max_top_k)
-        cutoff = validate.cutoff(max_distance, self.limits.max_distance)
+        cutoff = self._cutoff(max_distance)
         faces, vectors = await self._query(query, face_mode, max_faces)
         found = await self.runtime.search(vectors, top_k, cutoff) if len(vectors) else []
         return IdentifyResult([FaceMatches(f.box if f else None, f.score if f else 0.0, matches)
@@ -110,7 +132,7 @@ class FaceSearchService:
         faces = [new_face(c, v) for c, v in zip(candidates, vectors)] + [NewFace(v) for v in given]
         if not faces:  # every image was rejected or known: nothing is created or changed
             return result
-        (added,) = await self.runtime.write(
+        (added,) = await self._written(
             self.gallery.add_batch, [Enrolment(identity_id, faces, display_name or None, dict(metadata or {}) or None)],
             model_id=self.model_id)
         result.created, result.face_ids = added.created, added.face_ids
@@ -121,7 +143,7 @@ class FaceSearchService:
                      face_mode: FaceMode = FaceMode.DETECT) -> VerifyResult:
         """1:1: the query's main face against the nearest face of one identity."""
         validate.check_identity_id(identity_id)
-        cutoff = validate.cutoff(max_distance, self.limits.max_distance)
+        cutoff = self._cutoff(max_distance)
         if isinstance(query, bytes):
             face = await self.runtime.faces.primary(query, validate.face_mode(face_mode))
             if face is None:
@@ -151,14 +173,25 @@ class FaceSearchService:
     @translated
     async def delete_identity(self, identity_id: str) -> int:
         """Deletes an identity and its faces; returns how many faces went."""
-        return await self.runtime.write(self.gallery.delete_identity, identity_id)
+        return await self._written(self.gallery.delete_identity, identity_id)
 
     @translated
     async def delete_face(self, face_id: str) -> None:
-        await self.runtime.write(self.gallery.delete_face, validate.face_id(face_id))
+        await self._written(self.gallery.delete_face, validate.face_id(face_id))
 
     @translated
     async def info(self) -> ServiceInfo:
         i = await self.runtime.read(self.gallery.info)
-        return ServiceInfo(i.model_id, i.dimension, self.limits.max_distance, i.identity_count, i.face_count,
-                           i.index_type, __version__)
+        status = await self.runtime.read(self.gallery.calibration_status)
+        cutoff, source = self.default_cutoff()
+        return ServiceInfo(i.model_id, i.dimension, cutoff, i.identity_count, i.face_count, i.index_type, __version__,
+                           source, bool(status and status.stale), status.changes_since if status else 0,
+                           status.calibrated_at.timestamp() if status else 0.0)
+
+    @translated
+    async def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0,
+                        apply: bool = False) -> CalibrateResult:
+        """Fit the cutoff to the enrolled faces (docs/calibration.md); apply: every replica uses it
+        for requests without max_distance, unless the operator set FACESEARCH_MAX_DISTANCE."""
+        result = await self.runtime.read(self.gallery.calibrate, target_fpir, target_fnir, apply)
+        return CalibrateResult(result, apply)

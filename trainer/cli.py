@@ -103,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("calibrate", help="print the max_distance that reaches a target open-set FPIR",
                        description="Print the recommended FACESEARCH_MAX_DISTANCE: the largest cutoff at which at "
-                                   "most --target-fpir of probes of people left out of the gallery are accepted.")
+                                   "most --target-fpir of probes of people left out of the gallery are accepted. "
+                                   "With --target-fnir, what the server's Calibrate would answer with the train "
+                                   "images enrolled (docs/calibration.md).")
     _data_args(c)
+    c.add_argument("--target-fnir", type=float,
+                   help="instead: the gallery estimate, at most this share of enrolled faces missed (genuine side)")
     add_flags(c, EmbedderConfig, only=["model"])
     return parser
 
@@ -122,6 +126,7 @@ def _common(args) -> dict:
     return dict(data=args.data, split=args.split, test_fraction=args.test_fraction, seed=args.seed,
                 face_mode=FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT,
                 cutoff=_cutoff(args), target_fpir=args.target_fpir, progress=not args.no_progress,
+                **({"target_fnir": args.target_fnir} if getattr(args, "target_fnir", None) else {}),
                 **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
 
 
@@ -168,6 +173,16 @@ def cmd_calibrate(args) -> int:
     from .evaluate import EvalConfig, evaluate_model
 
     ev = evaluate_model(EvalConfig(model=_model(args), **_common(args)))
+    if args.target_fnir:
+        c = ev["gallery_calibration"]
+        if "error" in c:
+            raise TrainerError(c["error"])
+        print(f"{math.floor(c['max_distance'] * 100) / 100:.2f}")
+        print(f"FACESEARCH_MAX_DISTANCE={math.floor(c['max_distance'] * 100) / 100:.2f}: with the train images "
+              f"enrolled, Calibrate(target_fnir={args.target_fnir:g}) expects FNIR {c['expected_fnir']:.4f} and FPIR "
+              f"{c['expected_fpir']:.4f} ({c['genuine_comparisons']} genuine, {c['impostor_comparisons']} impostor "
+              f"comparisons).", file=sys.stderr)
+        return 0
     cutoff = ev["recommended_max_distance"]["max_distance"]
     n = ev["open_set"]["nonmated_probes"]
     if not math.isfinite(cutoff):

@@ -27,6 +27,7 @@ class DataConfig:
     face_mode: FaceMode = FaceMode.DETECT
     cutoff: float = DEFAULT_CUTOFF           # acceptance is reported at this service cutoff
     target_fpir: float = 0.01                # the recommended max_distance reaches this open-set FPIR
+    target_fnir: float = 0.01                # gallery calibration (the service's Calibrate) on the train images
     cache_dir: Path = field(default_factory=lambda: EmbedderConfig.from_env().cache_dir / "trainer")
     progress: bool = True
 

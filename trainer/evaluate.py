@@ -31,7 +31,7 @@ def evaluate_model(cfg: EvalConfig, embedder: Embedder | None = None) -> dict:
 
     ev = metrics.evaluate(embed(dataset.train), dataset.labels(dataset.train), embed(dataset.test),
                           dataset.labels(dataset.test), dataset.people, cutoff=cfg.cutoff,
-                          target_fpir=cfg.target_fpir, seed=cfg.seed)
+                          target_fpir=cfg.target_fpir, target_fnir=cfg.target_fnir, seed=cfg.seed)
     ev["model_id"] = embedder.model_id
     ev["notes"] = dataset.notes + [f"no usable face, skipped: {why}" for why in rejected.values()]
     return ev

@@ -8,7 +8,9 @@ Protocols, on a train/test split of labelled embeddings:
 - open set: each person in turn left out of the gallery (train images of the
   others); the left-out person's test images are the non-mated probes, the
   others' test images the mated ones. FNIR at fixed FPIR, and the cutoff
-  that reaches a target FPIR (calibration).
+  that reaches a target FPIR (calibration);
+- gallery calibration: what the service's Calibrate would answer with the
+  train images enrolled (facesearch.gallery.calibration, the same code).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from facesearch.embedder.distances import DEFAULT_CUTOFF, pairwise
+from facesearch.gallery import calibration
+from facesearch.gallery.calibration import threshold_at
+from facesearch.gallery.errors import CalibrationError
 
 
 def _stats(d: np.ndarray) -> dict:
@@ -24,17 +29,6 @@ def _stats(d: np.ndarray) -> dict:
     p = np.percentile(d, [5, 50, 95])
     return {"count": int(len(d)), "min": float(d.min()), "p5": float(p[0]), "median": float(p[1]),
             "mean": float(d.mean()), "p95": float(p[2]), "max": float(d.max())}
-
-
-def threshold_at(negatives: np.ndarray, rate: float) -> float:
-    """The largest cutoff (accept d <= t) whose false-accept share of `negatives` is at most `rate`."""
-    s = np.sort(np.asarray(negatives, dtype=np.float64))
-    if len(s) == 0:
-        return float("nan")
-    allowed = int(np.floor(rate * len(s) + 1e-9))
-    if allowed >= len(s):
-        return float(s[-1])
-    return float(np.nextafter(s[allowed], -np.inf))
 
 
 def pair_distances(train_e, train_y, test_e, test_y) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +114,16 @@ def calibrate(probes: dict, target_fpir: float) -> float:
     return threshold_at(probes["nonmated_distance"], target_fpir)
 
 
+def gallery_calibration(train_e, train_y, target_fnir: float) -> dict:
+    """The service's Calibrate(target_fnir) on a gallery of the train images, or why it cannot."""
+    try:
+        return calibration.calibrate(train_e, train_y, target_fnir=target_fnir).to_dict()
+    except CalibrationError as exc:
+        return {"error": str(exc)}
+
+
 def evaluate(train_e, train_y, test_e, test_y, people: list[str], *, cutoff: float = DEFAULT_CUTOFF,
-             target_fpir: float = 0.01, seed: int = 0) -> dict:
+             target_fpir: float = 0.01, target_fnir: float = calibration.DEFAULT_TARGET_FNIR, seed: int = 0) -> dict:
     """Every figure of the report (see the module docstring); JSON-ready."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     anchors = [int(np.flatnonzero(train_y == c)[0]) for c in range(len(people)) if (train_y == c).any()]
@@ -165,5 +167,6 @@ def evaluate(train_e, train_y, test_e, test_y, people: list[str], *, cutoff: flo
                        "impostor_accepted": float(np.mean(all_d[~all_same] <= cutoff))},
         "best_cutoff": verification["threshold"],
         "recommended_max_distance": {"target_fpir": target_fpir, "max_distance": recommended},
+        "gallery_calibration": gallery_calibration(train_e, train_y, target_fnir),
         "_curves": {"roc": roc(d, same), "genuine": gen.tolist(), "impostor": imp.tolist()},
     }

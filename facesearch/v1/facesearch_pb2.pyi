@@ -12,9 +12,20 @@ class FaceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACE_MODE_UNSPECIFIED: _ClassVar[FaceMode]
     FACE_MODE_DETECT: _ClassVar[FaceMode]
     FACE_MODE_CROPPED: _ClassVar[FaceMode]
+
+class CutoffSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CUTOFF_SOURCE_UNSPECIFIED: _ClassVar[CutoffSource]
+    CUTOFF_SOURCE_CONFIGURED: _ClassVar[CutoffSource]
+    CUTOFF_SOURCE_CALIBRATED: _ClassVar[CutoffSource]
+    CUTOFF_SOURCE_DEFAULT: _ClassVar[CutoffSource]
 FACE_MODE_UNSPECIFIED: FaceMode
 FACE_MODE_DETECT: FaceMode
 FACE_MODE_CROPPED: FaceMode
+CUTOFF_SOURCE_UNSPECIFIED: CutoffSource
+CUTOFF_SOURCE_CONFIGURED: CutoffSource
+CUTOFF_SOURCE_CALIBRATED: CutoffSource
+CUTOFF_SOURCE_DEFAULT: CutoffSource
 
 class IdentifyRequest(_message.Message):
     __slots__ = ("image", "embedding", "top_k", "max_distance", "face_mode", "max_faces")
@@ -235,7 +246,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Info(_message.Message):
-    __slots__ = ("model_id", "dimension", "default_max_distance", "identity_count", "face_count", "index_type", "version")
+    __slots__ = ("model_id", "dimension", "default_max_distance", "identity_count", "face_count", "index_type", "version", "default_max_distance_source", "calibration_stale", "changes_since_calibration", "calibrated_at")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +254,10 @@ class Info(_message.Message):
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MAX_DISTANCE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_STALE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_SINCE_CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_AT_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     default_max_distance: float
@@ -250,7 +265,43 @@ class Info(_message.Message):
     face_count: int
     index_type: str
     version: str
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., default_max_distance: _Optional[float] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., index_type: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    default_max_distance_source: CutoffSource
+    calibration_stale: bool
+    changes_since_calibration: int
+    calibrated_at: float
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., default_max_distance: _Optional[float] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., index_type: _Optional[str] = ..., version: _Optional[str] = ..., default_max_distance_source: _Optional[_Union[CutoffSource, str]] = ..., calibration_stale: _Optional[bool] = ..., changes_since_calibration: _Optional[int] = ..., calibrated_at: _Optional[float] = ...) -> None: ...
+
+class CalibrateRequest(_message.Message):
+    __slots__ = ("target_fpir", "target_fnir", "apply")
+    TARGET_FPIR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FNIR_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    target_fpir: float
+    target_fnir: float
+    apply: bool
+    def __init__(self, target_fpir: _Optional[float] = ..., target_fnir: _Optional[float] = ..., apply: _Optional[bool] = ...) -> None: ...
+
+class CalibrateResponse(_message.Message):
+    __slots__ = ("max_distance", "expected_fpir", "expected_fnir", "identities", "genuine_comparisons", "impostor_comparisons", "applied", "faces", "sampled")
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FPIR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FNIR_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    GENUINE_COMPARISONS_FIELD_NUMBER: _ClassVar[int]
+    IMPOSTOR_COMPARISONS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    max_distance: float
+    expected_fpir: float
+    expected_fnir: float
+    identities: int
+    genuine_comparisons: int
+    impostor_comparisons: int
+    applied: bool
+    faces: int
+    sampled: bool
+    def __init__(self, max_distance: _Optional[float] = ..., expected_fpir: _Optional[float] = ..., expected_fnir: _Optional[float] = ..., identities: _Optional[int] = ..., genuine_comparisons: _Optional[int] = ..., impostor_comparisons: _Optional[int] = ..., applied: _Optional[bool] = ..., faces: _Optional[int] = ..., sampled: _Optional[bool] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("image", "face_mode", "max_faces")

@@ -84,6 +84,11 @@ class FaceSearchStub:
                 request_serializer=facesearch_dot_v1_dot_facesearch__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.Info.FromString,
                 _registered_method=True)
+        self.Calibrate = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/Calibrate',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.FromString,
+                _registered_method=True)
 
 
 class FaceSearchServicer:
@@ -153,6 +158,13 @@ class FaceSearchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Calibrate(self, request, context):
+        """fit the default cutoff to the enrolled faces (docs/calibration.md)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceSearchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +217,11 @@ def add_FaceSearchServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.GetInfoRequest.FromString,
                     response_serializer=facesearch_dot_v1_dot_facesearch__pb2.Info.SerializeToString,
+            ),
+            'Calibrate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calibrate,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -477,6 +494,33 @@ class FaceSearch:
             '/facesearch.v1.FaceSearch/GetInfo',
             facesearch_dot_v1_dot_facesearch__pb2.GetInfoRequest.SerializeToString,
             facesearch_dot_v1_dot_facesearch__pb2.Info.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calibrate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/Calibrate',
+            facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.FromString,
             options,
             channel_credentials,
             insecure,

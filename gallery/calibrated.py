@@ -1,0 +1,112 @@
+"""The Gallery's calibration: fit the cutoff to the enrolled faces, store it in SQL for every
+process, and tell how stale it is (docs/calibration.md). The estimates are gallery/calibration.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+
+from . import calibration
+from .calibration import Calibration
+from .errors import CalibrationError
+from .schema import changes, gallery_meta
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_KEY = "calibration"   # gallery_meta row: the applied calibration as JSON
+CALIBRATION_TTL_S = 2.0           # how stale a process's copy of the applied cutoff may be (other writers)
+
+
+@dataclass(frozen=True)
+class AppliedCalibration:
+    """A calibration stored in gallery_meta, with when it was applied and the change it saw last."""
+    calibration: Calibration
+    calibrated_at: datetime
+    seq: int                       # the change log's last seq when the faces were read
+    changes_since: int = 0         # faces enrolled or deleted since (filled in by calibration_status)
+
+    @property
+    def stale(self) -> bool:
+        return self.changes_since > 0
+
+
+class Calibrated:
+    """Gallery methods (mixed into Gallery)."""
+
+    _cutoff_cache: tuple[float, float | None] = (-np.inf, None)   # (read at, calibrated cutoff)
+
+    def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(identity pk per face, unit vectors, last change seq) of every face, read from SQL in one snapshot."""
+        with self.engine.connect() as conn, conn.begin():
+            seq = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            # plain driver tuples: SQLAlchemy rows cost seconds at 100k faces
+            rows = conn.exec_driver_sql("SELECT identity_pk, embedding FROM faces").fetchall()
+        labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        vectors = np.frombuffer(b"".join(bytes(r[1]) for r in rows), "<f4").reshape(len(rows), self.dimension)
+        return labels, vectors.astype(np.float32), seq
+
+    def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False) -> Calibration:
+        """Fit the cutoff to the enrolled faces; apply: store it for every process.
+
+        Raises InvalidTargetError for a target outside [0, 1), CalibrationError when there is not
+        enough data or no cutoff reaches the target.
+        """
+        calibration.targets(target_fpir, target_fnir)
+        labels, vectors, seq = self.labelled_vectors()
+        result = calibration.calibrate(vectors, labels, target_fpir, target_fnir)
+        if apply:
+            record = {**result.to_dict(), "calibrated_at": datetime.now(timezone.utc).isoformat(), "seq": seq,
+                      "model_id": self.model_id}
+            with self.engine.begin() as conn:
+                conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
+                conn.execute(insert(gallery_meta).values(key=CALIBRATION_KEY, value=json.dumps(record)))
+            self._cutoff_cache = (time.monotonic(), result.max_distance)
+            log.info("calibrated: max_distance %.4f (FPIR %.4f, FNIR %.4f) on %d faces of %d identities",
+                     result.max_distance, result.expected_fpir, result.expected_fnir, result.faces, result.identities)
+        return result
+
+    def calibration_status(self) -> AppliedCalibration | None:
+        """The applied calibration with how many faces changed since (from the change log); None if none."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+            if raw is None:
+                return None
+            last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+        record = json.loads(raw)
+        return AppliedCalibration(Calibration.from_dict(record), datetime.fromisoformat(record["calibrated_at"]),
+                                  record["seq"], max(0, last - record["seq"]))
+
+    def calibrated_cutoff(self) -> float | None:
+        """The applied calibration's cutoff (None if none), re-read from SQL at most every CALIBRATION_TTL_S."""
+        read_at, cutoff = self._cutoff_cache
+        now = time.monotonic()
+        if now - read_at >= CALIBRATION_TTL_S:
+            with self.engine.connect() as conn:
+                raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+            cutoff = json.loads(raw)["max_distance"] if raw is not None else None
+            self._cutoff_cache = (now, cutoff)
+        return cutoff
+
+    def forget_calibration(self, conn) -> None:
+        """Inside a transaction that changes the model: a cutoff fitted to other distances means nothing."""
+        conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
+        self._cutoff_cache = (-np.inf, None)
+
+    def recalibrate_if_due(self, every: int) -> Calibration | None:
+        """Recalibrate with the applied calibration's targets once `every` faces changed since; else None."""
+        status = self.calibration_status()
+        if every <= 0 or status is None or status.changes_since < every:
+            return None
+        c = status.calibration
+        try:
+            return self.calibrate(c.target_fpir, c.target_fnir, apply=True)
+        except CalibrationError as exc:
+            log.warning("recalibration after %d changes failed, keeping max_distance %.4f: %s",
+                        status.changes_since, c.max_distance, exc)
+            return None
