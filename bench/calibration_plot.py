@@ -20,9 +20,9 @@ import numpy as np
 
 from bench import common
 
-from facesearch.embedder import Embedder, EmbedderConfig, WeightsCache, decode, pairwise, primary_face  # noqa: E402
-from facesearch.embedder.distances import DEFAULT_CUTOFF  # noqa: E402
-from facesearch.gallery import calibration as cal  # noqa: E402
+from facesearch.embedder import Embedder, EmbedderConfig, WeightsCache, decode, pairwise, primary_face
+from facesearch.embedder.distances import DEFAULT_CUTOFF
+from facesearch.gallery import calibration as cal
 
 REPO = Path(__file__).resolve().parent.parent
 AVENGERS = Path(os.environ.get("FACESEARCH_SHARED", REPO.parent / "shared")) / "data" / "avengers"

@@ -1,6 +1,6 @@
 """Face detection per photo: eager mtcnn 1.0 against the compiled and the batched MTCNN, and each stage's cost.
 
-    .venv/bin/python bench/detect.py [--rounds 5]
+    .venv/bin/python -m bench.detect [--rounds 5]
 
 On the 25 photos of the 5-celebrity val set, in one run with the three
 detectors interleaved round by round (each round rotates their order):
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
-from facesearch.embedder import Embedder, FaceDetector, WeightsCache, decode, primary_face  # noqa: E402
+from facesearch.embedder import Embedder, FaceDetector, WeightsCache, decode, primary_face
 
 STAGES = ("decode", "pnet", "rnet", "onet", "crop", "embed")
 
