@@ -223,7 +223,11 @@ SECTIONS = {"embedder": section_embedder, "gallery": section_gallery, "gallery_r
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
           "gallery_rw": "Gallery readers and a writer (`bench/gallery_rw.py`)",
           "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
-          "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)"}
+          "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
+          "photos": "The photo path against the raw model (`bench/photos.py`)",
+          "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",
+          "calibrate": "Calibrate at 100k faces (`bench/calibrate.py`)",
+          "soak": "Soak (`make soak`, `bench/soak.py`)", "backends": "Vector backends (`bench/backends.py`)"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +349,44 @@ def plot_embedder(results: dict, out: Path) -> bool:
     return _save(fig, out)
 
 
+def plot_photos(results: dict, out: Path) -> bool:
+    """Identify on photos against concurrency, after this work, with the figures from before it."""
+    d = results.get("photos")
+    if not d or not d.get("identify_photo"):
+        return False
+    rows = d["identify_photo"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([r["concurrency"] for r in rows], [r["qps"] for r in rows], "o-", label="Identify on photos (now)")
+    ax.axhline(d["raw"]["crops_per_s_b64"] * 0.5, ls=":", color="grey", label="goal: 0.5x the raw model")
+    before = d.get("before_this_work", {})
+    if "photos_per_s" in before:
+        ax.plot(*zip(*sorted((int(c), q) for c, q in before["photos_per_s"].items())), "s--",
+                label="before (eager MTCNN)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrency")
+    ax.set_ylabel("photos/s")
+    ax.legend()
+    ax.set_title("Identify on photos (5-celebrity val) against concurrency")
+    return _save(fig, out)
+
+
+def plot_soak(results: dict, out: Path) -> bool:
+    d = results.get("soak")
+    if not d or not d.get("samples"):
+        return False
+    t = [s["t"] / 60 for s in d["samples"]]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(t, [s["rss_mib"] for s in d["samples"]], color="tab:blue", label="server RSS (MiB)")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS (MiB)")
+    ax2 = ax.twinx()
+    ax2.plot(t, [s["qps"] for s in d["samples"]], color="tab:orange", label="requests/s")
+    ax2.set_ylabel("requests/s")
+    fig.legend(loc="lower right")
+    ax.set_title("Soak: server RSS and throughput")
+    return _save(fig, out)
+
+
 def plot_gallery(results: dict, out: Path) -> bool:
     d = results.get("gallery")
     if not d or not d.get("results"):
@@ -420,7 +462,9 @@ def build(results: dict, out: Path, folder: Path = BENCH / "results") -> str:
     plots = [("throughput.png", plot_throughput, "Throughput against concurrency, with each run's baselines"),
              ("latency_cdf.png", plot_latency_cdf, "Latency CDFs (every request)"),
              ("embedder.png", plot_embedder, "Embedder throughput by batch"),
-             ("gallery.png", plot_gallery, "Gallery search against bare FAISS")]
+             ("gallery.png", plot_gallery, "Gallery search against bare FAISS"),
+             ("photos.png", plot_photos, "Identify on photos against concurrency, before and after"),
+             ("soak.png", plot_soak, "Soak: server RSS and throughput over time")]
     drawn = []
     for name, fn, title in plots:
         path = plots_dir / name

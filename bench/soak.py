@@ -274,7 +274,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between RSS/fd samples [10]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "soak.json")
-    parser.add_argument("--plot", type=Path, default=REPO / "bench" / "plots" / "soak.png")
+    parser.add_argument("--plot", type=Path, default=REPO / "bench" / "plots" / "soak-run.png",
+                        help="this run's RSS/QPS plot (bench/REPORT.md draws its own from the JSON)")
     args = parser.parse_args(argv)
     duration = args.seconds if args.seconds is not None else args.minutes * 60
     warmup = min(WARMUP_S, duration / 5)
