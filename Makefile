@@ -17,7 +17,7 @@ help:
 	@echo "              ghz's reports in bench/results/ghz/, a summary in bench/results/loadtest.json"
 	@echo "make ghz      build ghz $(GHZ_VERSION) into $(VENV)/bin with Go, unless it is there (make test and make loadtest do this)"
 	@echo "make soak     install, load a real server with a mixed load for 30 minutes (SOAK_ARGS=\"--minutes 5\"),"
-	@echo "              then check every acknowledged write; bench/results/soak.json and bench/plots/soak.png"
+	@echo "              then check every acknowledged write; bench/results/soak.json, plotted by make bench"
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "facesearch needs Python >= 3.11"'

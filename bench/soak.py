@@ -8,8 +8,8 @@ IdentifyStream, Enroll, Verify, ListIdentities, DeleteFace and DeleteIdentity, p
 deliberately bad requests that must fail with their expected status. Every 10 s the server's
 RSS and open file descriptors are sampled. At the end the gallery is checked against a ledger
 of what the server acknowledged: every acknowledged face is there, every acknowledged delete is
-gone. Writes bench/results/soak.json and bench/plots/soak.png; exits 1 on any unexpected error
-or loss.
+gone. Writes bench/results/soak.json (`python -m bench.report` plots it into bench/REPORT.md);
+exits 1 on any unexpected error or loss.
 """
 
 from __future__ import annotations
@@ -244,28 +244,6 @@ def rss_growth(samples: list[dict], warmup_s: float) -> float | None:
     return float(np.median(tail) / np.median(head) - 1)
 
 
-def plot(samples: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = [s["t"] / 60 for s in samples]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(t, [s["rss_mib"] for s in samples], color="tab:blue", label="server RSS (MiB)")
-    ax.set_xlabel("minutes")
-    ax.set_ylabel("RSS (MiB)")
-    ax2 = ax.twinx()
-    ax2.plot(t, [s["qps"] for s in samples], color="tab:orange", label="requests/s")
-    ax2.set_ylabel("requests/s")
-    fig.legend(loc="lower right")
-    ax.set_title("soak: server RSS and throughput")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="how long to load the server [30]")
@@ -274,8 +252,6 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between RSS/fd samples [10]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "soak.json")
-    parser.add_argument("--plot", type=Path, default=REPO / "bench" / "plots" / "soak-run.png",
-                        help="this run's RSS/QPS plot (bench/REPORT.md draws its own from the JSON)")
     args = parser.parse_args(argv)
     duration = args.seconds if args.seconds is not None else args.minutes * 60
     warmup = min(WARMUP_S, duration / 5)
@@ -325,8 +301,6 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    if samples:
-        plot(samples, args.plot)
     print(f"{result['requests']} requests in {elapsed:.0f} s ({result['qps']}/s); unexpected errors "
           f"{sum(valid_errors.values())}; bad requests {sum(bad_codes.values())} "
           f"({sum(unexpected_bad.values())} with the wrong status); lost {len(ledger_check['lost'])}; "
