@@ -85,3 +85,16 @@ def test_pointer_resolves(source, doc, anchor):
     assert target.is_file(), f"{source} points to docs/{doc}, which does not exist"
     if anchor:
         assert anchor in anchors(target), f"{source} points to docs/{doc}#{anchor}, which has no such heading"
+
+
+def test_the_readme_layout_table_names_every_folder():
+    """README's Layout table and the repository's top-level folders (those git tracks) are the same."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    folders = {path.split("/")[0] for path in tracked if "/" in path and not path.startswith(".")}
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("\n## ", readme.index("## Layout") + 1)]
+    listed = {cell.strip("`/") for row in layout.splitlines() if row.startswith("| `")
+              for cell in row.split("|")[1].replace(",", " ").split() if cell.endswith("/`")}
+    assert listed == folders, f"only in the README: {sorted(listed - folders)}; only in git: {sorted(folders - listed)}"
