@@ -32,7 +32,8 @@ def connect(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        # hide_parameters: SQL logs and errors never show values (embeddings, names, metadata)
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", hide_parameters=True)
     except Exception as exc:  # unknown dialect, driver not installed
         raise GalleryError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if engine.dialect.name == "sqlite":
