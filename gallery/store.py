@@ -53,6 +53,8 @@ class Gallery(Writes, Reads, Recovery, Reindex):
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
+        self.unhealthy_reason: str | None = None   # set while the index may miss committed changes
+        self.on_health = None   # on_health(reason or None): called when healthy changes (Recovery)
 
     @classmethod
     def open(cls, config: GalleryConfig | None = None, *, model_id: str | None = None,
@@ -96,7 +98,7 @@ class Gallery(Writes, Reads, Recovery, Reindex):
             return
         self._closed = True
         try:
-            if snapshot and self.changes_since_snapshot:
+            if snapshot and self.changes_since_snapshot and self.healthy:
                 self.snapshot()
         finally:
             self.index.close()

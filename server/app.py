@@ -94,7 +94,16 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             for name in ("", SERVICE):
                 loop.create_task(health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
 
+        def gallery_health(reason: str | None) -> None:  # from the writer thread: the index may miss changes
+            status = health_pb2.HealthCheckResponse.SERVING if reason is None else \
+                health_pb2.HealthCheckResponse.NOT_SERVING
+            if reason is not None:
+                log.critical("not serving: %s", reason)
+            for name in ("", SERVICE):
+                asyncio.run_coroutine_threadsafe(health_servicer.set(name, status), loop)
+
         embedder, gallery = await loop.run_in_executor(None, load)
+        gallery.on_health = gallery_health
         runtime = Runtime(embedder, gallery, detect_workers=config.detect_workers, max_batch=config.max_batch,
                           max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
                           max_queued=config.max_queued, on_batch=metrics.batch, on_stopped=stopped)
