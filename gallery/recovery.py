@@ -220,7 +220,10 @@ class Recovery:
         """Write the index atomically with its watermark; prune the change log up to it.
         A durable index needs no snapshot: only the log is pruned (and None returned).
         Refused (GalleryError) while the gallery is unhealthy: the index may miss changes."""
-        with self._write, self._rw.read():
+        # Only the writer lock: every index change holds it, so the index and its watermark stay
+        # still while the files are written, and searches never wait (taking the read side would
+        # queue them behind the next writer, the lock being writer-preferring).
+        with self._write:
             if self.unhealthy_reason is not None:
                 raise GalleryError(f"no snapshot while the gallery is unhealthy: {self.unhealthy_reason}")
             path = None if self.index.durable else \

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from .batcher import MicroBatcher
 from .faces import FacePool
 
 SEARCH_BATCH = 256
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -29,6 +31,8 @@ class Runtime:
         self.faces = FacePool(embedder.config, detect_workers)
         self.snapshot_every = snapshot_every
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
+        self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-snapshots")
+        self._maintenance: concurrent.futures.Future | None = None
 
         def hook(name):
             return (lambda n: on_batch(name, n)) if on_batch else None
@@ -52,6 +56,7 @@ class Runtime:
         for batcher in (self._embed, self._search):
             await batcher.stop()
         self._writes.shutdown(wait=True)
+        self._background.shutdown(wait=True)
         self.faces.shutdown()
 
     @property
@@ -78,9 +83,27 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
     async def write(self, fn, *args, **kwargs):
-        """A gallery write on the one writer thread, then a snapshot when enough changes piled up."""
+        """A gallery write on the one writer thread. A snapshot, when enough changes piled up, runs
+        in the background afterwards: a committed write never answers an error because of it."""
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._writes, functools.partial(fn, *args, **kwargs))
-        if self.gallery.changes_since_snapshot >= self.snapshot_every:
-            await loop.run_in_executor(self._writes, self.gallery.snapshot)
+        self.maintain()
         return result
+
+    def maintain(self) -> concurrent.futures.Future | None:
+        """Start a background snapshot (or, while the gallery is unhealthy, a rebuild) if one is due
+        and none is running; a failure is logged and tried again after a later write."""
+        due = not self.gallery.healthy or self.gallery.changes_since_snapshot >= self.snapshot_every
+        if not due or (self._maintenance is not None and not self._maintenance.done()):
+            return None
+        self._maintenance = self._background.submit(self._maintain)
+        return self._maintenance
+
+    def _maintain(self) -> None:
+        try:
+            if not self.gallery.healthy:
+                self.gallery.recover()
+            elif self.gallery.changes_since_snapshot >= self.snapshot_every:
+                self.gallery.snapshot()
+        except Exception:
+            log.exception("background snapshot failed; it is tried again after a later write")

@@ -73,3 +73,82 @@ def test_the_next_write_retries_the_rebuild(tmp_path, monkeypatch):
         assert g.healthy
         assert sorted(g.indexed_ids().tolist()) == sorted(a + b)
         assert g.changes_since_snapshot > 0
+
+
+def runtime_for(g, snapshot_every=1):
+    from types import SimpleNamespace
+
+    from facesearch.embedder import EmbedderConfig
+    from facesearch.service import Runtime
+
+    embedder = SimpleNamespace(config=EmbedderConfig(), dimension=D, model_id="test-model",
+                               embed_crops=lambda crops: np.zeros((len(crops), D), np.float32))
+    return Runtime(embedder, g, snapshot_every=snapshot_every)
+
+
+def test_a_failing_snapshot_never_fails_the_committed_write(tmp_path, monkeypatch, caplog):
+    import asyncio
+
+    rng = np.random.default_rng(2)
+    x = unit(rng, 4)
+    with open_gallery(tmp_path) as g:
+        runtime = runtime_for(g)
+        calls = []
+
+        def full_disk():
+            calls.append(1)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(g, "snapshot", full_disk)
+
+        async def main():
+            result = await runtime.write(g.add_faces, "a", [NewFace(x[0])])
+            if runtime._maintenance is not None:
+                runtime._maintenance.result()
+            again = await runtime.write(g.add_faces, "a", [NewFace(x[1])])   # tried again later
+            runtime._maintenance.result()
+            await runtime.stop()
+            return result, again
+
+        result, again = asyncio.run(main())
+        assert result.face_ids and again.face_ids
+        assert len(calls) == 2
+        assert "background snapshot failed" in caplog.text
+        monkeypatch.undo()
+
+
+def test_a_search_runs_while_a_snapshot_is_being_written(tmp_path, monkeypatch):
+    from facesearch.gallery import snapshot as snapshot_module
+
+    rng = np.random.default_rng(3)
+    x = unit(rng, 20)
+    with open_gallery(tmp_path) as g:
+        enrol_each(g, x)
+        started, release = threading.Event(), threading.Event()
+        real_write = snapshot_module.write
+
+        def slow_write(*a, **kw):
+            started.set()
+            assert release.wait(30)
+            return real_write(*a, **kw)
+
+        monkeypatch.setattr(snapshot_module, "write", slow_write)
+        t = threading.Thread(target=g.snapshot)
+        t.start()
+        assert started.wait(30)
+        # a writer queued behind the snapshot must not hold searches up either
+        w = threading.Thread(target=lambda: g.add_faces("late", [NewFace(x[0])]))
+        w.start()
+        found, searched = [], threading.Event()
+
+        def search():
+            found.extend(g.search(x[:1], max_distance=None))
+            searched.set()
+
+        threading.Thread(target=search, daemon=True).start()
+        ran = searched.wait(30)   # a liveness bound, not a timing check: it blocks until release otherwise
+        release.set()
+        assert ran, "the search waited for the snapshot"
+        t.join(30)
+        w.join(30)
+        assert found[0][0].identity_id == "p0"
