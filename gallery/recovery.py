@@ -36,7 +36,7 @@ class Recovery:
 
     def _snapshot_key(self) -> snapshot.SnapshotKey:
         return snapshot.SnapshotKey(self.model_id, self.dimension,
-                                    snapshot_label(self.config.vector_backend, self.config.index))
+                                    snapshot_label(self.config.vector_backend, self.config.index), self.generation)
 
     @property
     def snapshot_dir(self) -> Path:

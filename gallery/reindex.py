@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from .errors import GalleryError
 from .schema import faces
-from .sql import set_meta
+from .sql import bump_generation, set_meta
 
 
 class Reindex:
@@ -50,8 +50,10 @@ class Reindex:
                         embedding=bindparam("emb"), model_id=model_id),
                         [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                 set_meta(conn, model_id, dimension)
+                new_generation = bump_generation(conn)
             with self._rw.write():
                 old, self.index, self.model_id, self.dimension = self.index, fresh, model_id, dimension
+                self.generation = new_generation
             old.close()
         self.snapshot()
         return len(ids)

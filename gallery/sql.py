@@ -81,6 +81,21 @@ def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> t
         return model_id, dimension
 
 
+def generation(conn) -> int:
+    """How many times the gallery was reindexed: part of the snapshot key, since a reindex to the
+    same model id rewrites every embedding and writes no change-log row."""
+    value = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == "generation")).scalar()
+    return int(value or 0)
+
+
+def bump_generation(conn) -> int:
+    """Within the reindex transaction: the next generation."""
+    new = generation(conn) + 1
+    conn.execute(delete(gallery_meta).where(gallery_meta.c.key == "generation"))
+    conn.execute(insert(gallery_meta), [{"key": "generation", "value": str(new)}])
+    return new
+
+
 def set_meta(conn, model_id: str, dimension: int) -> None:
     conn.execute(delete(gallery_meta).where(gallery_meta.c.key.in_(["model_id", "dimension"])))
     conn.execute(insert(gallery_meta), [{"key": "model_id", "value": model_id},

@@ -32,7 +32,7 @@ from .reads import Reads
 from .recovery import Recovery
 from .reindex import Reindex
 from .rwlock import RWLock
-from .sql import bind_model, connect, shown
+from .sql import bind_model, connect, generation, shown
 from .writes import Writes
 
 
@@ -53,6 +53,7 @@ class Gallery(Writes, Reads, Recovery, Reindex):
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
+        self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key
         self.unhealthy_reason: str | None = None   # set while the index may miss committed changes
         self.on_health = None   # on_health(reason or None): called when healthy changes (Recovery)
 
@@ -80,10 +81,13 @@ class Gallery(Writes, Reads, Recovery, Reindex):
             try:
                 upgrade(engine)
                 model_id, dimension = bind_model(engine, model_id, dimension)
+                with engine.connect() as conn:
+                    current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
             index = build_index(config, dimension)
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
+            gallery.generation = current
             gallery._load_index()
             return gallery
         except BaseException:

@@ -152,3 +152,29 @@ def test_a_search_runs_while_a_snapshot_is_being_written(tmp_path, monkeypatch):
         t.join(30)
         w.join(30)
         assert found[0][0].identity_id == "p0"
+
+
+def test_a_crash_after_reindexing_to_the_same_model_id_never_serves_the_old_vectors(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    x = unit(rng, 12)
+    crops = {}
+    g = open_gallery(tmp_path)
+    res = g.add_batch([Enrolment(f"p{i}", [NewFace(v, crop_jpeg=bytes([i]))]) for i, v in enumerate(x)])
+    ids = [r.face_ids[0] for r in res]
+    g.snapshot()
+    new = unit(rng, 12)
+    crops.update({bytes([i]): new[i] for i in range(12)})
+
+    def crash():
+        raise KeyboardInterrupt("killed before the snapshot")
+
+    monkeypatch.setattr(g, "snapshot", crash)
+    with pytest.raises(KeyboardInterrupt):
+        g.reindex("test-model", D, lambda batch: np.stack([crops[c] for c in batch]))
+    g.close(snapshot=False)
+    with open_gallery(tmp_path) as g:
+        assert g.generation == 1
+        np.testing.assert_allclose(g.indexed_vectors(ids), new, atol=1e-6)   # what Verify reads from SQL
+        assert g.search(new[:1], max_distance=None)[0][0].face_id == ids[0]
+    with open_gallery(tmp_path) as g:   # its own snapshot is reused from now on
+        np.testing.assert_allclose(g.indexed_vectors(ids), new, atol=1e-6)
