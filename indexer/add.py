@@ -116,6 +116,7 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
         vectors = embedder.embed_crops([c.prepared.crop for c in batch])
         results = gallery.add_batch(enrolments(batch, vectors), model_id=embedder.model_id)
         summary.added += sum(len(r.face_ids) for r in results)
+        summary.skipped += sum(len(r.duplicates) for r in results)   # committed by a racing writer meanwhile
         summary.identities_created += sum(r.created for r in results)
         bar.update(len(batch))
         bar.set_postfix(added=summary.added, skipped=summary.skipped, rejected=len(summary.rejected), refresh=False)

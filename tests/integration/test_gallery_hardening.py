@@ -178,3 +178,38 @@ def test_a_crash_after_reindexing_to_the_same_model_id_never_serves_the_old_vect
         assert g.search(new[:1], max_distance=None)[0][0].face_id == ids[0]
     with open_gallery(tmp_path) as g:   # its own snapshot is reused from now on
         np.testing.assert_allclose(g.indexed_vectors(ids), new, atol=1e-6)
+
+
+def test_enrolling_the_same_image_or_embedding_again_is_a_duplicate_not_a_new_face(tmp_path):
+    rng = np.random.default_rng(5)
+    x = unit(rng, 4)
+    with open_gallery(tmp_path) as g:
+        first = g.add_faces("a", [NewFace(x[0]), NewFace(x[1], source_sha256="f" * 64)])
+        again = g.add_faces("a", [NewFace(x[0] * 2), NewFace(x[2], source_sha256="f" * 64), NewFace(x[3]),
+                                  NewFace(x[3])])
+        assert len(first.face_ids) == 2 and first.duplicates == []
+        assert again.duplicates == [0, 1, 3] and len(again.face_ids) == 1   # same embedding, same bytes, repeat
+        other = g.add_faces("b", [NewFace(x[0]), NewFace(x[1], source_sha256="f" * 64)])   # another identity
+        assert len(other.face_ids) == 2
+        assert g.info().face_count == g.indexed_count() == 5
+
+
+def test_a_racing_duplicate_ends_as_a_duplicate(tmp_path, monkeypatch):
+    """The check before the insert misses a row a racing writer committed: the unique index refuses
+    it, and the retried transaction reports a duplicate rather than an error."""
+    from facesearch.gallery.writes import Writes
+
+    rng = np.random.default_rng(6)
+    x = unit(rng, 2)
+    with open_gallery(tmp_path) as g:
+        g.add_faces("a", [NewFace(x[0]), NewFace(x[1], source_sha256="e" * 64)])
+        real, calls = Writes._known_keys, []
+
+        def blind_once(conn, owners, keys):
+            calls.append(1)
+            return set() if len(calls) == 1 else real(conn, owners, keys)
+
+        monkeypatch.setattr(Writes, "_known_keys", staticmethod(blind_once))
+        again = g.add_faces("a", [NewFace(x[0]), NewFace(x[1], source_sha256="e" * 64)])
+        assert again.duplicates == [0, 1] and again.face_ids == [] and len(calls) == 2
+        assert g.info().face_count == 2
