@@ -26,6 +26,7 @@ from .sql import in_chunks
 log = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 50_000
+REPLAY_CHUNK = 50_000   # change-log rows per statement during replay
 
 
 class Recovery:
@@ -120,16 +121,24 @@ class Recovery:
         log.info("rebuilt the %s index from SQL: %d faces", index.description, len(index))
 
     def _replay(self, conn, watermark: int) -> None:
-        rows = conn.execute(select(changes.c.op, changes.c.face_id).where(changes.c.seq > watermark)
-                            .order_by(changes.c.seq)).all()
-        deleted = np.array([r.face_id for r in rows if r.op == "delete"], np.int64)
-        added = {r.face_id for r in rows if r.op == "add"} - set(deleted.tolist())
-        if len(deleted):
-            self.index.remove(deleted)
-        if added:
-            ids, vectors = self._stored(conn, added)
-            fresh = ~np.isin(ids, self.index.ids())
-            self.index.add(ids[fresh], vectors[fresh])
+        """Apply the change log after the watermark, REPLAY_CHUNK rows at a time in seq order, so
+        memory and statement size stay bounded however many changes are pending. In order, chunk by
+        chunk, is exact: face ids are never reused, and an add whose face a later change deleted finds
+        no row in SQL."""
+        present = self.index.ids()   # what the snapshot held; replayed adds are new ids
+        after = watermark
+        while rows := conn.execute(select(changes.c.seq, changes.c.op, changes.c.face_id)
+                                   .where(changes.c.seq > after).order_by(changes.c.seq)
+                                   .limit(REPLAY_CHUNK)).all():
+            after = rows[-1].seq
+            deleted = np.array([r.face_id for r in rows if r.op == "delete"], np.int64)
+            added = {r.face_id for r in rows if r.op == "add"} - set(deleted.tolist())
+            if len(deleted):
+                self.index.remove(deleted)
+            if added:
+                ids, vectors = self._stored(conn, added)
+                fresh = ~np.isin(ids, present)
+                self.index.add(ids[fresh], vectors[fresh])
 
     def _reconcile(self, conn) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""

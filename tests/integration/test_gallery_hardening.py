@@ -213,3 +213,61 @@ def test_a_racing_duplicate_ends_as_a_duplicate(tmp_path, monkeypatch):
         again = g.add_faces("a", [NewFace(x[0]), NewFace(x[1], source_sha256="e" * 64)])
         assert again.duplicates == [0, 1] and again.face_ids == [] and len(calls) == 2
         assert g.info().face_count == 2
+
+
+def test_replay_reads_the_change_log_in_bounded_chunks(tmp_path, monkeypatch):
+    from sqlalchemy import event
+
+    from facesearch.gallery import recovery
+
+    rng = np.random.default_rng(8)
+    x = unit(rng, 600)
+    g = open_gallery(tmp_path)
+    ids = enrol_each(g, x[:300])
+    g.snapshot()
+    ids += enrol_each(g, x[300:], prefix="q")
+    for fid in ids[250:450:3]:          # deletes of faces from the snapshot and from the log
+        g.delete_face(fid)
+    g.close(snapshot=False)
+    kept = sorted(set(ids) - set(ids[250:450:3]))
+
+    monkeypatch.setattr(recovery, "REPLAY_CHUNK", 50, raising=False)
+    statements = []
+    real_connect = recovery.Recovery._replay
+
+    def spy(self, conn, watermark):
+        event.listen(self.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        return real_connect(self, conn, watermark)
+
+    monkeypatch.setattr(recovery.Recovery, "_replay", spy)
+    with open_gallery(tmp_path) as g:
+        assert g.indexed_ids().tolist() == kept
+        assert g.changes_since_snapshot == 300 + len(ids[250:450:3])
+    reads = [s for s in statements if s.startswith("SELECT changes.")]   # the replay's reads of the log
+    assert len(reads) > 300 // 50 and all("LIMIT" in s for s in reads)
+
+
+def test_a_long_local_add_snapshots_as_it_goes(tmp_path):
+    from types import SimpleNamespace
+
+    import cv2
+
+    from facesearch.embedder import EmbedderConfig, FaceMode
+    from facesearch.indexer.add import add_local
+    from facesearch.sources import Item
+
+    rng = np.random.default_rng(9)
+    items = []
+    for i in range(40):
+        path = tmp_path / "img" / f"{i}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        items.append(Item(path, f"p{i}"))
+    embedder = SimpleNamespace(config=EmbedderConfig(), dimension=D, model_id="test-model",
+                               embed_crops=lambda crops: unit(rng, len(crops)))
+    g = open_gallery(tmp_path / "g")
+    summary = add_local(items, g, embedder, FaceMode.CROPPED, workers=0, batch_size=5, progress=False,
+                        snapshot_every=10)
+    assert summary.added == 40
+    assert g.changes_since_snapshot < 10      # a crash now replays less than snapshot_every changes
+    g.close(snapshot=False)
