@@ -20,6 +20,8 @@ from .index import IndexConfig
 
 log = logging.getLogger(__name__)
 
+GPU_K_LIMIT = 2048   # faiss-gpu refuses k above this (flat and IVF); such searches run on the CPU index
+
 
 class FaissIndex:
     """In-process, so not durable: the Gallery snapshots it (save/load) and replays the
@@ -112,8 +114,15 @@ class FaissIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[1:] != (self.dimension,):
             raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {self.dimension})")
-        self.cpu.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        self._gpu = None
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.cpu.add_with_ids(vectors, ids)
+        if self._gpu is not None:   # keep the GPU copy in step rather than upload the whole index again
+            try:
+                self._gpu.add_with_ids(vectors, ids)
+            except Exception:
+                log.warning("adding to the GPU index failed; it is uploaded again at the next search",
+                            exc_info=True)
+                self._gpu = None
         self._maybe_train_ivf()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -157,7 +166,7 @@ class FaissIndex:
             if self.config.kind == "hnsw" and self.deleted:
                 dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
             else:
-                dist, ids = self._searcher().search(queries, k)
+                dist, ids = self._searcher(k).search(queries, k)
         finally:
             faiss.omp_set_num_threads(previous)
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
@@ -172,10 +181,12 @@ class FaissIndex:
             self._filter = (params, selector, batch)  # the selectors must outlive the params
         return self._filter[0]
 
-    def _searcher(self):
-        if not (self.config.use_gpu and self.config.kind != "hnsw" and faiss.get_num_gpus() > 0):
+    def _searcher(self, k: int = 1):
+        """The GPU copy when there is a GPU and k is within its limit; else the CPU index."""
+        if not (self.config.use_gpu and self.config.kind != "hnsw" and k <= GPU_K_LIMIT
+                and faiss.get_num_gpus() > 0):
             return self.cpu
-        if self._gpu is None:  # rebuilt after each write; searches on CPU and GPU agree (exact flat)
+        if self._gpu is None:  # uploaded once, then kept in step by add(); a remove drops it
             self._gpu = faiss.index_cpu_to_all_gpus(self.cpu)
         return self._gpu
 

@@ -68,12 +68,21 @@ class Runtime:
         return np.asarray(out, np.float32).reshape(len(crops), self.embedder.dimension)
 
     def _search_batch(self, items: list[tuple[np.ndarray, int, float]]) -> list[list[Match]]:
-        """Searches of several requests at once: widest top_k and cutoff, then each its own."""
-        vectors = np.stack([v for v, _, _ in items])
-        top_k = max(k for _, k, _ in items)
-        cutoff = max(d for _, _, d in items)
-        found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
-        return [[m for m in matches if m.distance <= d][:k] for matches, (_, k, d) in zip(found, items)]
+        """Searches of several requests at once: one gallery search per distinct top_k (so one
+        request's large top_k does not widen every other's k), the widest cutoff of each group,
+        then each request its own cutoff and top_k."""
+        out: list[list[Match] | None] = [None] * len(items)
+        by_k: dict[int, list[int]] = {}
+        for n, (_, k, _) in enumerate(items):
+            by_k.setdefault(k, []).append(n)
+        for top_k, members in by_k.items():
+            vectors = np.stack([items[n][0] for n in members])
+            cutoff = max(items[n][2] for n in members)
+            found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
+            for n, matches in zip(members, found):
+                _, k, d = items[n]
+                out[n] = [m for m in matches if m.distance <= d][:k]
+        return out  # type: ignore[return-value]
 
     async def search(self, vectors: np.ndarray, top_k: int, max_distance: float) -> list[list[Match]]:
         return await self._search.submit([(v, top_k, max_distance) for v in vectors])

@@ -271,3 +271,66 @@ def test_a_long_local_add_snapshots_as_it_goes(tmp_path):
     assert summary.added == 40
     assert g.changes_since_snapshot < 10      # a crash now replays less than snapshot_every changes
     g.close(snapshot=False)
+
+
+class FakeGpu:
+    """Stands in for a faiss-gpu index: refuses k above the limit, counts uploads."""
+    uploads = 0
+
+    def __init__(self, cpu, limit):
+        import faiss
+
+        FakeGpu.uploads += 1
+        self.index, self.limit = faiss.clone_index(cpu), limit
+
+    def search(self, queries, k):
+        if k > self.limit:
+            raise RuntimeError(f"k {k} > {self.limit}: not supported on the GPU")
+        return self.index.search(queries, k)
+
+    def add_with_ids(self, vectors, ids):
+        self.index.add_with_ids(vectors, ids)
+
+
+def test_gpu_searches_beyond_its_k_limit_fall_back_to_the_cpu_and_writes_do_not_reupload(monkeypatch):
+    import faiss
+
+    from facesearch.gallery import faiss_index
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda cpu: FakeGpu(cpu, 8))
+    monkeypatch.setattr(faiss_index, "GPU_K_LIMIT", 8, raising=False)
+    FakeGpu.uploads = 0
+    rng = np.random.default_rng(10)
+    x, q = unit(rng, 100), unit(rng, 3)
+    index = FaissIndex(D, IndexConfig(kind="flat", use_gpu=True))
+    index.add(np.arange(100, dtype=np.int64), x[:100])
+    exact = ((q[:, None] - x[None]) ** 2).sum(-1).argsort(1)
+    _, small = index.search(q, 5)                  # on the (fake) GPU
+    _, large = index.search(q, 40)                 # above its limit: the CPU index answers
+    np.testing.assert_array_equal(small, exact[:, :5])
+    np.testing.assert_array_equal(large, exact[:, :40])
+    more = unit(rng, 5)
+    for i, v in enumerate(more):                   # writes keep the GPU copy in step
+        index.add(np.array([100 + i], np.int64), v[None])
+    _, again = index.search(more, 1)
+    assert again[:, 0].tolist() == list(range(100, 105))
+    assert FakeGpu.uploads == 1
+
+
+def test_batched_searches_apply_each_requests_top_k(tmp_path, monkeypatch):
+    rng = np.random.default_rng(11)
+    x = unit(rng, 50)
+    with open_gallery(tmp_path) as g:
+        enrol_each(g, x)
+        runtime = runtime_for(g)
+        asked = []
+        real = g.search
+        monkeypatch.setattr(g, "search", lambda v, top_k, max_distance: asked.append(top_k) or real(
+            v, top_k=top_k, max_distance=max_distance))
+        out = runtime._search_batch([(x[0], 1, 12.0), (x[1], 30, 12.0), (x[2], 1, 12.0)])
+        assert [len(m) for m in out] == [1, 30, 1]
+        assert out[0][0].identity_id == "p0" and out[2][0].identity_id == "p2"
+        assert sorted(asked) == [1, 30]            # the top_k=1 requests are not widened to 30
+        runtime._writes.shutdown()
+        runtime._background.shutdown()
