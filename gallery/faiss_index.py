@@ -6,6 +6,7 @@ Vectors are unit-norm float32; distances are squared L2, as FAISS returns them
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -13,8 +14,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from facesearch.files import fsync_path
 
 from .index import IndexConfig
 
@@ -217,23 +216,25 @@ class FaissIndex:
         self._gpu = None
 
     # -- snapshot files -------------------------------------------------------
-    def save(self, folder: Path, tag: str) -> dict[str, str]:
-        """Write the index and its deleted ids into folder, each fsynced; {role: file name}."""
+    def save(self, folder: Path, tag: str) -> dict[str, dict]:
+        """Write the index and its deleted ids into folder, each fsynced, hashing as they are
+        written (no second read pass); {role: {"name", "size", "sha256"}}."""
         files = {"index": f"index-{tag}.faiss", "deleted": f"deleted-{tag}.npy"}
-        tmp = folder / (files["index"] + ".tmp")
-        faiss.write_index(self.cpu, str(tmp))
-        fsync_path(tmp)
-        os.replace(tmp, folder / files["index"])
-        tmp = folder / (files["deleted"] + ".tmp")
-        with open(tmp, "wb") as f:
+        out = {}
+        with _HashingFile(folder / files["index"]) as f:
+            writer = faiss.PyCallbackIOWriter(f.write)
+            faiss.write_index(self.cpu, writer)
+            del writer
+        out["index"] = f.record
+        with _HashingFile(folder / files["deleted"]) as f:
             np.save(f, np.fromiter(self.deleted, np.int64, len(self.deleted)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / files["deleted"])
-        return files
+        out["deleted"] = f.record
+        return out
 
     def load(self, folder: Path, files: dict[str, str]) -> None:
-        """Replace this index with the one save() wrote (files already checked by the caller)."""
+        """Replace this index with the one save() wrote (files already checked by the caller);
+        files: {role: name} or save()'s own answer."""
+        files = {role: f["name"] if isinstance(f, dict) else f for role, f in files.items()}
         index = faiss.read_index(str(folder / files["index"]))
         deleted = np.load(folder / files["deleted"])
         if index.d != self.dimension:
@@ -247,3 +248,35 @@ class FaissIndex:
         self.deleted = set(np.asarray(deleted, np.int64).tolist())
         self._filter = None
         self._gpu = None
+
+
+class _HashingFile:
+    """A file written through a temporary name, hashed as it is written, fsynced, then renamed."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self._h, self._size, self.record = hashlib.sha256(), 0, None
+
+    def __enter__(self):
+        self._f = open(self.tmp, "wb")
+        return self
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._f.write(data)
+        self._h.update(data)
+        self._size += len(data)
+        return len(data)
+
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is None:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+        finally:
+            self._f.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        os.replace(self.tmp, self.path)
+        self.record = {"name": self.path.name, "size": self._size, "sha256": self._h.hexdigest()}

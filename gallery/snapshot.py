@@ -37,12 +37,16 @@ def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     """Write index (a VectorIndex that is not durable) as the newest snapshot; older files are removed.
     Returns the path of its first file."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = index.save(folder, str(watermark))
+    saved = index.save(folder, str(watermark))
+    # an index that hashed its files while writing them says so; others are hashed here
+    records = {role: f if isinstance(f, dict) else
+               {"name": f, "size": (folder / f).stat().st_size, "sha256": sha256_file(folder / f)}
+               for role, f in saved.items()}
+    files = {role: r["name"] for role, r in records.items()}
     manifest = {
         "format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
         "generation": key.generation, "watermark": watermark, "count": len(index),
-        "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": sha256_file(folder / n)}
-                  for role, n in files.items()},
+        "files": records,
     }
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
