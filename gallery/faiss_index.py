@@ -41,6 +41,7 @@ class FaissIndex:
         self._trained_on = 0              # ivf: faces at the last training
         self._filter = None
         self._gpu = None
+        self.defer_maintenance = False   # the Gallery sets it and maintains beside its lock
         self.cpu = self._empty()
 
     # -- construction -----------------------------------------------------
@@ -86,13 +87,35 @@ class FaissIndex:
             ids, vectors = ids[keep], vectors[keep]
         return ids, vectors
 
-    def _maybe_train_ivf(self) -> None:
-        """Train IVF once there are ivf_train_size faces, and again each time the gallery has
-        grown 4x since (nlist = 4 sqrt(N) follows N). Runs under the index write lock."""
+    # -- maintenance: IVF (re)training and HNSW compaction ----------------------
+    # Both rebuild the whole index. Standalone, add() and remove() run them inline. The Gallery
+    # sets defer_maintenance and calls rebuilt() beside the index lock (searches go on against
+    # this index meanwhile; the Gallery's writer lock keeps changes out), then install() under
+    # it, which is a swap of a few fields.
+
+    def maintenance_due(self) -> bool:
         c = self.config
-        if c.kind != "ivf" or len(self) < c.ivf_train_size or len(self) < 4 * self._trained_on:
-            return
+        if c.kind == "ivf":
+            return len(self) >= c.ivf_train_size and len(self) >= 4 * self._trained_on
+        if c.kind == "hnsw":
+            return len(self.deleted) > c.hnsw_compact_ratio * max(self.cpu.ntotal, 1)
+        return False
+
+    def rebuilt(self) -> dict:
+        """A new index state built aside from the live entries: IVF trained (nlist = 4 sqrt(N)
+        follows N, retrained each time the gallery grows 4x), HNSW without its deleted entries.
+        Reads this index only."""
         ids, vectors = self._all_vectors()
+        if self.config.kind == "ivf":
+            return self._trained_ivf(ids, vectors)
+        cpu = self._empty()
+        if len(ids):
+            cpu.add_with_ids(vectors, ids)
+        log.info("compacted HNSW index to %d vectors", len(ids))
+        return {"cpu": cpu, "deleted": set()}
+
+    def _trained_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> dict:
+        c = self.config
         nlist = c.ivf_nlist or max(16, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
         quantizer = faiss.IndexFlatL2(self.dimension)
         ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_L2)
@@ -100,11 +123,19 @@ class FaissIndex:
         ivf.train(vectors)
         ivf.nprobe = c.ivf_nprobe
         ivf.add_with_ids(vectors, ids)
-        self._quantizer = quantizer  # the IVF index does not own it
-        self._trained_on = len(ids)
-        self.cpu = ivf
-        self._gpu = None
         log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
+        return {"cpu": ivf, "_quantizer": quantizer, "_trained_on": len(ids)}  # IVF does not own its quantizer
+
+    def install(self, state: dict) -> None:
+        """Swap in what rebuilt() built (no change may have come in between)."""
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._filter = None
+        self._gpu = None
+
+    def _maintain_inline(self) -> None:
+        if not self.defer_maintenance and self.maintenance_due():
+            self.install(self.rebuilt())
 
     # -- VectorIndex ------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -122,7 +153,7 @@ class FaissIndex:
                 log.warning("adding to the GPU index failed; it is uploaded again at the next search",
                             exc_info=True)
                 self._gpu = None
-        self._maybe_train_ivf()
+        self._maintain_inline()
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -133,23 +164,15 @@ class FaissIndex:
             gone = set(present.tolist()) - self.deleted
             self.deleted |= gone
             self._filter = None
-            if len(self.deleted) > self.config.hnsw_compact_ratio * max(self.cpu.ntotal, 1):
-                self.compact()
+            self._maintain_inline()
             return len(gone)
         self._gpu = None
         return int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def compact(self) -> None:
         """Rebuild without the deleted entries (HNSW cannot remove in place)."""
-        if not self.deleted:
-            return
-        ids, vectors = self._all_vectors()
-        self.cpu = self._empty()
-        self.deleted = set()
-        self._filter = None
-        if len(ids):
-            self.cpu.add_with_ids(vectors, ids)
-        log.info("compacted HNSW index to %d vectors", len(ids))
+        if self.deleted:
+            self.install(self.rebuilt() if self.config.kind == "hnsw" else {})
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)

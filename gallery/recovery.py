@@ -33,7 +33,27 @@ class Recovery:
     """Gallery methods that load, rebuild, replay and snapshot the index."""
 
     def _new_index(self, dimension: int | None = None) -> VectorIndex:
-        return build_index(self.config, dimension or self.dimension)
+        return _deferring(build_index(self.config, dimension or self.dimension))
+
+    def _maintain(self) -> None:
+        """IVF (re)training or HNSW compaction, if due: built beside the index lock, so searches
+        go on meanwhile, and swapped in under it. Call with the writer lock held (no changes)."""
+        index = self.index
+        if not getattr(index, "maintenance_due", lambda: False)():
+            return
+        try:
+            state = index.rebuilt()
+        except Exception:   # the index as it is still answers correctly; tried again after the next write
+            log.exception("rebuilding the %s index aside failed", index.description)
+            return
+        with self._rw.write():
+            index.install(state)
+
+    @staticmethod
+    def _maintain_unshared(index: VectorIndex) -> None:
+        """The same for an index no search sees yet."""
+        if getattr(index, "maintenance_due", lambda: False)():
+            index.install(index.rebuilt())
 
     def _snapshot_key(self) -> snapshot.SnapshotKey:
         return snapshot.SnapshotKey(self.model_id, self.dimension,
@@ -88,6 +108,7 @@ class Recovery:
                 self.snapshot()
                 return
             self._replay(conn, watermark)
+            self._maintain_unshared(self.index)
             self._applied_seq, self._snapshot_seq = last, watermark
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
@@ -118,6 +139,7 @@ class Recovery:
             last_id = int(id_parts[-1][-1])
         if id_parts:
             index.add(np.concatenate(id_parts), np.vstack(vector_parts))
+            self._maintain_unshared(index)
         log.info("rebuilt the %s index from SQL: %d faces", index.description, len(index))
 
     def _replay(self, conn, watermark: int) -> None:
@@ -168,10 +190,14 @@ class Recovery:
                 change()
                 if seq is not None:
                     self._applied_seq = seq
-                return
+                failed = False
             except Exception:
                 log.exception("index update failed after commit; rebuilding the index from SQL")
-        self._recover_locked()
+                failed = True
+        if failed:
+            self._recover_locked()
+        else:
+            self._maintain()
 
     @property
     def healthy(self) -> bool:
@@ -243,3 +269,10 @@ class Recovery:
                 changes.c.seq < select(func.max(changes.c.seq)).scalar_subquery()))
         self._snapshot_seq = seq
         return path
+
+
+def _deferring(index: VectorIndex) -> VectorIndex:
+    """An index whose long rebuilds the Gallery runs beside its lock (Recovery._maintain)."""
+    if hasattr(index, "defer_maintenance"):
+        index.defer_maintenance = True
+    return index

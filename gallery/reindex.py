@@ -44,6 +44,7 @@ class Reindex:
             new_vectors = np.vstack(vectors) if vectors else np.zeros((0, dimension), np.float32)
             fresh = self._new_index(dimension)
             fresh.add(np.array(ids, np.int64), new_vectors)
+            self._maintain_unshared(fresh)
             with self.engine.begin() as conn:
                 if ids:
                     conn.execute(update(faces).where(faces.c.id == bindparam("fid")).values(

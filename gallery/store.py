@@ -29,7 +29,7 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index
 from .migrate import upgrade
 from .reads import Reads
-from .recovery import Recovery
+from .recovery import Recovery, _deferring
 from .reindex import Reindex
 from .rwlock import RWLock
 from .sql import bind_model, connect, generation, shown
@@ -85,7 +85,7 @@ class Gallery(Writes, Reads, Recovery, Reindex):
                     current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = build_index(config, dimension)
+            index = _deferring(build_index(config, dimension))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
             gallery._load_index()

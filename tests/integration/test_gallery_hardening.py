@@ -334,3 +334,69 @@ def test_batched_searches_apply_each_requests_top_k(tmp_path, monkeypatch):
         assert sorted(asked) == [1, 30]            # the top_k=1 requests are not widened to 30
         runtime._writes.shutdown()
         runtime._background.shutdown()
+
+
+def searches_go_on_during(g, start_slow_write, started, release, query):
+    """Run the write that starts a slow rebuild in a thread; a search must finish while it waits."""
+    writer = threading.Thread(target=start_slow_write)
+    writer.start()
+    try:
+        assert started.wait(30)
+        found, searched = [], threading.Event()
+
+        def search():
+            found.extend(g.search(query, max_distance=None))
+            searched.set()
+
+        threading.Thread(target=search, daemon=True).start()
+        ran = searched.wait(15)   # a liveness bound, not a timing check: blocked until release otherwise
+    finally:
+        release.set()
+        writer.join(60)
+    assert ran, "the search waited for the rebuild"
+    return found
+
+
+def test_searches_go_on_while_ivf_is_trained(tmp_path, monkeypatch):
+    import faiss
+
+    rng = np.random.default_rng(12)
+    x = unit(rng, 1000)
+    started, release = threading.Event(), threading.Event()
+
+    class SlowIVF(faiss.IndexIVFFlat):
+        def train(self, *a):
+            started.set()
+            assert release.wait(60)
+            return super().train(*a)
+
+    with open_gallery(tmp_path, kind="ivf") as g:
+        enrol_each(g, x[:999])
+        monkeypatch.setattr(faiss, "IndexIVFFlat", SlowIVF)
+        found = searches_go_on_during(g, lambda: enrol_each(g, x[999:], prefix="last"), started, release, x[:1])
+        assert found[0][0].identity_id == "p0"
+        assert "ivf(nlist=" in g.index_description     # trained and swapped in
+        assert g.search(x[999:], max_distance=None)[0][0].identity_id == "last0"
+
+
+def test_searches_go_on_while_hnsw_is_compacted(tmp_path, monkeypatch):
+    rng = np.random.default_rng(13)
+    x = unit(rng, 20)
+    started, release = threading.Event(), threading.Event()
+    with open_gallery(tmp_path, kind="hnsw", hnsw_compact_ratio=0.3) as g:
+        ids = enrol_each(g, x)
+        for fid in ids[:6]:
+            g.delete_face(fid)
+        real_empty = FaissIndex._empty
+
+        def slow_empty(self):
+            started.set()
+            assert release.wait(60)
+            return real_empty(self)
+
+        monkeypatch.setattr(FaissIndex, "_empty", slow_empty)
+        found = searches_go_on_during(g, lambda: g.delete_face(ids[6]), started, release, x[10:11])
+        assert found[0][0].identity_id == "p10"
+        monkeypatch.undo()
+        assert g.indexed_ids().tolist() == sorted(ids[7:])
+        assert len(g.index.deleted) == 0               # compacted
