@@ -89,13 +89,16 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
             return embedder, opened
 
+        dead: list[str] = []   # a stopped batcher; a healthy gallery does not bring SERVING back
+
         def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
+            dead.append(reason)
             log.critical("not serving: %s", reason)
             for name in ("", SERVICE):
                 loop.create_task(health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
 
         def gallery_health(reason: str | None) -> None:  # from the writer thread: the index may miss changes
-            status = health_pb2.HealthCheckResponse.SERVING if reason is None else \
+            status = health_pb2.HealthCheckResponse.SERVING if reason is None and not dead else \
                 health_pb2.HealthCheckResponse.NOT_SERVING
             if reason is not None:
                 log.critical("not serving: %s", reason)
