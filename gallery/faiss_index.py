@@ -6,6 +6,7 @@ Vectors are unit-norm float32; distances are squared L2, as FAISS returns them
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -14,11 +15,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from facesearch.files import fsync_path
-
 from .index import IndexConfig
 
 log = logging.getLogger(__name__)
+
+GPU_K_LIMIT = 2048   # faiss-gpu refuses k above this (flat and IVF); such searches run on the CPU index
 
 
 class FaissIndex:
@@ -40,6 +41,7 @@ class FaissIndex:
         self._trained_on = 0              # ivf: faces at the last training
         self._filter = None
         self._gpu = None
+        self.defer_maintenance = False   # the Gallery sets it and maintains beside its lock
         self.cpu = self._empty()
 
     # -- construction -----------------------------------------------------
@@ -85,13 +87,35 @@ class FaissIndex:
             ids, vectors = ids[keep], vectors[keep]
         return ids, vectors
 
-    def _maybe_train_ivf(self) -> None:
-        """Train IVF once there are ivf_train_size faces, and again each time the gallery has
-        grown 4x since (nlist = 4 sqrt(N) follows N). Runs under the index write lock."""
+    # -- maintenance: IVF (re)training and HNSW compaction ----------------------
+    # Both rebuild the whole index. Standalone, add() and remove() run them inline. The Gallery
+    # sets defer_maintenance and calls rebuilt() beside the index lock (searches go on against
+    # this index meanwhile; the Gallery's writer lock keeps changes out), then install() under
+    # it, which is a swap of a few fields.
+
+    def maintenance_due(self) -> bool:
         c = self.config
-        if c.kind != "ivf" or len(self) < c.ivf_train_size or len(self) < 4 * self._trained_on:
-            return
+        if c.kind == "ivf":
+            return len(self) >= c.ivf_train_size and len(self) >= 4 * self._trained_on
+        if c.kind == "hnsw":
+            return len(self.deleted) > c.hnsw_compact_ratio * max(self.cpu.ntotal, 1)
+        return False
+
+    def rebuilt(self) -> dict:
+        """A new index state built aside from the live entries: IVF trained (nlist = 4 sqrt(N)
+        follows N, retrained each time the gallery grows 4x), HNSW without its deleted entries.
+        Reads this index only."""
         ids, vectors = self._all_vectors()
+        if self.config.kind == "ivf":
+            return self._trained_ivf(ids, vectors)
+        cpu = self._empty()
+        if len(ids):
+            cpu.add_with_ids(vectors, ids)
+        log.info("compacted HNSW index to %d vectors", len(ids))
+        return {"cpu": cpu, "deleted": set()}
+
+    def _trained_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> dict:
+        c = self.config
         nlist = c.ivf_nlist or max(16, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
         quantizer = faiss.IndexFlatL2(self.dimension)
         ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_L2)
@@ -99,11 +123,19 @@ class FaissIndex:
         ivf.train(vectors)
         ivf.nprobe = c.ivf_nprobe
         ivf.add_with_ids(vectors, ids)
-        self._quantizer = quantizer  # the IVF index does not own it
-        self._trained_on = len(ids)
-        self.cpu = ivf
-        self._gpu = None
         log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
+        return {"cpu": ivf, "_quantizer": quantizer, "_trained_on": len(ids)}  # IVF does not own its quantizer
+
+    def install(self, state: dict) -> None:
+        """Swap in what rebuilt() built (no change may have come in between)."""
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._filter = None
+        self._gpu = None
+
+    def _maintain_inline(self) -> None:
+        if not self.defer_maintenance and self.maintenance_due():
+            self.install(self.rebuilt())
 
     # -- VectorIndex ------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -112,9 +144,16 @@ class FaissIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[1:] != (self.dimension,):
             raise ValueError(f"vectors have shape {vectors.shape}, expected (n, {self.dimension})")
-        self.cpu.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        self._gpu = None
-        self._maybe_train_ivf()
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.cpu.add_with_ids(vectors, ids)
+        if self._gpu is not None:   # keep the GPU copy in step rather than upload the whole index again
+            try:
+                self._gpu.add_with_ids(vectors, ids)
+            except Exception:
+                log.warning("adding to the GPU index failed; it is uploaded again at the next search",
+                            exc_info=True)
+                self._gpu = None
+        self._maintain_inline()
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -125,23 +164,15 @@ class FaissIndex:
             gone = set(present.tolist()) - self.deleted
             self.deleted |= gone
             self._filter = None
-            if len(self.deleted) > self.config.hnsw_compact_ratio * max(self.cpu.ntotal, 1):
-                self.compact()
+            self._maintain_inline()
             return len(gone)
         self._gpu = None
         return int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def compact(self) -> None:
         """Rebuild without the deleted entries (HNSW cannot remove in place)."""
-        if not self.deleted:
-            return
-        ids, vectors = self._all_vectors()
-        self.cpu = self._empty()
-        self.deleted = set()
-        self._filter = None
-        if len(ids):
-            self.cpu.add_with_ids(vectors, ids)
-        log.info("compacted HNSW index to %d vectors", len(ids))
+        if self.deleted:
+            self.install(self.rebuilt() if self.config.kind == "hnsw" else {})
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -157,7 +188,7 @@ class FaissIndex:
             if self.config.kind == "hnsw" and self.deleted:
                 dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
             else:
-                dist, ids = self._searcher().search(queries, k)
+                dist, ids = self._searcher(k).search(queries, k)
         finally:
             faiss.omp_set_num_threads(previous)
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
@@ -172,10 +203,12 @@ class FaissIndex:
             self._filter = (params, selector, batch)  # the selectors must outlive the params
         return self._filter[0]
 
-    def _searcher(self):
-        if not (self.config.use_gpu and self.config.kind != "hnsw" and faiss.get_num_gpus() > 0):
+    def _searcher(self, k: int = 1):
+        """The GPU copy when there is a GPU and k is within its limit; else the CPU index."""
+        if not (self.config.use_gpu and self.config.kind != "hnsw" and k <= GPU_K_LIMIT
+                and faiss.get_num_gpus() > 0):
             return self.cpu
-        if self._gpu is None:  # rebuilt after each write; searches on CPU and GPU agree (exact flat)
+        if self._gpu is None:  # uploaded once, then kept in step by add(); a remove drops it
             self._gpu = faiss.index_cpu_to_all_gpus(self.cpu)
         return self._gpu
 
@@ -206,23 +239,25 @@ class FaissIndex:
         self._gpu = None
 
     # -- snapshot files -------------------------------------------------------
-    def save(self, folder: Path, tag: str) -> dict[str, str]:
-        """Write the index and its deleted ids into folder, each fsynced; {role: file name}."""
+    def save(self, folder: Path, tag: str) -> dict[str, dict]:
+        """Write the index and its deleted ids into folder, each fsynced, hashing as they are
+        written (no second read pass); {role: {"name", "size", "sha256"}}."""
         files = {"index": f"index-{tag}.faiss", "deleted": f"deleted-{tag}.npy"}
-        tmp = folder / (files["index"] + ".tmp")
-        faiss.write_index(self.cpu, str(tmp))
-        fsync_path(tmp)
-        os.replace(tmp, folder / files["index"])
-        tmp = folder / (files["deleted"] + ".tmp")
-        with open(tmp, "wb") as f:
+        out = {}
+        with _HashingFile(folder / files["index"]) as f:
+            writer = faiss.PyCallbackIOWriter(f.write)
+            faiss.write_index(self.cpu, writer)
+            del writer
+        out["index"] = f.record
+        with _HashingFile(folder / files["deleted"]) as f:
             np.save(f, np.fromiter(self.deleted, np.int64, len(self.deleted)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / files["deleted"])
-        return files
+        out["deleted"] = f.record
+        return out
 
     def load(self, folder: Path, files: dict[str, str]) -> None:
-        """Replace this index with the one save() wrote (files already checked by the caller)."""
+        """Replace this index with the one save() wrote (files already checked by the caller);
+        files: {role: name} or save()'s own answer."""
+        files = {role: f["name"] if isinstance(f, dict) else f for role, f in files.items()}
         index = faiss.read_index(str(folder / files["index"]))
         deleted = np.load(folder / files["deleted"])
         if index.d != self.dimension:
@@ -236,3 +271,35 @@ class FaissIndex:
         self.deleted = set(np.asarray(deleted, np.int64).tolist())
         self._filter = None
         self._gpu = None
+
+
+class _HashingFile:
+    """A file written through a temporary name, hashed as it is written, fsynced, then renamed."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self._h, self._size, self.record = hashlib.sha256(), 0, None
+
+    def __enter__(self):
+        self._f = open(self.tmp, "wb")
+        return self
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._f.write(data)
+        self._h.update(data)
+        self._size += len(data)
+        return len(data)
+
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is None:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+        finally:
+            self._f.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        os.replace(self.tmp, self.path)
+        self.record = {"name": self.path.name, "size": self._size, "sha256": self._h.hexdigest()}

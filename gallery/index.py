@@ -82,8 +82,9 @@ class VectorIndex(Protocol):
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of these ids, in order; KeyError for an id not indexed."""
     def __len__(self) -> int: ...
-    def save(self, folder: Path, tag: str) -> dict[str, str]:
-        """In-process only: write the index's files into folder (fsynced); {role: file name}."""
+    def save(self, folder: Path, tag: str) -> dict[str, str] | dict[str, dict]:
+        """In-process only: write the index's files into folder (fsynced); {role: file name}, or
+        {role: {"name", "size", "sha256"}} when hashed while written (FaissIndex)."""
     def load(self, folder: Path, files: dict[str, str]) -> None:
         """In-process only: replace the contents with what save() wrote."""
     def close(self) -> None: ...

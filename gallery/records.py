@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
@@ -31,7 +32,8 @@ class Enrolment:
 class AddResult:
     identity_id: str
     created: bool
-    face_ids: list[int]
+    face_ids: list[int]                                        # of the faces added, in order
+    duplicates: list[int] = field(default_factory=list)        # positions in Enrolment.faces already held
 
 
 @dataclass
@@ -84,9 +86,21 @@ def identity_of(row, face_ids: list[int]) -> Identity:
 def face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str, when: datetime) -> dict:
     x, y, w, h = face.box if face.box else (None, None, None, None)
     return {"identity_pk": identity_pk, "embedding": vector.astype("<f4").tobytes(), "model_id": model_id,
-            "source_sha256": face.source_sha256, "source_path": face.source_path,
+            "source_sha256": face.source_sha256,
+            "embedding_sha256": None if face.source_sha256 else embedding_sha256(vector),
+            "source_path": face.source_path,
             "box_x": x, "box_y": y, "box_w": w, "box_h": h, "detection_score": face.detection_score,
             "crop_jpeg": face.crop_jpeg, "created_at": when}
+
+
+def embedding_sha256(vector: np.ndarray) -> str:
+    """The idempotency key of an embedding-only face: sha256 of its stored bytes."""
+    return hashlib.sha256(np.asarray(vector).astype("<f4").tobytes()).hexdigest()
+
+
+def dedupe_key(face: NewFace, vector: np.ndarray) -> tuple[str, str]:
+    """What makes a face a duplicate within its identity: its image's bytes, else its embedding."""
+    return ("source", face.source_sha256) if face.source_sha256 else ("embedding", embedding_sha256(vector))
 
 
 def decode_vectors(blobs: Iterable[bytes], dimension: int) -> np.ndarray:

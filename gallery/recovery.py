@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 
 from . import snapshot
+from .errors import GalleryError
 from .facemap import FaceMap
 from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
@@ -25,17 +26,38 @@ from .sql import in_chunks
 log = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 50_000
+REPLAY_CHUNK = 50_000   # change-log rows per statement during replay
 
 
 class Recovery:
     """Gallery methods that load, rebuild, replay and snapshot the index."""
 
     def _new_index(self, dimension: int | None = None) -> VectorIndex:
-        return build_index(self.config, dimension or self.dimension)
+        return _deferring(build_index(self.config, dimension or self.dimension))
+
+    def _maintain(self) -> None:
+        """IVF (re)training or HNSW compaction, if due: built beside the index lock, so searches
+        go on meanwhile, and swapped in under it. Call with the writer lock held (no changes)."""
+        index = self.index
+        if not getattr(index, "maintenance_due", lambda: False)():
+            return
+        try:
+            state = index.rebuilt()
+        except Exception:   # the index as it is still answers correctly; tried again after the next write
+            log.exception("rebuilding the %s index aside failed", index.description)
+            return
+        with self._rw.write():
+            index.install(state)
+
+    @staticmethod
+    def _maintain_unshared(index: VectorIndex) -> None:
+        """The same for an index no search sees yet."""
+        if getattr(index, "maintenance_due", lambda: False)():
+            index.install(index.rebuilt())
 
     def _snapshot_key(self) -> snapshot.SnapshotKey:
         return snapshot.SnapshotKey(self.model_id, self.dimension,
-                                    snapshot_label(self.config.vector_backend, self.config.index))
+                                    snapshot_label(self.config.vector_backend, self.config.index), self.generation)
 
     @property
     def snapshot_dir(self) -> Path:
@@ -46,14 +68,20 @@ class Recovery:
         return self._applied_seq - self._snapshot_seq
 
     def _load_map(self, conn) -> None:
-        self.map = FaceMap()
-        self.map.names = {r.id: (r.identity_id, r.display_name) for r in conn.execute(
+        self.map = self._read_map(conn)
+
+    @staticmethod
+    def _read_map(conn) -> FaceMap:
+        """The face map as SQL has it."""
+        fmap = FaceMap()
+        fmap.names = {r.id: (r.identity_id, r.display_name) for r in conn.execute(
             select(identities.c.id, identities.c.identity_id, identities.c.display_name))}
         last_id = 0
         while rows := conn.execute(select(faces.c.id, faces.c.identity_pk).where(faces.c.id > last_id)
                                    .order_by(faces.c.id).limit(REBUILD_CHUNK * 4)).all():
-            self.map.add([r.id for r in rows], [r.identity_pk for r in rows])
+            fmap.add([r.id for r in rows], [r.identity_pk for r in rows])
             last_id = rows[-1].id
+        return fmap
 
     def _load_index(self) -> None:
         if self.index.durable:
@@ -80,6 +108,7 @@ class Recovery:
                 self.snapshot()
                 return
             self._replay(conn, watermark)
+            self._maintain_unshared(self.index)
             self._applied_seq, self._snapshot_seq = last, watermark
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
@@ -95,8 +124,10 @@ class Recovery:
             return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
         return np.concatenate(id_parts), np.vstack(vector_parts)
 
-    def _rebuild(self, conn) -> None:
-        """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once."""
+    def _rebuild(self, conn, index: VectorIndex | None = None) -> None:
+        """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once.
+        index: a fresh index to fill instead of self.index."""
+        index = self.index if index is None else index
         id_parts, vector_parts, last_id = [], [], 0
         while True:
             rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id > last_id)
@@ -107,20 +138,29 @@ class Recovery:
             vector_parts.append(decode_vectors((r.embedding for r in rows), self.dimension))
             last_id = int(id_parts[-1][-1])
         if id_parts:
-            self.index.add(np.concatenate(id_parts), np.vstack(vector_parts))
-        log.info("rebuilt the %s index from SQL: %d faces", self.index.description, len(self.index))
+            index.add(np.concatenate(id_parts), np.vstack(vector_parts))
+            self._maintain_unshared(index)
+        log.info("rebuilt the %s index from SQL: %d faces", index.description, len(index))
 
     def _replay(self, conn, watermark: int) -> None:
-        rows = conn.execute(select(changes.c.op, changes.c.face_id).where(changes.c.seq > watermark)
-                            .order_by(changes.c.seq)).all()
-        deleted = np.array([r.face_id for r in rows if r.op == "delete"], np.int64)
-        added = {r.face_id for r in rows if r.op == "add"} - set(deleted.tolist())
-        if len(deleted):
-            self.index.remove(deleted)
-        if added:
-            ids, vectors = self._stored(conn, added)
-            fresh = ~np.isin(ids, self.index.ids())
-            self.index.add(ids[fresh], vectors[fresh])
+        """Apply the change log after the watermark, REPLAY_CHUNK rows at a time in seq order, so
+        memory and statement size stay bounded however many changes are pending. In order, chunk by
+        chunk, is exact: face ids are never reused, and an add whose face a later change deleted finds
+        no row in SQL."""
+        present = self.index.ids()   # what the snapshot held; replayed adds are new ids
+        after = watermark
+        while rows := conn.execute(select(changes.c.seq, changes.c.op, changes.c.face_id)
+                                   .where(changes.c.seq > after).order_by(changes.c.seq)
+                                   .limit(REPLAY_CHUNK)).all():
+            after = rows[-1].seq
+            deleted = np.array([r.face_id for r in rows if r.op == "delete"], np.int64)
+            added = {r.face_id for r in rows if r.op == "add"} - set(deleted.tolist())
+            if len(deleted):
+                self.index.remove(deleted)
+            if added:
+                ids, vectors = self._stored(conn, added)
+                fresh = ~np.isin(ids, present)
+                self.index.add(ids[fresh], vectors[fresh])
 
     def _reconcile(self, conn) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
@@ -137,26 +177,90 @@ class Recovery:
                  len(missing), len(extra))
 
     def _apply(self, change: Callable[[], object], seq: int | None) -> None:
-        """Apply a committed change to the index and face map; on failure rebuild both from SQL."""
+        """Apply a committed change to the index and face map; on failure rebuild both from SQL.
+
+        The rebuild is built aside and swapped in only once complete. If it fails too, the
+        gallery is unhealthy (see `healthy`): snapshots are refused, so a partial index is never
+        saved under a current watermark, and the next write (or recover()) tries again."""
+        if self.unhealthy_reason is not None:  # an earlier rebuild failed: SQL already has this change
+            self._recover_locked()
+            return
         with self._rw.write():
             try:
                 change()
+                if seq is not None:
+                    self._applied_seq = seq
+                failed = False
             except Exception:
                 log.exception("index update failed after commit; rebuilding the index from SQL")
-                with self.engine.connect() as conn:
-                    self._load_map(conn)
-                    if self.index.durable:
+                failed = True
+        if failed:
+            self._recover_locked()
+        else:
+            self._maintain()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the index may miss committed changes (a rebuild after a failed update failed)."""
+        return self.unhealthy_reason is None
+
+    def _set_health(self, reason: str | None) -> None:
+        changed = reason != self.unhealthy_reason
+        self.unhealthy_reason = reason
+        if changed and self.on_health is not None:
+            try:
+                self.on_health(reason)
+            except Exception:
+                log.exception("the on_health hook failed")
+
+    def recover(self) -> bool:
+        """Rebuild the index from SQL if the gallery is unhealthy; True if healthy afterwards."""
+        if self.unhealthy_reason is None:
+            return True
+        with self._write:
+            return self._recover_locked()
+
+    def _recover_locked(self) -> bool:
+        """Rebuild index and face map from SQL aside, then swap them in (writer lock held)."""
+        try:
+            with self.engine.connect() as conn:
+                last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+                if self.index.durable:
+                    with self._rw.write():
+                        self._load_map(conn)
                         self._reconcile(conn)
-                    else:
-                        self.index = self._new_index()
-                        self._rebuild(conn)
-            if seq is not None:
-                self._applied_seq = seq
+                        self._applied_seq = last
+                else:
+                    fresh_index = self._new_index()
+                    try:
+                        self._rebuild(conn, fresh_index)
+                        fresh_map = self._read_map(conn)
+                    except BaseException:
+                        fresh_index.close()
+                        raise
+                    old_index = self.index
+                    with self._rw.write():
+                        self.index, self.map, self._applied_seq = fresh_index, fresh_map, last
+                    old_index.close()
+        except Exception as exc:
+            log.exception("rebuilding the index from SQL failed; the gallery is unhealthy until a rebuild succeeds")
+            self._set_health(f"the index may miss committed changes: the rebuild from SQL failed ({exc!r})")
+            return False
+        if self.unhealthy_reason is not None:
+            log.warning("the index was rebuilt from SQL; the gallery is healthy again")
+        self._set_health(None)
+        return True
 
     def snapshot(self) -> Path | None:
         """Write the index atomically with its watermark; prune the change log up to it.
-        A durable index needs no snapshot: only the log is pruned (and None returned)."""
-        with self._write, self._rw.read():
+        A durable index needs no snapshot: only the log is pruned (and None returned).
+        Refused (GalleryError) while the gallery is unhealthy: the index may miss changes."""
+        # Only the writer lock: every index change holds it, so the index and its watermark stay
+        # still while the files are written, and searches never wait (taking the read side would
+        # queue them behind the next writer, the lock being writer-preferring).
+        with self._write:
+            if self.unhealthy_reason is not None:
+                raise GalleryError(f"no snapshot while the gallery is unhealthy: {self.unhealthy_reason}")
             path = None if self.index.durable else \
                 snapshot.write(self.snapshot_dir, self._snapshot_key(), self._applied_seq, self.index)
             seq = self._applied_seq
@@ -165,3 +269,10 @@ class Recovery:
                 changes.c.seq < select(func.max(changes.c.seq)).scalar_subquery()))
         self._snapshot_seq = seq
         return path
+
+
+def _deferring(index: VectorIndex) -> VectorIndex:
+    """An index whose long rebuilds the Gallery runs beside its lock (Recovery._maintain)."""
+    if hasattr(index, "defer_maintenance"):
+        index.defer_maintenance = True
+    return index

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from .errors import GalleryError
 from .schema import faces
-from .sql import set_meta
+from .sql import bump_generation, set_meta
 
 
 class Reindex:
@@ -44,6 +44,7 @@ class Reindex:
             new_vectors = np.vstack(vectors) if vectors else np.zeros((0, dimension), np.float32)
             fresh = self._new_index(dimension)
             fresh.add(np.array(ids, np.int64), new_vectors)
+            self._maintain_unshared(fresh)
             with self.engine.begin() as conn:
                 if ids:
                     conn.execute(update(faces).where(faces.c.id == bindparam("fid")).values(
@@ -51,8 +52,10 @@ class Reindex:
                         [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                 set_meta(conn, model_id, dimension)
                 self.forget_calibration(conn)
+                new_generation = bump_generation(conn)
             with self._rw.write():
                 old, self.index, self.model_id, self.dimension = self.index, fresh, model_id, dimension
+                self.generation = new_generation
             old.close()
         self.snapshot()
         return len(ids)

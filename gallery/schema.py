@@ -50,6 +50,7 @@ faces = Table(
     Column("embedding", LargeBinary, nullable=False),      # float32, little-endian, `dimension` values
     Column("model_id", String(255), nullable=False),
     Column("source_sha256", String(64), nullable=True),    # sha256 of the image bytes
+    Column("embedding_sha256", String(64), nullable=True), # embedding-only faces: sha256 of `embedding` as enrolled
     Column("source_path", Text, nullable=True),
     Column("box_x", Integer, nullable=True),
     Column("box_y", Integer, nullable=True),
@@ -58,7 +59,9 @@ faces = Table(
     Column("detection_score", Float, nullable=True),
     Column("crop_jpeg", LargeBinary, nullable=True),        # aligned crop, so reindex needs no originals
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_faces_identity_source", "identity_pk", "source_sha256"),
+    # Enrolment is idempotent: the same image, or the same embedding, once per identity.
+    Index("uq_faces_identity_source", "identity_pk", "source_sha256", unique=True),
+    Index("uq_faces_identity_embedding", "identity_pk", "embedding_sha256", unique=True),
     sqlite_autoincrement=True,
 )
 

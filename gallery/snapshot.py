@@ -4,8 +4,8 @@
     <dir>/<files>         whatever the index's save() wrote (FaissIndex:
                           index-<watermark>.faiss and deleted-<watermark>.npy)
 
-A snapshot is used only if its manifest names the same model, dimension and
-index type, and its files have the recorded size and sha256. The index owns its
+A snapshot is used only if its manifest names the same model, dimension, index
+type and generation (bumped by each reindex), and its files have the recorded size and sha256. The index owns its
 files; this module owns the manifest, the checksums and the pruning.
 """
 
@@ -30,18 +30,23 @@ class SnapshotKey:
     model_id: str
     dimension: int
     index_label: str
+    generation: int = 0   # bumped by each reindex (gallery_meta), which logs no changes
 
 
 def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     """Write index (a VectorIndex that is not durable) as the newest snapshot; older files are removed.
     Returns the path of its first file."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = index.save(folder, str(watermark))
+    saved = index.save(folder, str(watermark))
+    # an index that hashed its files while writing them says so; others are hashed here
+    records = {role: f if isinstance(f, dict) else
+               {"name": f, "size": (folder / f).stat().st_size, "sha256": sha256_file(folder / f)}
+               for role, f in saved.items()}
+    files = {role: r["name"] for role, r in records.items()}
     manifest = {
         "format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
-        "watermark": watermark, "count": len(index),
-        "files": {role: {"name": n, "size": (folder / n).stat().st_size, "sha256": sha256_file(folder / n)}
-                  for role, n in files.items()},
+        "generation": key.generation, "watermark": watermark, "count": len(index),
+        "files": records,
     }
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
@@ -64,8 +69,9 @@ def read(folder: Path, key: SnapshotKey, index) -> int | None:
     except (OSError, ValueError) as exc:
         log.warning("index snapshot manifest is unreadable (%s); rebuilding from SQL", exc)
         return None
-    want = {"format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label}
-    got = {k: manifest.get(k) for k in want}
+    want = {"format": FORMAT, "model_id": key.model_id, "dimension": key.dimension, "index": key.index_label,
+            "generation": key.generation}
+    got = {k: manifest.get(k, 0 if k == "generation" else None) for k in want}
     if got != want:
         log.warning("index snapshot is for %s, not %s; rebuilding from SQL", got, want)
         return None

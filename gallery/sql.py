@@ -32,7 +32,8 @@ def connect(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        # hide_parameters: SQL logs and errors never show values (embeddings, names, metadata)
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", hide_parameters=True)
     except Exception as exc:  # unknown dialect, driver not installed
         raise GalleryError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if engine.dialect.name == "sqlite":
@@ -78,6 +79,21 @@ def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> t
             raise GalleryError("a new gallery needs the model id and dimension it will hold")
         set_meta(conn, model_id, dimension)
         return model_id, dimension
+
+
+def generation(conn) -> int:
+    """How many times the gallery was reindexed: part of the snapshot key, since a reindex to the
+    same model id rewrites every embedding and writes no change-log row."""
+    value = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == "generation")).scalar()
+    return int(value or 0)
+
+
+def bump_generation(conn) -> int:
+    """Within the reindex transaction: the next generation."""
+    new = generation(conn) + 1
+    conn.execute(delete(gallery_meta).where(gallery_meta.c.key == "generation"))
+    conn.execute(insert(gallery_meta), [{"key": "generation", "value": str(new)}])
+    return new
 
 
 def set_meta(conn, model_id: str, dimension: int) -> None:

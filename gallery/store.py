@@ -30,10 +30,10 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index
 from .migrate import upgrade
 from .reads import Reads
-from .recovery import Recovery
+from .recovery import Recovery, _deferring
 from .reindex import Reindex
 from .rwlock import RWLock
-from .sql import bind_model, connect, shown
+from .sql import bind_model, connect, generation, shown
 from .writes import Writes
 
 
@@ -54,6 +54,9 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
+        self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key
+        self.unhealthy_reason: str | None = None   # set while the index may miss committed changes
+        self.on_health = None   # on_health(reason or None): called when healthy changes (Recovery)
 
     @classmethod
     def open(cls, config: GalleryConfig | None = None, *, model_id: str | None = None,
@@ -79,10 +82,13 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
             try:
                 upgrade(engine)
                 model_id, dimension = bind_model(engine, model_id, dimension)
+                with engine.connect() as conn:
+                    current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = build_index(config, dimension)
+            index = _deferring(build_index(config, dimension))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
+            gallery.generation = current
             gallery._load_index()
             return gallery
         except BaseException:
@@ -97,7 +103,7 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
             return
         self._closed = True
         try:
-            if snapshot and self.changes_since_snapshot:
+            if snapshot and self.changes_since_snapshot and self.healthy:
                 self.snapshot()
         finally:
             self.index.close()

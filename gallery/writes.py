@@ -10,9 +10,10 @@ from typing import Sequence
 
 import numpy as np
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFoundError
-from .records import AddResult, Enrolment, Identity, NewFace, face_row, now
+from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
 from .sql import in_chunks
 from .validate import check_identity_id
@@ -27,41 +28,81 @@ class Writes:
         return self.add_batch([Enrolment(identity_id, list(new_faces), display_name, metadata)], model_id=model_id)[0]
 
     def add_batch(self, enrolments: Sequence[Enrolment], *, model_id: str | None = None) -> list[AddResult]:
-        """Several add_faces in one transaction: all are committed, or none."""
+        """Several add_faces in one transaction: all are committed, or none.
+
+        Idempotent: a face whose image bytes (source_sha256) or, without them, whose embedding
+        its identity already has is not added again but reported in AddResult.duplicates. The
+        check runs in the transaction and unique indexes enforce it; a racing writer's duplicate
+        (IntegrityError) retries the transaction, which then sees it as a duplicate."""
         self.check_model(model_id)
         for e in enrolments:
             check_identity_id(e.identity_id)
         all_faces = [f for e in enrolments for f in e.faces]
         vectors = self._embeddings([f.embedding for f in all_faces]) if all_faces else \
             np.zeros((0, self.dimension), np.float32)
+        keys = [dedupe_key(f, v) for f, v in zip(all_faces, vectors)]
         when = now()
         with self._write:
-            with self.engine.begin() as conn:
-                pks, created = self._identities_for(conn, enrolments, when)
-                owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
-                face_ids: list[int] = []
-                if all_faces:
-                    rows = [face_row(pk, f, v, self.model_id, when) for pk, f, v in zip(owners, all_faces, vectors)]
-                    result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
-                    face_ids = [r.id for r in result]
-                last = self._log(conn, "add", face_ids) if face_ids else None
-                names = {pk: (iid, name) for iid, (pk, name) in self._names_of(conn, pks).items()}
+            for attempt in range(3):
+                try:
+                    added, face_ids, owners, created, names, last = self._insert(enrolments, all_faces, vectors,
+                                                                                 keys, when)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
 
             def change():
                 self.map.names.update(names)
                 if face_ids:
-                    self.index.add(np.array(face_ids, np.int64), vectors)
+                    self.index.add(np.array(face_ids, np.int64), vectors[added])
                     self.map.add(face_ids, owners)
 
             self._apply(change, last)
+        by_position = dict(zip(added, face_ids))
         results, offset, seen = [], 0, set()
         for e in enrolments:
             first = e.identity_id not in seen
             seen.add(e.identity_id)
+            span = range(offset, offset + len(e.faces))
             results.append(AddResult(e.identity_id, first and e.identity_id in created,
-                                     face_ids[offset:offset + len(e.faces)]))
+                                     [by_position[j] for j in span if j in by_position],
+                                     [j - offset for j in span if j not in by_position]))
             offset += len(e.faces)
         return results
+
+    def _insert(self, enrolments, all_faces, vectors, keys, when):
+        """The add_batch transaction: (positions added, their face ids, their owners, identities
+        created, names, last change seq)."""
+        with self.engine.begin() as conn:
+            pks, created = self._identities_for(conn, enrolments, when)
+            all_owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
+            known = self._known_keys(conn, all_owners, keys)
+            added = []
+            for j, (owner, key) in enumerate(zip(all_owners, keys)):
+                if (owner, *key) not in known:
+                    known.add((owner, *key))
+                    added.append(j)
+            face_ids: list[int] = []
+            if added:
+                rows = [face_row(all_owners[j], all_faces[j], vectors[j], self.model_id, when) for j in added]
+                result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
+                face_ids = [r.id for r in result]
+            last = self._log(conn, "add", face_ids) if face_ids else None
+            names = {pk: (iid, name) for iid, (pk, name) in self._names_of(conn, pks).items()}
+        return added, face_ids, [all_owners[j] for j in added], created, names, last
+
+    @staticmethod
+    def _known_keys(conn, owners: list[int], keys: list[tuple[str, str]]) -> set[tuple]:
+        """Which (identity pk, kind, sha256) of these the database already holds."""
+        out: set[tuple] = set()
+        for kind, column in (("source", faces.c.source_sha256), ("embedding", faces.c.embedding_sha256)):
+            wanted = {(o, k[1]) for o, k in zip(owners, keys) if k[0] == kind}
+            for chunk in in_chunks(sorted({sha for _, sha in wanted})):
+                # by hash alone (near-unique), so the statement binds no list of identities
+                out.update((pk, kind, sha) for pk, sha in conn.execute(
+                    select(faces.c.identity_pk, column).where(column.in_(chunk))) if (pk, sha) in wanted)
+        return out
 
     def _identities_for(self, conn, enrolments, when) -> tuple[dict[str, int], set[str]]:
         """Primary keys of the enrolments' identities, creating the new ones in one statement."""

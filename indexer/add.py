@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import logging
 import multiprocessing
 import time
 from collections import deque
@@ -23,6 +24,8 @@ from facesearch.embedder import Embedder, FaceMode, prepare
 from facesearch.gallery import Gallery
 from facesearch.service.enrolment import Candidate, Dedupe, enrolments
 from facesearch.sources import Item
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,8 +113,11 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: 
 
 
 def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,
-              batch_size: int, progress: bool = True) -> Summary:
-    """Enrol items through the service's enrolment pipeline, a batch per transaction."""
+              batch_size: int, progress: bool = True, snapshot_every: int = 10_000) -> Summary:
+    """Enrol items through the service's enrolment pipeline, a batch per transaction.
+
+    The index is snapshotted every `snapshot_every` changes, so a crash after a long run
+    replays at most that many at the next open, not the whole run."""
     summary = Summary(images=len(items))
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="indexing")
@@ -129,7 +135,13 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
         vectors = embedder.embed_crops([c.prepared.crop for c in batch])
         results = gallery.add_batch(enrolments(batch, vectors), model_id=embedder.model_id)
         summary.added += sum(len(r.face_ids) for r in results)
+        summary.skipped += sum(len(r.duplicates) for r in results)   # committed by a racing writer meanwhile
         summary.identities_created += sum(r.created for r in results)
+        if gallery.changes_since_snapshot >= snapshot_every:
+            try:
+                gallery.snapshot()
+            except Exception:   # the faces are committed; the next snapshot (or close) catches up
+                log.exception("snapshot failed; carrying on")
         bar.update(len(batch))
         bar.set_postfix(added=summary.added, skipped=summary.skipped, rejected=len(summary.rejected), refresh=False)
         batch.clear()

@@ -84,11 +84,22 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
 
     gallery = runtime = None
     try:
-        def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
-            log.critical("not serving: %s", reason)
+        dead: list[str] = []   # a stopped batcher; a healthy gallery does not bring SERVING back
+
+        def set_health(status) -> None:  # from any thread
             for name in ("", SERVICE):
-                loop.call_soon_threadsafe(
-                    lambda n=name: loop.create_task(health_servicer.set(n, health_pb2.HealthCheckResponse.NOT_SERVING)))
+                asyncio.run_coroutine_threadsafe(health_servicer.set(name, status), loop)
+
+        def stopped(reason: str) -> None:  # a batch worker died: say so, rather than hang while SERVING
+            dead.append(reason)
+            log.critical("not serving: %s", reason)
+            set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        def gallery_health(reason: str | None) -> None:  # from the writer thread: the index may miss changes
+            if reason is not None:
+                log.critical("not serving: %s", reason)
+            set_health(health_pb2.HealthCheckResponse.SERVING if reason is None and not dead
+                       else health_pb2.HealthCheckResponse.NOT_SERVING)
 
         def load():
             embedder = Embedder.load(embedder_config)
@@ -102,6 +113,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             return embedder, opened, runtime
 
         embedder, gallery, runtime = await loop.run_in_executor(None, load)
+        gallery.on_health = gallery_health
         runtime.start()
         limits = Limits(max_distance=config.max_distance, max_distance_explicit=config.max_distance_explicit,
                         max_top_k=config.max_top_k, max_enroll_images=config.max_enroll_images,

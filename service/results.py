@@ -43,7 +43,8 @@ class EnrollResult:
     face_ids: list[int] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[Rejection] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)   # images this identity already had
+    duplicates: list[int] = field(default_factory=list)   # images this identity already had (then embeddings,
+    #                                                       numbered after the images)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from .batcher import MicroBatcher
 from .faces import FacePool
 
 SEARCH_BATCH = 256
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -29,6 +31,8 @@ class Runtime:
         self.embedder, self.gallery = embedder, gallery
         self.snapshot_every = snapshot_every
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
+        self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-snapshots")
+        self._maintenance: concurrent.futures.Future | None = None
 
         def hook(name):
             return (lambda n: on_batch(name, n)) if on_batch else None
@@ -56,6 +60,7 @@ class Runtime:
         for batcher in (self._embed, self._search):
             await batcher.stop()
         self._writes.shutdown(wait=True)
+        self._background.shutdown(wait=True)
 
     @property
     def depths(self) -> dict[str, int]:
@@ -66,12 +71,21 @@ class Runtime:
         return np.asarray(out, np.float32).reshape(len(crops), self.embedder.dimension)
 
     def _search_batch(self, items: list[tuple[np.ndarray, int, float]]) -> list[list[Match]]:
-        """Searches of several requests at once: widest top_k and cutoff, then each its own."""
-        vectors = np.stack([v for v, _, _ in items])
-        top_k = max(k for _, k, _ in items)
-        cutoff = max(d for _, _, d in items)
-        found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
-        return [[m for m in matches if m.distance <= d][:k] for matches, (_, k, d) in zip(found, items)]
+        """Searches of several requests at once: one gallery search per distinct top_k (so one
+        request's large top_k does not widen every other's k), the widest cutoff of each group,
+        then each request its own cutoff and top_k."""
+        out: list[list[Match] | None] = [None] * len(items)
+        by_k: dict[int, list[int]] = {}
+        for n, (_, k, _) in enumerate(items):
+            by_k.setdefault(k, []).append(n)
+        for top_k, members in by_k.items():
+            vectors = np.stack([items[n][0] for n in members])
+            cutoff = max(items[n][2] for n in members)
+            found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
+            for n, matches in zip(members, found):
+                _, k, d = items[n]
+                out[n] = [m for m in matches if m.distance <= d][:k]
+        return out  # type: ignore[return-value]
 
     async def search(self, vectors: np.ndarray, top_k: int, max_distance: float) -> list[list[Match]]:
         return await self._search.submit([(v, top_k, max_distance) for v in vectors])
@@ -81,9 +95,27 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
     async def write(self, fn, *args, **kwargs):
-        """A gallery write on the one writer thread, then a snapshot when enough changes piled up."""
+        """A gallery write on the one writer thread. A snapshot, when enough changes piled up, runs
+        in the background afterwards: a committed write never answers an error because of it."""
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._writes, functools.partial(fn, *args, **kwargs))
-        if self.gallery.changes_since_snapshot >= self.snapshot_every:
-            await loop.run_in_executor(self._writes, self.gallery.snapshot)
+        self.maintain()
         return result
+
+    def maintain(self) -> concurrent.futures.Future | None:
+        """Start a background snapshot (or, while the gallery is unhealthy, a rebuild) if one is due
+        and none is running; a failure is logged and tried again after a later write."""
+        due = not self.gallery.healthy or self.gallery.changes_since_snapshot >= self.snapshot_every
+        if not due or (self._maintenance is not None and not self._maintenance.done()):
+            return None
+        self._maintenance = self._background.submit(self._maintain)
+        return self._maintenance
+
+    def _maintain(self) -> None:
+        try:
+            if not self.gallery.healthy:
+                self.gallery.recover()
+            elif self.gallery.changes_since_snapshot >= self.snapshot_every:
+                self.gallery.snapshot()
+        except Exception:
+            log.exception("background snapshot failed; it is tried again after a later write")

@@ -120,7 +120,7 @@ class FaceSearchService:
         result = EnrollResult(identity_id, duplicates=[i for i, new in enumerate(fresh) if not new])
         todo = [i for i, new in enumerate(fresh) if new]
         prepared = await asyncio.gather(*(self.runtime.faces.prepare(images[i], mode) for i in todo))
-        candidates = []
+        candidates, positions = [], []   # positions: each face's index in the request
         for i, p in zip(todo, prepared):
             if p.crop is None:
                 result.rejected.append(Rejection(i, p.reason))
@@ -128,6 +128,8 @@ class FaceSearchService:
             if note := warning(p):
                 result.warnings.append(Rejection(i, note))
             candidates.append(Candidate(identity_id, digests[i], p))
+            positions.append(i)
+        positions += [len(images) + j for j in range(len(given))]   # embeddings count after the images
         vectors = await self.runtime.embed([c.prepared.crop for c in candidates]) if candidates else []
         faces = [new_face(c, v) for c, v in zip(candidates, vectors)] + [NewFace(v) for v in given]
         if not faces:  # every image was rejected or known: nothing is created or changed
@@ -136,6 +138,8 @@ class FaceSearchService:
             self.gallery.add_batch, [Enrolment(identity_id, faces, display_name or None, dict(metadata or {}) or None)],
             model_id=self.model_id)
         result.created, result.face_ids = added.created, added.face_ids
+        # enforced in the write's transaction too: a racing or retried Enroll ends as a duplicate
+        result.duplicates = sorted(result.duplicates + [positions[j] for j in added.duplicates])
         return result
 
     @translated

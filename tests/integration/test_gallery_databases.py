@@ -31,7 +31,7 @@ def unit(rng, n):
 def test_migrations_run_and_types_fit(tmp_path, database_url):
     with open_gallery(tmp_path, database_url) as g:
         with g.engine.connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
         tables = set(inspect(g.engine).get_table_names())
         assert {"gallery_meta", "identities", "faces", "changes", "alembic_version"} <= tables
         columns = {c["name"]: c["type"] for c in inspect(g.engine).get_columns("faces")}
@@ -118,3 +118,40 @@ def test_an_unreachable_database_is_a_gallery_error_without_the_password(tmp_pat
         Gallery.open(GalleryConfig(data_dir=tmp_path, database_url=url), model_id="m", dimension=D)
     assert "hunter2" not in str(caught.value)
     Gallery.open(GalleryConfig(data_dir=tmp_path), model_id="m", dimension=D).close()   # the lock was released
+
+
+def test_migration_0002_keeps_earlier_duplicates_and_enforces_uniqueness_from_then_on(tmp_path, database_url):
+    """A gallery at 0001 holding the same image and the same embedding twice for one identity."""
+    import datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from facesearch.gallery.migrate import upgrade
+    from facesearch.gallery.schema import gallery_meta, identities
+
+    url = database_url or f"sqlite:///{tmp_path}/gallery.db"
+    engine = connect(url)
+    upgrade(engine, "0001")
+    v = unit(np.random.default_rng(7), 2)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(gallery_meta.insert(), [{"key": "model_id", "value": "db-test"}, {"key": "dimension", "value": str(D)}])
+        pk = conn.execute(identities.insert().values(identity_id="a", display_name="", metadata={},
+                                                     created_at=when, updated_at=when)).inserted_primary_key[0]
+        for vec, sha in [(v[0], "a" * 64), (v[0], "a" * 64), (v[1], None), (v[1], None)]:
+            conn.execute(text("insert into faces (identity_pk, embedding, model_id, source_sha256, created_at) "
+                              "values (:pk, :e, 'db-test', :s, :t)"),
+                         {"pk": pk, "e": vec.astype("<f4").tobytes(), "s": sha, "t": when})
+    engine.dispose()
+    with open_gallery(tmp_path, url) as g:
+        assert g.info().face_count == g.indexed_count() == 4   # nothing is lost
+        with g.engine.connect() as conn:
+            rows = conn.execute(select(faces.c.source_sha256, faces.c.embedding_sha256).order_by(faces.c.id)).all()
+        assert [r.source_sha256 for r in rows] == ["a" * 64, None, None, None]
+        assert rows[2].embedding_sha256 is not None and rows[3].embedding_sha256 is None
+        again = g.add_faces("a", [NewFace(v[0], source_sha256="a" * 64), NewFace(v[1])])
+        assert again.duplicates == [0, 1]
+        with pytest.raises(IntegrityError), g.engine.begin() as conn:   # the database itself refuses
+            conn.execute(text("insert into faces (identity_pk, embedding, model_id, source_sha256, created_at) "
+                              "values (:pk, :e, 'db-test', :s, :t)"),
+                         {"pk": pk, "e": b"x", "s": "a" * 64, "t": when})

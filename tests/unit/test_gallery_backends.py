@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facesearch import settings
+from facesearch.files import sha256_file
 from facesearch.gallery import FaissIndex, Gallery, GalleryConfig, GalleryError, IndexConfig, NewFace, build_index
 from facesearch.gallery import index as index_module
 
@@ -41,7 +42,8 @@ def test_faiss_index_saves_and_loads_its_own_files(tmp_path):
         index.add(np.arange(50), x)
         index.remove(np.array([3, 7]))
         files = index.save(tmp_path, kind)
-        assert sorted(files) == ["deleted", "index"] and all((tmp_path / f).is_file() for f in files.values())
+        assert sorted(files) == ["deleted", "index"] and all((tmp_path / f["name"]).is_file() for f in files.values())
+        assert all(sha256_file(tmp_path / f["name"]) == f["sha256"] for f in files.values())   # hashed as written
         again = FaissIndex(D, IndexConfig(kind=kind, use_gpu=False))
         again.load(tmp_path, files)
         assert np.array_equal(again.ids(), index.ids()) and len(again) == 48
