@@ -102,6 +102,10 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
                        else health_pb2.HealthCheckResponse.NOT_SERVING)
 
         def load():
+            if config.tf_threads:  # before TensorFlow starts: docs/performance.md#after-compiled-batched-detection
+                import tensorflow as tf
+
+                tf.config.threading.set_intra_op_parallelism_threads(config.tf_threads)
             embedder = Embedder.load(embedder_config)
             embedder.warmup(warmup_sizes(config))
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
