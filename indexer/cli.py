@@ -154,7 +154,6 @@ def cmd_import(args) -> int:
 def cmd_migrate(args) -> int:
     from tqdm import tqdm
 
-    from facesearch.gallery import IndexConfig
     from facesearch.gallery.transfer import migrate
 
     source = _gallery_config(args)
