@@ -67,7 +67,7 @@ test-fast: install
 	$(PY) -m pytest tests/unit
 
 # Modules that bench scripts import, and the report generator: not benchmarks themselves.
-BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/charts.py bench/soak.py
+BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/charts.py bench/soak.py bench/milvus_server.py
 BENCHMARKS := $(subst /,.,$(basename $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py)))))
 
 bench: install ghz

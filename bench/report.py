@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["embedder", "gallery", "gallery_rw", "indexer", "server", "loadtest", "trainer"]
+ORDER = ["embedder", "gallery", "gallery_rw", "backends", "indexer", "server", "loadtest", "trainer"]
 VERSIONS = ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
 BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
 
@@ -211,10 +211,30 @@ def section_generic(d: dict) -> str:
     return md or "_(no figures)_\n"
 
 
+def section_backends(d: dict) -> str:
+    base = next((r for r in d["results"] if r["backend"] == d.get("baseline")), None)
+    rows = []
+    for r in d["results"]:
+        ratio = r["qps_batch64"] / base["qps_batch64"] if base else None
+        rows.append([r["backend"], r["description"], r["n"], r.get("insert_faces_per_s"), r["qps_batch1"],
+                     r["qps_batch64"], ratio, r["p50_ms"], r["p99_ms"], r["recall@1"]])
+    md = (f"One index per backend over the same {d['n']:,} clustered {d['dimension']}-d unit vectors "
+          f"({d['faces_per_identity']} noisy faces per identity), through facesearch's own index classes. "
+          "Insert rate: until searchable with the index built. Recall@1 against the exact top-1 (FAISS flat, "
+          "the baseline, same run); **ratio = QPS at batch 64 / the baseline's**.\n\n")
+    md += table(["backend", "index", "N", "insert faces/s", "QPS b1", "QPS b64", "ratio QPS b64", "p50 ms b1",
+                 "p99 ms b1", "R@1"], rows)
+    if d.get("notes"):
+        md += "\n" + "".join(f"- {n}\n" for n in d["notes"])
+    return md
+
+
 SECTIONS = {"embedder": section_embedder, "gallery": section_gallery, "gallery_rw": section_gallery_rw,
-            "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest}
+            "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest,
+            "backends": section_backends}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
           "gallery_rw": "Gallery readers and a writer (`bench/gallery_rw.py`)",
+          "backends": "Vector backends: FAISS, Milvus Lite, Milvus server (`bench/backends.py`)",
           "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
           "photos": "The photo path against the raw model (`bench/photos.py`)",

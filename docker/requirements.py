@@ -3,6 +3,7 @@
     python docker/requirements.py        > req.txt   # [project.dependencies]
     python docker/requirements.py --gpu  > req.txt   # the same with the `gpu` extra in place of
                                                      # tensorflow-cpu and faiss-cpu (README "GPU")
+    python docker/requirements.py --milvus > req.txt  # with the `milvus` extra (pymilvus)
 
 The images install these first, so that a source change does not reinstall TensorFlow,
 then install the project itself with --no-deps.
@@ -22,19 +23,21 @@ def name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def requirements(pyproject: Path, gpu: bool = False) -> list[str]:
+def requirements(pyproject: Path, gpu: bool = False, milvus: bool = False) -> list[str]:
     project = tomllib.loads(pyproject.read_text())["project"]
     deps = list(project["dependencies"])
     if gpu:
         deps = [d for d in deps if name(d) not in CPU_ONLY] + list(project["optional-dependencies"]["gpu"])
+    if milvus:   # pymilvus for FACESEARCH_VECTOR_BACKEND=milvus (the compose `scale` profile)
+        deps += list(project["optional-dependencies"]["milvus"])
     return deps
 
 
 def main(argv: list[str]) -> int:
-    gpu = "--gpu" in argv
-    paths = [a for a in argv if a != "--gpu"]
+    gpu, milvus = "--gpu" in argv, "--milvus" in argv
+    paths = [a for a in argv if a not in ("--gpu", "--milvus")]
     pyproject = Path(paths[0]) if paths else Path("pyproject.toml")
-    print("\n".join(requirements(pyproject, gpu)))
+    print("\n".join(requirements(pyproject, gpu, milvus)))
     return 0
 
 

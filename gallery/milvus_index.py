@@ -29,6 +29,10 @@ ID_CHUNK = 1_000
 
 class MilvusIndex:
     durable = True
+    # Strong: a search waits until the server has applied every write before it, from any client
+    # (the next replica's too); about 300 ms a query on a 2.3 server (bench/backends.py measures it).
+    # Session sees this client's own writes only, at the speed of Bounded.
+    consistency = "Strong"
 
     def __init__(self, dimension: int, config):
         self.dimension = dimension
@@ -104,7 +108,7 @@ class MilvusIndex:
         params = {"metric_type": "L2", "params": {"nprobe": self.config.ivf_nprobe,
                                                   "ef": max(self.config.hnsw_ef_search, limit)}}
         hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
-                                  output_fields=[], consistency_level="Strong")
+                                  output_fields=[], consistency_level=self.consistency)
         for row, found in enumerate(hits):
             for col, hit in enumerate(found):
                 ids[row, col], dist[row, col] = hit["id"], hit["distance"]

@@ -161,6 +161,41 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    from tqdm import tqdm
+
+    from facesearch.gallery.transfer import migrate
+
+    source = _gallery_config(args)
+    if not (args.to_database_url or args.to_vector_backend or args.to_milvus_uri):
+        raise SystemExit("facesearch-indexer migrate: give at least one of --to-database-url, --to-vector-backend, "
+                         "--to-milvus-uri")
+    index = source.index.model_copy(update={"kind": args.to_index}) if args.to_index else source.index
+    target = source.model_copy(update={k: v for k, v in {
+        "data_dir": Path(args.to_data_dir) if args.to_data_dir else None,
+        "database_url": args.to_database_url, "vector_backend": args.to_vector_backend,
+        "milvus_uri": args.to_milvus_uri, "milvus_token": args.to_milvus_token,
+        "milvus_collection": args.to_milvus_collection}.items() if v} | {"index": index})
+    bars: dict = {}
+
+    def progress(table, done, total):
+        bar = bars.get(table) or bars.setdefault(table, tqdm(total=total, unit="row", desc=table, disable=args.quiet))
+        bar.update(done - bar.n)
+
+    report = migrate(source, target, batch=args.batch_size, sample=args.sample, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    print(f"migrated {report.identities} identities and {report.faces} faces ({report.copied_identities} and "
+          f"{report.copied_faces} copied in this run, the rest were there); index {report.index} holds "
+          f"{report.indexed}; {report.sampled} sampled searches, {len(report.mismatches)} with another top-1")
+    for m in report.mismatches[:10]:
+        print(f"  face {m['face']}: source top-1 {m['source']}, target top-1 {m['target']}")
+    if not report.ok:
+        print("facesearch-indexer: the target does not answer like the source (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="facesearch-indexer", description=(
         "Bulk ingestion and maintenance of a facesearch gallery. Works on $FACESEARCH_DATA_DIR directly, "
@@ -215,6 +250,29 @@ def main(argv=None) -> int:
     p = sub.add_parser("import", help="add identities from an export's JSONL (skips faces already present)")
     p.add_argument("file")
     p.set_defaults(run=cmd_import)
+    p = sub.add_parser(
+        "migrate", help="copy the gallery to another database and/or vector backend (e.g. PostgreSQL + Milvus)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Copy the gallery that the usual settings name (FACESEARCH_DATA_DIR, FACESEARCH_DATABASE_URL, "
+                    "FACESEARCH_VECTOR_BACKEND...: the source, e.g. SQLite + FAISS in ./var) to the target the "
+                    "--to-* flags name (unset ones are the source's): identities, faces, embeddings and crops with "
+                    "all their columns and ids, in id order and batches; then the target's index is built from its "
+                    "database, and the counts and a sample of searches (same top-1 face) are checked. An "
+                    "interrupted run resumes: run the same command again. Stop the server on the source first.",
+        epilog="example:\n  facesearch-indexer migrate --to-database-url postgresql+psycopg://facesearch:pw@db/facesearch "
+               "\\\n      --to-vector-backend milvus --to-milvus-uri http://milvus:19530\n"
+               "exit codes: 0 migrated and verified; 1 copied but a check failed; 2 a fatal error")
+    p.add_argument("--to-database-url", help="SQLAlchemy URL of the target database (postgresql+psycopg://...)")
+    p.add_argument("--to-vector-backend", choices=["faiss", "milvus"], help="the target's vector backend")
+    p.add_argument("--to-milvus-uri", help="the target's Milvus: http://host:19530, or a file for Milvus Lite")
+    p.add_argument("--to-milvus-token", help="the target Milvus's token (user:password or an API key)")
+    p.add_argument("--to-milvus-collection", help="the target's Milvus collection [the source's setting]")
+    p.add_argument("--to-index", choices=["flat", "ivf", "hnsw"], help="the target's index kind [the source's]")
+    p.add_argument("--to-data-dir", help="the target's data directory (FAISS snapshots, Milvus Lite file, lock) "
+                                         "[the source's]")
+    p.add_argument("--batch-size", type=int, default=1000, help="rows per copy transaction [%(default)s]")
+    p.add_argument("--sample", type=int, default=200, help="faces searched on both sides to verify [%(default)s]")
+    p.set_defaults(run=cmd_migrate)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -190,3 +190,35 @@ def postgres_url(postgres_server):
 def database_url(request) -> str:
     """Each database the gallery supports, as a GalleryConfig.database_url ("" = SQLite in data_dir)."""
     return "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+# -- a real Milvus server (embedded Milvus 2.3 standalone, the test extra) --------------------------
+@pytest.fixture(scope="session")
+def milvus_server():
+    """One Milvus standalone server for the whole run, on 127.0.0.1 only (bench/milvus_server.py).
+
+    Skipped with the reason where it cannot start (no `milvus` package, no private network
+    namespace to keep its ports off the network); under CI that is a failure, as for PostgreSQL.
+    """
+    import shutil
+    import tempfile
+
+    from bench.milvus_server import MilvusServer, MilvusUnavailable
+
+    folder = tempfile.mkdtemp(prefix="facesearch-milvus-")   # short: the relay's Unix socket lives here
+    server = MilvusServer(Path(folder))
+    try:
+        server.start()
+    except MilvusUnavailable as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.environ.get("CI"):
+            pytest.fail(f"Milvus server tests cannot run: {exc}")
+        pytest.skip(f"Milvus server tests skipped: {exc}")
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def milvus_server_uri(milvus_server) -> str:
+    return milvus_server.uri

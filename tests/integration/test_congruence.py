@@ -29,7 +29,9 @@ INDEXES = {
     "hnsw": IndexConfig(kind="hnsw", hnsw_ef_search=256, use_gpu=False),
 }
 DATABASES = ["sqlite", "postgresql"]
-BACKENDS = ["faiss", "milvus"]   # milvus: Milvus Lite, a real engine in-process
+# milvus: Milvus Lite, a real engine in-process; milvus-server: a Milvus 2.3 standalone server
+# (one per test session, tests/conftest.py), each test in a collection of its own
+BACKENDS = ["faiss", "milvus", "milvus-server"]
 REFERENCE = ("flat", "sqlite")
 
 
@@ -71,9 +73,10 @@ def answers(g: Gallery, known, unknown) -> dict:
     }
 
 
-def scenario(data_dir: Path, database_url: str, index: IndexConfig, backend: str = "faiss") -> dict:
+def scenario(data_dir: Path, database_url: str, index: IndexConfig, backend: str = "faiss", **milvus) -> dict:
     faces, known, unknown = data()
-    config = GalleryConfig(data_dir=data_dir, database_url=database_url, index=index, vector_backend=backend)
+    config = GalleryConfig(data_dir=data_dir, database_url=database_url, index=index, vector_backend=backend,
+                           **milvus)
     out: dict = {}
     g = Gallery.open(config, model_id="congruence", dimension=D)
     for start in range(0, IDENTITIES, 10):   # four transactions: ivf trains inside the last one
@@ -125,11 +128,15 @@ def reference(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("kind", list(INDEXES))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_answers_like_flat_on_sqlite(backend, kind, database, reference, tmp_path, request):
-    if backend == "milvus":
-        pytest.importorskip("pymilvus", reason="Milvus Lite needs pymilvus[milvus_lite] (the test extra)")
+    milvus = {}
+    if backend.startswith("milvus"):
+        pytest.importorskip("pymilvus", reason="Milvus needs pymilvus (the test extra)")
+    if backend == "milvus-server":
+        milvus = {"milvus_uri": request.getfixturevalue("milvus_server_uri"),
+                  "milvus_collection": f"congruence_{kind}_{database}"}
     url = "" if database == "sqlite" else request.getfixturevalue("postgres_url")
-    got = scenario(tmp_path, url, INDEXES[kind], backend)
-    if backend == "milvus":
+    got = scenario(tmp_path, url, INDEXES[kind], backend.split("-")[0], **milvus)
+    if backend.startswith("milvus"):
         assert got["description"] == f"milvus {dict(flat='FLAT', ivf='IVF_FLAT', hnsw='HNSW')[kind]}"
     elif kind == "ivf":
         assert got["description"] == "ivf(nlist=4,nprobe=4)", "ivf did not train: the test would compare flat"

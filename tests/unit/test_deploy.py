@@ -29,8 +29,10 @@ PACKAGE_DIRS = PYPROJECT["tool"]["setuptools"]["package-dir"]
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 SETTING = re.compile(r"\bFACESEARCH_[A-Z0-9_]+\b")
 
+SCALE = ["etcd", "minio", "milvus", "postgres", "facesearch-1", "facesearch-2", "lb"]
+REPLICAS = ["facesearch-1", "facesearch-2"]
 EXPECTED_PROFILES = {"server": [], "server-gpu": ["gpu"], "indexer": ["tools"], "trainer": ["gpu"],
-                     "prometheus": ["monitoring"]}
+                     "prometheus": ["monitoring"], **{name: ["scale"] for name in SCALE}}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -243,6 +245,86 @@ def test_prometheus_scrapes_the_metrics_port():
     config = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())
     targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
     assert "server:9100" in targets and "server-gpu:9100" in targets
+
+
+# -- compose profile `scale`: PostgreSQL + Milvus, two replicas, Envoy ----------------------------------
+def test_scale_profile_third_party_images_are_pinned():
+    services = compose()["services"]
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest" and "/" not in tag, f"{name}: {image} is not pinned to a version"
+    images = {name: services[name]["image"] for name in SCALE if "build" not in services[name]}
+    assert images["milvus"] == "milvusdb/milvus:v2.3.5" and images["postgres"].startswith("postgres:16")
+    assert images["lb"].startswith("envoyproxy/envoy:v")
+    milvus_env = services["milvus"]["environment"]
+    assert milvus_env["ETCD_ENDPOINTS"] == "etcd:2379" and milvus_env["MINIO_ADDRESS"] == "minio:9000"
+
+
+def test_scale_replicas_share_postgresql_and_milvus_with_their_own_data_dirs():
+    from sqlalchemy.engine import make_url
+
+    services = compose()["services"]
+    volumes = set()
+    for name in REPLICAS:
+        s = services[name]
+        env = {k: interpolate(str(v)) for k, v in s["environment"].items()}
+        url = make_url(env["FACESEARCH_DATABASE_URL"])
+        assert url.drivername == "postgresql+psycopg" and url.host == "postgres" and url.port == 5432, name
+        assert url.database == services["postgres"]["environment"]["POSTGRES_DB"], name
+        assert url.username == services["postgres"]["environment"]["POSTGRES_USER"], name
+        assert env["FACESEARCH_VECTOR_BACKEND"] == "milvus" and env["FACESEARCH_MILVUS_URI"] == "http://milvus:19530"
+        # the token passes through from the operator's environment; without it the replicas refuse to listen
+        assert s["environment"]["FACESEARCH_AUTH_TOKEN"] == "${FACESEARCH_AUTH_TOKEN:-}", name
+        assert "FACESEARCH_INSECURE" in s["environment"], name
+        assert "ports" not in s, f"{name}: the replicas are reached through the load balancer only"
+        assert s["build"]["args"]["MILVUS"] == "1", f"{name}: the image needs pymilvus"
+        data = [v for v in s["volumes"] if v.endswith(":/data")]
+        assert len(data) == 1, name
+        volumes.add(data[0])
+        test = s["healthcheck"]["test"]
+        assert test[1:4] == ["python", "-m", "facesearch.server.probe"], name
+    assert len(volumes) == len(REPLICAS), "each replica needs a data dir of its own (its lock)"
+    assert services["facesearch-1"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["facesearch-1"]["depends_on"]["milvus"]["condition"] == "service_healthy"
+    # one replica migrates the database before the other starts
+    assert services["facesearch-2"]["depends_on"]["facesearch-1"]["condition"] == "service_healthy"
+    # the image's requirements get pymilvus with MILVUS=1
+    dockerfile = DOCKERFILES[0].read_text()
+    assert "ARG MILVUS" in dockerfile and "${MILVUS:+--milvus}" in dockerfile
+    out = subprocess.run([sys.executable, str(REPO / "docker" / "requirements.py"), "--milvus",
+                          str(REPO / "pyproject.toml")], capture_output=True, text=True, check=True).stdout
+    assert any(line.startswith("pymilvus") for line in out.splitlines())
+
+
+def test_scale_load_balancer_speaks_grpc_to_every_replica():
+    services = compose()["services"]
+    lb = services["lb"]
+    mount = next(v for v in lb["volumes"] if v.startswith("./docker/envoy.yaml:"))
+    config_path = mount.split(":")[1]
+    assert config_path in lb["command"]
+    config = yaml.safe_load((REPO / "docker" / "envoy.yaml").read_text())
+    listener = config["static_resources"]["listeners"][0]
+    container_port = int(str(lb["ports"][0]).split(":")[-1])
+    assert listener["address"]["socket_address"]["port_value"] == container_port
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    (cluster,) = config["static_resources"]["clusters"]
+    assert {r["route"]["cluster"] for r in routes} == {cluster["name"]}
+    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert "http2_protocol_options" in options["explicit_http_config"], "gRPC needs HTTP/2 to the replicas"
+    assert any("grpc_health_check" in hc for hc in cluster["health_checks"])
+    targets = [(e["endpoint"]["address"]["socket_address"]["address"],
+                e["endpoint"]["address"]["socket_address"]["port_value"])
+               for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
+    from facesearch.server.config import ServerConfig
+
+    port = int(ServerConfig.model_fields["address"].default.rsplit(":", 1)[1])
+    image_port = next(rest for kw, rest in instructions(DOCKERFILES[0]) if kw == "EXPOSE").split()[0]
+    assert sorted(targets) == [(name, int(image_port)) for name in REPLICAS] and port == int(image_port)
+    assert set(lb["depends_on"]) == set(REPLICAS)
 
 
 def test_every_setting_named_is_real():

@@ -1,0 +1,162 @@
+"""Vector backends side by side: FAISS in-process, Milvus Lite and a Milvus 2.3 server.
+
+    python -m bench.backends [--n 100000] [--index hnsw] [--queries 200]
+
+The same clustered vectors for all (identities with several noisy faces each, 128-d unit
+vectors), through the project's own index classes (FaissIndex, MilvusIndex, as the Gallery
+uses them): insert rate (faces/s, until searchable with the index built), QPS at batch 1
+and batch 64, p50/p99 at batch 1, and recall@1 against an exact search (FAISS flat, the
+baseline, measured in the same run). The server runs on loopback in a private network
+namespace (bench/milvus_server.py), reached through a relay, and is searched at Strong
+consistency (what facesearch uses) and at Session (read-your-writes for one client only);
+`session_sees_own_write` checks that a search right after an upsert finds it.
+Writes bench/results/backends.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import write
+
+D = 128
+FACES_EACH = 5
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def data(n: int, queries: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    people = max(1, n // FACES_EACH)
+    centres = unit(rng.normal(size=(people, D)))
+    noise = 0.6 / math.sqrt(D)
+    owner = np.arange(n) % people
+    faces = unit(centres[owner] + noise * rng.normal(size=(n, D)))
+    q = unit(centres[rng.integers(0, people, queries)] + noise * rng.normal(size=(queries, D)))
+    return np.arange(1, n + 1, dtype=np.int64), faces, q
+
+
+def timed_searches(index, q: np.ndarray, batch: int, limit: int | None = None) -> tuple[list[float], np.ndarray]:
+    lat, ids = [], []
+    stop = len(q) if limit is None else min(len(q), limit)
+    for i in range(0, stop, batch):
+        t = time.perf_counter()
+        _, found = index.search(q[i:i + batch], 1)
+        lat.append(time.perf_counter() - t)
+        ids.append(found[:, 0])
+    return lat, np.concatenate(ids)
+
+
+def measure(name: str, index, ids, x, q, exact, *, strong_queries: int | None = None, wait=None) -> dict:
+    t = time.perf_counter()
+    index.add(ids, x)
+    if wait:
+        wait()
+    insert_s = time.perf_counter() - t
+    index.search(q[:4], 1)   # warm
+    lat1, top1 = timed_searches(index, q, 1, strong_queries)
+    lat64, _ = timed_searches(index, np.tile(q, (max(1, 320 // len(q) + 1), 1))[:320], 64)
+    out = {"backend": name, "description": index.description, "n": int(len(ids)),
+           "insert_faces_per_s": len(ids) / insert_s, "insert_s": insert_s,
+           "p50_ms": float(np.percentile(lat1, 50) * 1e3), "p99_ms": float(np.percentile(lat1, 99) * 1e3),
+           "qps_batch1": len(lat1) / sum(lat1), "qps_batch64": 320 / sum(lat64),
+           "recall@1": float(np.mean(top1 == exact[:len(top1)])), "queries_batch1": len(lat1)}
+    print(f"{name:24s} insert {out['insert_faces_per_s']:9.0f}/s  p50 {out['p50_ms']:8.2f} ms  "
+          f"QPS b1 {out['qps_batch1']:8.1f}  b64 {out['qps_batch64']:8.1f}  R@1 {out['recall@1']:.3f}", flush=True)
+    return out
+
+
+def milvus_wait(index, n: int, timeout: float = 300):
+    """Until the collection is flushed and its vector index covers every row (steady state)."""
+    def wait():
+        c = index.client
+        try:
+            c.flush(index.collection)
+        except Exception:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                info = c.describe_index(index.collection, "vector")
+                if int(info.get("indexed_rows", n)) >= n and int(info.get("pending_index_rows", 0)) == 0:
+                    return
+            except Exception:
+                return
+            time.sleep(1)
+    return wait
+
+
+def main(argv=None) -> None:
+    from facesearch.gallery import FaissIndex, GalleryConfig, IndexConfig
+    from facesearch.gallery.milvus_index import MilvusIndex
+
+    from bench.milvus_server import MilvusServer, MilvusUnavailable
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="faces [%(default)s]")
+    parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], default="hnsw", help="index kind [%(default)s]")
+    parser.add_argument("--queries", type=int, default=200, help="batch-1 queries per backend [%(default)s]")
+    parser.add_argument("--strong-queries", type=int, default=30,
+                        help="batch-1 queries at Strong consistency on the server (~300 ms each) [%(default)s]")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["lite", "server"])
+    args = parser.parse_args(argv)
+
+    ids, x, q = data(args.n, args.queries)
+    cfg = IndexConfig(kind=args.index, use_gpu=False, ivf_nprobe=16)
+    exact_index = FaissIndex(D, IndexConfig(kind="flat", use_gpu=False))
+    exact_index.add(ids, x)
+    exact = exact_index.search(q, 1)[1][:, 0]
+    results = [measure("faiss flat (exact)", FaissIndex(D, IndexConfig(kind="flat", use_gpu=False)), ids, x, q,
+                       exact)]
+    if args.index != "flat":
+        results.append(measure(f"faiss {args.index}", FaissIndex(D, cfg), ids, x, q, exact))
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
+        if "lite" not in args.skip:
+            config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
+                                   milvus_uri=str(Path(tmp) / "lite.db"))
+            index = MilvusIndex(D, config)
+            results.append(measure("milvus lite", index, ids, x, q, exact, wait=milvus_wait(index, args.n)))
+            index.close()
+        if "server" not in args.skip:
+            try:
+                with MilvusServer(Path(tmp) / "server") as server:
+                    config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
+                                           milvus_uri=server.uri)
+                    index = MilvusIndex(D, config)
+                    index.consistency = "Session"
+                    results.append(measure("milvus server (Session)", index, ids, x, q, exact,
+                                           wait=milvus_wait(index, args.n)))
+                    index.consistency = "Strong"
+                    r = measure("milvus server (Strong)", index, np.zeros(0, np.int64), np.zeros((0, D), np.float32),
+                                q, exact, strong_queries=args.strong_queries)
+                    r.update(n=args.n, insert_faces_per_s=None, insert_s=None)
+                    results.append(r)
+                    index.consistency = "Session"   # read-your-writes at Session: upsert, then search at once
+                    seen = 0
+                    for i in range(20):
+                        v = unit(np.random.default_rng(100 + i).normal(size=(1, D)))
+                        new_id = 10_000_000 + i
+                        index.add(np.array([new_id]), v)
+                        seen += int(index.search(v, 1)[1][0, 0] == new_id)
+                    notes.append(f"Session consistency: {seen}/20 searches right after an upsert found it")
+                    index.close()
+            except MilvusUnavailable as exc:
+                notes.append(f"Milvus server skipped: {exc}")
+                print(notes[-1])
+    notes.append("the server is reached through a loopback relay (bench/milvus_server.py), which adds "
+                 "a little latency per call; Milvus Lite runs in this process")
+    write("backends", {"n": args.n, "dimension": D, "faces_per_identity": FACES_EACH, "index": args.index,
+                       "baseline": "faiss flat (exact)", "results": results, "notes": notes})
+
+
+if __name__ == "__main__":
+    main()
