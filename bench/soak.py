@@ -1,7 +1,7 @@
 """Soak: a real server under a mixed load at full speed, then a check of everything acknowledged.
 
     python -m bench.soak                      # 30 minutes (make soak)
-    python -m bench.soak --seconds 20         # the short version the test suite runs
+    python -m bench.soak --seconds 15         # the short version the test suite runs
 
 Loopback only, bounded in time. Worker threads send Identify (photos, crops, embeddings),
 IdentifyStream, Enroll, Verify, ListIdentities, DeleteFace and DeleteIdentity, plus a few
