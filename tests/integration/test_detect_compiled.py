@@ -10,7 +10,6 @@ from facesearch.embedder import FaceDetector, decode
 
 from ..conftest import AVENGERS
 
-pytestmark = pytest.mark.slow
 TOL = 1e-4
 
 
