@@ -15,9 +15,7 @@ The machine is shared and noisy: the ratios, measured side by side, are what cou
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

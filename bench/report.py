@@ -240,7 +240,7 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "photos": "The photo path against the raw model (`bench/photos.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",
           "calibrate": "Calibrate at 100k faces (`bench/calibrate.py`)",
-          "soak": "Soak (`make soak`, `bench/soak.py`)", "backends": "Vector backends (`bench/backends.py`)"}
+          "soak": "Soak (`make soak`, `bench/soak.py`)"}
 
 
 # ---------------------------------------------------------------------------------------------
