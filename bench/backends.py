@@ -122,7 +122,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
         if "lite" not in args.skip:
             config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
-                                   milvus_uri=str(Path(tmp) / "lite.db"))
+                                   milvus_uri=str(Path(tmp) / "lite.db"), milvus_collection="bench")
             index = MilvusIndex(D, config)
             results.append(measure("milvus lite", index, ids, x, q, exact, wait=milvus_wait(index, args.n)))
             index.close()
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
             try:
                 with MilvusServer(Path(tmp) / "server") as server:
                     config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
-                                           milvus_uri=server.uri)
+                                           milvus_uri=server.uri, milvus_collection="bench")
                     index = MilvusIndex(D, config)
                     index.consistency = "Session"
                     results.append(measure("milvus server (Session)", index, ids, x, q, exact,

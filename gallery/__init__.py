@@ -13,7 +13,7 @@ at start; flat, ivf or hnsw) is derived from it.
 Layout: store (open/close) composes writes, reads, recovery (snapshot, replay,
 rebuild) and reindex; records (the dataclasses), sql (engine and dialect setup),
 schema + migrations, index (the VectorIndex Protocol and its factory),
-faiss_index, milvus_index, snapshot (manifest), facemap, grouping, paging, validate.
+faiss_index, milvus_index (with milvus_names), snapshot (manifest), facemap, grouping, paging, validate.
 """
 
 from .config import GalleryConfig

@@ -25,6 +25,7 @@ import numpy as np
 from facesearch.settings import Settings, fixed, setting
 
 from .errors import GalleryError
+from .milvus_names import collection_name
 
 if TYPE_CHECKING:
     from .config import GalleryConfig
@@ -109,12 +110,19 @@ def _milvus(config: "GalleryConfig", dimension: int) -> VectorIndex:
 BUILDERS: dict[str, Callable[["GalleryConfig", int], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
 
 
-def build_index(config: "GalleryConfig", dimension: int) -> VectorIndex:
-    """The one place an index is made, for config.vector_backend (FACESEARCH_VECTOR_BACKEND)."""
+def build_index(config: "GalleryConfig", dimension: int, model_id: str = "", generation: int = 0) -> VectorIndex:
+    """The one place an index is made, for config.vector_backend (FACESEARCH_VECTOR_BACKEND).
+
+    model_id, generation: the gallery's. Milvus keeps each in a collection of its own
+    (milvus_names.collection_name): its builder gets a copy of config naming that collection.
+    """
     builder = BUILDERS.get(config.vector_backend)
     if builder is None:
         raise GalleryError(f"unknown vector backend {config.vector_backend!r}; "
                            f"choose one of {', '.join(VECTOR_BACKENDS)}")
+    if config.vector_backend == "milvus":
+        name = collection_name(config.milvus_collection, model_id, generation)
+        config = config.model_copy(update={"milvus_collection": name})
     return builder(config, dimension)
 
 

@@ -2,7 +2,8 @@
 
 FACESEARCH_MILVUS_URI picks the engine: a file path runs Milvus Lite in this process
 (the default, <data_dir>/milvus.db), http://host:19530 a Milvus server. The collection
-(FACESEARCH_MILVUS_COLLECTION) holds (id, vector) with the faces' SQL ids as primary
+(config.milvus_collection: build_index names it after the gallery's model id and reindex
+generation, milvus_names.py) holds (id, vector) with the faces' SQL ids as primary
 keys, an L2 index of FACESEARCH_INDEX's kind (FLAT, IVF_FLAT or HNSW), and Strong
 consistency, so a search sees every acknowledged write.
 
@@ -37,6 +38,8 @@ class MilvusIndex:
     def __init__(self, dimension: int, config):
         self.dimension = dimension
         self.config = config.index
+        if not config.milvus_collection:
+            raise GalleryError("no Milvus collection named (build_index names it after the model)")
         self.collection = config.milvus_collection
         self.uri = config.milvus
         try:

@@ -32,8 +32,12 @@ REPLAY_CHUNK = 50_000   # change-log rows per statement during replay
 class Recovery:
     """Gallery methods that load, rebuild, replay and snapshot the index."""
 
-    def _new_index(self, dimension: int | None = None) -> VectorIndex:
-        return _deferring(build_index(self.config, dimension or self.dimension))
+    def _new_index(self, dimension: int | None = None, *, model_id: str | None = None,
+                   generation: int | None = None) -> VectorIndex:
+        """An index for the gallery's model and generation, or those given (a reindex's). With
+        Milvus: that collection, opened as it is (created if missing or of another dimension)."""
+        return _deferring(build_index(self.config, dimension or self.dimension, model_id or self.model_id,
+                                      self.generation if generation is None else generation))
 
     def _maintain(self) -> None:
         """IVF (re)training or HNSW compaction, if due: built beside the index lock, so searches

@@ -86,7 +86,7 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
                     current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = _deferring(build_index(config, dimension))
+            index = _deferring(build_index(config, dimension, model_id, current))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
             gallery._load_index()

@@ -266,7 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--to-vector-backend", choices=["faiss", "milvus"], help="the target's vector backend")
     p.add_argument("--to-milvus-uri", help="the target's Milvus: http://host:19530, or a file for Milvus Lite")
     p.add_argument("--to-milvus-token", help="the target Milvus's token (user:password or an API key)")
-    p.add_argument("--to-milvus-collection", help="the target's Milvus collection [the source's setting]")
+    p.add_argument("--to-milvus-collection", help="the target's Milvus collection [the source's setting; unset: "
+                   "named after the model]")
     p.add_argument("--to-index", choices=["flat", "ivf", "hnsw"], help="the target's index kind [the source's]")
     p.add_argument("--to-data-dir", help="the target's data directory (FAISS snapshots, Milvus Lite file, lock) "
                                          "[the source's]")

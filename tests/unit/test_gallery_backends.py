@@ -9,6 +9,7 @@ from facesearch import settings
 from facesearch.files import sha256_file
 from facesearch.gallery import FaissIndex, Gallery, GalleryConfig, GalleryError, IndexConfig, NewFace, build_index
 from facesearch.gallery import index as index_module
+from facesearch.gallery.milvus_names import collection_name
 
 D = 16
 
@@ -29,7 +30,7 @@ def test_the_factory_builds_faiss_and_names_what_is_missing(monkeypatch):
     monkeypatch.setenv("FACESEARCH_DATA_DIR", "/srv/fs")
     config = GalleryConfig.from_env()
     assert (config.vector_backend, config.milvus, config.milvus_collection) == \
-        ("milvus", "/srv/fs/milvus.db", "facesearch_faces")
+        ("milvus", "/srv/fs/milvus.db", "")   # empty: named after the model (milvus_names)
     monkeypatch.setenv("FACESEARCH_MILVUS_URI", "http://milvus:19530")
     assert GalleryConfig.from_env().milvus == "http://milvus:19530"
 
@@ -83,3 +84,41 @@ def test_a_durable_index_is_reconciled_with_sql_not_snapshotted(tmp_path, monkey
         assert g.indexed_ids().tolist() == ids[1:]
         assert g.search(x[5], max_distance=None)[0][0].face_id == ids[5]
         assert g.search(x[0], top_k=3, max_distance=None)[0][0].face_id != ids[0]
+
+
+def test_the_milvus_collection_is_named_after_the_model_and_generation():
+    assert collection_name("", "facenet-128", 0) == "facesearch_facenet_128"
+    assert collection_name("", "/models/Tuned v2.1", 3) == "facesearch__models_tuned_v2_1_g3"
+    assert collection_name("faces", "facenet-128", 0) == "faces"        # set: as given
+    assert collection_name("faces", "facenet-128", 2) == "faces_g2"     # then one per reindex
+    for bad in ("my-faces", "1faces", "faces!", "x" * 256):
+        with pytest.raises(GalleryError, match="FACESEARCH_MILVUS_COLLECTION=.* is not a Milvus collection name"):
+            collection_name(bad, "m", 0)
+    with pytest.raises(GalleryError, match="model id"):
+        collection_name("", "", 0)
+    long = collection_name("", "m" * 300, 12)   # cut to 255, a hash keeping cut names apart, the generation kept
+    assert len(long) == 255 and long.endswith("_g12") and long.startswith("facesearch_mmm")
+    assert long[-13] == "_" and long[-12:-4].isalnum() and long != collection_name("", "m" * 301, 12)
+    assert len(collection_name("x" * 255, "m", 1)) == 255
+
+
+def test_a_milvus_index_follows_the_gallery_s_model_and_generation(tmp_path, monkeypatch):
+    built = []
+
+    def builder(config, dimension):
+        built.append(config.milvus_collection)
+        return Collection(dimension, IndexConfig(use_gpu=False))
+
+    monkeypatch.setitem(index_module.BUILDERS, "milvus", builder)   # no pymilvus: only the name is checked
+    config = GalleryConfig(data_dir=tmp_path, vector_backend="milvus")
+    rng = np.random.default_rng(3)
+    with Gallery.open(config, model_id="Face/Net", dimension=D) as g:
+        g.add_faces("p", [NewFace(v, crop_jpeg=v.tobytes()) for v in unit(rng, 3)])
+        assert built == ["facesearch_face_net"]
+        g.model_id, g.generation = "next", 4   # as a replica following another's reindex would
+        g._new_index()
+        assert built[-1] == "facesearch_next_g4"
+    with Gallery.open(config, model_id="Face/Net", dimension=D):
+        assert built[-1] == "facesearch_face_net"
+    with pytest.raises(GalleryError, match="not a Milvus collection name"):
+        Gallery.open(config.model_copy(update={"milvus_collection": "bad-name"}), model_id="Face/Net", dimension=D)
