@@ -238,6 +238,10 @@ class FaissIndex:
     def close(self) -> None:
         self._gpu = None
 
+    def drop(self) -> None:
+        """Nothing of it is stored outside the process: the same as close()."""
+        self.close()
+
     # -- snapshot files -------------------------------------------------------
     def save(self, folder: Path, tag: str) -> dict[str, dict]:
         """Write the index and its deleted ids into folder, each fsynced, hashing as they are

@@ -89,6 +89,8 @@ class VectorIndex(Protocol):
     def load(self, folder: Path, files: dict[str, str]) -> None:
         """In-process only: replace the contents with what save() wrote."""
     def close(self) -> None: ...
+    def drop(self) -> None:
+        """Delete what it keeps outside the process (a durable index's collection), then close."""
 
 
 def _faiss(config: "GalleryConfig", dimension: int) -> VectorIndex:

@@ -42,6 +42,7 @@ class MilvusIndex:
             raise GalleryError("no Milvus collection named (build_index names it after the model)")
         self.collection = config.milvus_collection
         self.uri = config.milvus
+        self.opened_existing = False   # True: the collection was there already (reindex drops it)
         try:
             self.client = MilvusClient(uri=self.uri, token=config.milvus_token)
         except Exception as exc:
@@ -56,6 +57,7 @@ class MilvusIndex:
             have = int(field["params"]["dim"])
             if have == self.dimension:
                 c.load_collection(self.collection)
+                self.opened_existing = True
                 return
             log.warning("Milvus collection %s holds %d-d vectors, not %d; recreating it (SQL is the truth)",
                         self.collection, have, self.dimension)
@@ -147,6 +149,13 @@ class MilvusIndex:
 
     def load(self, folder, files):
         raise NotImplementedError("a Milvus collection is durable: it has no snapshot")
+
+    def drop(self) -> None:
+        """Delete the collection, then close."""
+        try:
+            self.client.drop_collection(self.collection)
+        finally:
+            self.close()
 
     def close(self) -> None:
         self.client.close()

@@ -1,15 +1,28 @@
-"""Switching the gallery to another model by re-embedding the stored crops."""
+"""Switching the gallery to another model by re-embedding the stored crops.
+
+The new vectors fill a new index built aside, while searches go on against the old one;
+one SQL transaction then rewrites the embeddings, the model and the generation, and the
+index is swapped in under the lock. With Milvus the new index is a new collection, named
+for the new model and generation (milvus_names.py): if anything fails before the commit
+it is dropped and the gallery stays as it was; after the swap the old collection is
+dropped. Other replicas open the collection of the generation SQL holds, so they move
+over when they re-open (until then their searches of the old collection fail).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import numpy as np
 from sqlalchemy import bindparam, func, select, update
 
 from .errors import GalleryError
+from .index import VectorIndex
 from .schema import faces
-from .sql import bump_generation, set_meta
+from .sql import bump_generation, generation, set_meta
+
+log = logging.getLogger(__name__)
 
 
 class Reindex:
@@ -20,14 +33,12 @@ class Reindex:
         embed_crops: JPEG crops -> (n, dimension) embeddings. Writes wait until the
         switch; searches go on against the old model meanwhile. Returns the face count.
         """
-        if self.index.durable:
-            raise GalleryError(f"reindex is not supported yet with the {self.index.description} index; "
-                               "use FACESEARCH_VECTOR_BACKEND=faiss to reindex")
         with self._write:
             with self.engine.connect() as conn:
                 total = conn.execute(select(func.count()).select_from(faces)).scalar()
                 missing = conn.execute(select(func.count()).select_from(faces)
                                        .where(faces.c.crop_jpeg.is_(None))).scalar()
+                target = generation(conn) + 1
             if missing:
                 raise GalleryError(f"{missing} of {total} faces have no stored crop, so they cannot be "
                                    "re-embedded; enrol them again from their images")
@@ -42,20 +53,48 @@ class Reindex:
                 if progress:
                     progress(len(ids), total)
             new_vectors = np.vstack(vectors) if vectors else np.zeros((0, dimension), np.float32)
-            fresh = self._new_index(dimension)
-            fresh.add(np.array(ids, np.int64), new_vectors)
-            self._maintain_unshared(fresh)
-            with self.engine.begin() as conn:
-                if ids:
-                    conn.execute(update(faces).where(faces.c.id == bindparam("fid")).values(
-                        embedding=bindparam("emb"), model_id=model_id),
-                        [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
-                set_meta(conn, model_id, dimension)
-                self.forget_calibration(conn)
-                new_generation = bump_generation(conn)
+            fresh = self._index_aside(model_id, dimension, target)
+            try:
+                fresh.add(np.array(ids, np.int64), new_vectors)
+                self._maintain_unshared(fresh)
+                with self.engine.begin() as conn:
+                    if ids:
+                        conn.execute(update(faces).where(faces.c.id == bindparam("fid")).values(
+                            embedding=bindparam("emb"), model_id=model_id),
+                            [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
+                    set_meta(conn, model_id, dimension)
+                    self.forget_calibration(conn)
+                    if bump_generation(conn) != target:   # rolls the transaction back
+                        raise GalleryError("another process reindexed the gallery meanwhile; nothing changed here")
+            except BaseException:
+                _discard(fresh)   # SQL still names the old generation: the new index was never current
+                raise
             with self._rw.write():
                 old, self.index, self.model_id, self.dimension = self.index, fresh, model_id, dimension
-                self.generation = new_generation
-            old.close()
+                self.generation = target
+            _discard(old)   # Milvus: the old collection goes; other replicas re-open by generation
         self.snapshot()
         return len(ids)
+
+    def _index_aside(self, model_id: str, dimension: int, target: int) -> VectorIndex:
+        """An empty index for the new model and generation, beside the one in use."""
+        fresh = self._new_index(dimension, model_id=model_id, generation=target)
+        name = getattr(fresh, "collection", None)
+        if name is not None and name == getattr(self.index, "collection", None):
+            fresh.close()   # never drop it: it is the one in use
+            raise GalleryError(f"the new model's Milvus collection would be {name}, the one in use; "
+                               "set FACESEARCH_MILVUS_COLLECTION to tell them apart")
+        if getattr(fresh, "opened_existing", False):   # left by a reindex that failed before its commit
+            log.warning("dropping the Milvus collection %s, left by an unfinished reindex", name)
+            fresh.drop()
+            fresh = self._new_index(dimension, model_id=model_id, generation=target)
+        return fresh
+
+
+def _discard(index: VectorIndex) -> None:
+    """Drop an index no search uses any more; a failure only leaves it behind."""
+    try:
+        index.drop()
+    except Exception:
+        log.exception("could not drop the %s index no longer in use; drop it by hand",
+                      getattr(index, "collection", index.description))

@@ -114,11 +114,12 @@ def test_a_milvus_index_follows_the_gallery_s_model_and_generation(tmp_path, mon
     rng = np.random.default_rng(3)
     with Gallery.open(config, model_id="Face/Net", dimension=D) as g:
         g.add_faces("p", [NewFace(v, crop_jpeg=v.tobytes()) for v in unit(rng, 3)])
-        assert built == ["facesearch_face_net"]
+        g.reindex("other", D, lambda crops: np.stack([np.frombuffer(c, np.float32) for c in crops]))
+        assert built == ["facesearch_face_net", "facesearch_other_g1"] and g.generation == 1
         g.model_id, g.generation = "next", 4   # as a replica following another's reindex would
         g._new_index()
         assert built[-1] == "facesearch_next_g4"
-    with Gallery.open(config, model_id="Face/Net", dimension=D):
-        assert built[-1] == "facesearch_face_net"
+    with Gallery.open(config, model_id="other", dimension=D):
+        assert built[-1] == "facesearch_other_g1"
     with pytest.raises(GalleryError, match="not a Milvus collection name"):
-        Gallery.open(config.model_copy(update={"milvus_collection": "bad-name"}), model_id="Face/Net", dimension=D)
+        Gallery.open(config.model_copy(update={"milvus_collection": "bad-name"}), model_id="other", dimension=D)
