@@ -23,6 +23,7 @@ from .errors import (
     CalibrationError,
     GalleryError,
     GalleryLockedError,
+    IndexUnavailableError,
     InvalidEmbeddingError,
     InvalidInputError,
     InvalidTargetError,
@@ -37,6 +38,7 @@ from .store import Gallery
 __all__ = [
     "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
+    "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",
     "NotFoundError", "VECTOR_BACKENDS", "VectorIndex", "build_index",
 ]

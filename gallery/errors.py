@@ -24,6 +24,10 @@ class ModelMismatchError(GalleryError):
     """The gallery belongs to another model id or dimension (FAILED_PRECONDITION)."""
 
 
+class IndexUnavailableError(GalleryError):
+    """The vector index's server cannot be reached; the message names it (UNAVAILABLE)."""
+
+
 class GalleryLockedError(GalleryError):
     """Another process holds the data directory."""
 

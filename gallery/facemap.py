@@ -55,6 +55,10 @@ class FaceMap:
         out[found] = self._owners[pos[found]]
         return out
 
+    def known(self, face_ids) -> np.ndarray:
+        """Whether each face id was ever added here (deleted ones included)."""
+        return self._find(np.asarray(face_ids, np.int64))[1]
+
     def _find(self, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = self._ids[:self._size]
         pos = np.searchsorted(ids, face_ids)

@@ -14,11 +14,12 @@ with SQL. Distances are squared L2, as FAISS gives them.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from .errors import GalleryError
+from .errors import GalleryError, IndexUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ KINDS = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
 MAX_LIMIT = 16_384      # Milvus's largest top-k
 INSERT_CHUNK = 5_000
 ID_CHUNK = 1_000
+TIMEOUT_S = 10.0        # per call: an unreachable server is an error soon, not a hang
 
 
 class MilvusIndex:
@@ -44,11 +46,12 @@ class MilvusIndex:
         self.uri = config.milvus
         self.opened_existing = False   # True: the collection was there already (reindex drops it)
         try:
-            self.client = MilvusClient(uri=self.uri, token=config.milvus_token)
+            self.client = MilvusClient(uri=self.uri, token=config.milvus_token, timeout=TIMEOUT_S)
         except Exception as exc:
-            raise GalleryError(f"cannot reach Milvus at {self.uri}: {exc}") from None
-        self._open_collection()
-        self._count = self._stored_count()
+            raise IndexUnavailableError(f"cannot reach Milvus at {self.uri}: {exc}") from None
+        with self._reaching("open the collection"):
+            self._open_collection()
+            self._count = self._stored_count()
 
     def _open_collection(self) -> None:
         c = self.client
@@ -85,63 +88,88 @@ class MilvusIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[1:] != (self.dimension,) or len(ids) != len(vectors):
             raise ValueError(f"vectors have shape {vectors.shape}, expected ({len(ids)}, {self.dimension})")
-        for i in range(0, len(ids), INSERT_CHUNK):
-            rows = [{"id": int(k), "vector": v.tolist()}
-                    for k, v in zip(ids[i:i + INSERT_CHUNK], vectors[i:i + INSERT_CHUNK])]
-            self.client.upsert(self.collection, rows)   # upsert: a replayed add is not a duplicate
-        self._count = self._stored_count()
+        with self._reaching("add faces"):
+            for i in range(0, len(ids), INSERT_CHUNK):
+                rows = [{"id": int(k), "vector": v.tolist()}
+                        for k, v in zip(ids[i:i + INSERT_CHUNK], vectors[i:i + INSERT_CHUNK])]
+                self.client.upsert(self.collection, rows, timeout=TIMEOUT_S)   # a replayed add is no duplicate
+        self._count += len(ids)   # new ids but for a replay: no Strong count query (~0.3 s) per write
 
     def remove(self, ids: np.ndarray) -> int:
         ids = [int(i) for i in np.asarray(ids, np.int64)]
         gone = 0
-        for i in range(0, len(ids), ID_CHUNK):
-            present = [r["id"] for r in self.client.get(self.collection, ids=ids[i:i + ID_CHUNK], output_fields=["id"])]
-            if present:
-                self.client.delete(self.collection, ids=present)
-                gone += len(present)
+        with self._reaching("remove faces"):
+            for i in range(0, len(ids), ID_CHUNK):
+                present = [r["id"] for r in self.client.get(self.collection, ids=ids[i:i + ID_CHUNK],
+                                                            output_fields=["id"], timeout=TIMEOUT_S)]
+                if present:
+                    self.client.delete(self.collection, ids=present, timeout=TIMEOUT_S)
+                    gone += len(present)
         self._count -= gone
         return gone
+
+    @contextmanager
+    def _reaching(self, what: str):
+        """Any failure of the server (down, timed out, refusing) as IndexUnavailableError naming the URI."""
+        try:
+            yield
+        except (KeyError, ValueError, GalleryError):
+            raise
+        except Exception as exc:
+            raise IndexUnavailableError(f"Milvus at {self.uri} is unavailable (could not {what}): "
+                                        f"{getattr(exc, 'message', None) or exc}") from None
+
+    def probe(self) -> None:
+        """A cheap call that raises IndexUnavailableError while the server cannot be reached."""
+        with self._reaching("reach the collection"):
+            self.client.has_collection(self.collection, timeout=TIMEOUT_S)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         n, k = len(queries), max(int(k), 0)
         dist = np.full((n, k), np.inf, np.float32)
         ids = np.full((n, k), -1, np.int64)
-        if n == 0 or k == 0 or self._count == 0:
+        if n == 0 or k == 0:   # not self._count: other replicas add to a shared collection
             return dist, ids
         limit = min(k, MAX_LIMIT)
         params = {"metric_type": "L2", "params": {"nprobe": self.config.ivf_nprobe,
                                                   "ef": max(self.config.hnsw_ef_search, limit)}}
-        hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
-                                  output_fields=[], consistency_level=self.consistency)
+        with self._reaching("search"):
+            hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
+                                      output_fields=[], consistency_level=self.consistency, timeout=TIMEOUT_S)
         for row, found in enumerate(hits):
             for col, hit in enumerate(found):
                 ids[row, col], dist[row, col] = hit["id"], hit["distance"]
         return dist, ids
 
     def ids(self) -> np.ndarray:
-        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"],
-                                        consistency_level="Strong")
         out = []
-        try:
-            while batch := it.next():
-                out.extend(r["id"] for r in batch)
-        finally:
-            it.close()
+        with self._reaching("list the indexed ids"):
+            it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"],
+                                            consistency_level="Strong", timeout=TIMEOUT_S)
+            try:
+                while batch := it.next():
+                    out.extend(r["id"] for r in batch)
+            finally:
+                it.close()
+        self._count = len(out)
         return np.sort(np.array(out, np.int64))
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         wanted = [int(i) for i in np.asarray(ids, np.int64)]
         got = {}
-        for i in range(0, len(wanted), ID_CHUNK):
-            for r in self.client.get(self.collection, ids=wanted[i:i + ID_CHUNK], output_fields=["vector"]):
-                got[int(r["id"])] = np.asarray(r["vector"], np.float32)
+        with self._reaching("read vectors"):
+            for i in range(0, len(wanted), ID_CHUNK):
+                for r in self.client.get(self.collection, ids=wanted[i:i + ID_CHUNK], output_fields=["vector"],
+                                         timeout=TIMEOUT_S):
+                    got[int(r["id"])] = np.asarray(r["vector"], np.float32)
         missing = [i for i in wanted if i not in got]
         if missing:
             raise KeyError(f"face {missing[0]} is not in the index")
         return np.stack([got[i] for i in wanted]) if wanted else np.zeros((0, self.dimension), np.float32)
 
     def __len__(self) -> int:
+        """The faces this process counted (at open, reconcile, and its own writes since)."""
         return self._count
 
     def save(self, folder, tag):

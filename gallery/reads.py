@@ -128,29 +128,44 @@ class Reads:
         results: list[list[Match] | None] = [None] * len(queries)
         todo = np.arange(len(queries))
         k = top_k * 4 + 4
+        followed = False
         while len(todo):
             with self._rw.read():  # index and face map change together under the write side
-                total = len(self.index)
-                k = min(k, total)
+                # a shared durable index may hold more than this process counted (another replica's writes)
+                total = np.inf if self.index.durable else len(self.index)
+                k = int(min(k, total))
                 if k == 0:
                     for qi in todo:
                         results[qi] = []
                     break
                 dist, ids = self.index.search(queries[todo], k)
-                owners = self.map.owners(ids)
-                names = self.map.names
-                if top_k == 1:
-                    per_query = nearest(dist, ids, owners, names, cutoff)
-                else:
-                    per_query = [group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+                unknown = self._unknown(ids) if self.index.durable and not followed else ()
+                if not len(unknown):
+                    owners = self.map.owners(ids)
+                    names = self.map.names
+                    if top_k == 1:
+                        per_query = nearest(dist, ids, owners, names, cutoff)
+                    else:
+                        per_query = [group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+            if len(unknown):   # another replica's write, in the shared index before our face map
+                self.follow()
+                followed = True
+                self._orphans.update(unknown[~self.map.known(unknown)].tolist())
+                continue
             retry = []
-            for qi, matches, farthest in zip(todo.tolist(), per_query, dist[:, -1].tolist()):
-                # too few identities, yet the k-th face was still inside the cutoff: look deeper
-                if len(matches) < top_k and k < total and farthest <= cutoff:
+            for qi, matches, farthest, kth in zip(todo.tolist(), per_query, dist[:, -1].tolist(), ids[:, -1].tolist()):
+                # too few identities, yet there is a k-th face and it was still inside the cutoff: look deeper
+                if len(matches) < top_k and k < total and kth >= 0 and farthest <= cutoff:
                     retry.append(qi)
                 results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4
         return results  # type: ignore[return-value]
+
+    def _unknown(self, ids: np.ndarray) -> np.ndarray:
+        """Face ids in a search answer that the face map never saw, less known orphans."""
+        found = ids[ids >= 0]
+        fresh = found[~self.map.known(found)]
+        return np.array([i for i in set(fresh.tolist()) if i not in self._orphans], np.int64)
 
     def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
         """The distance from embedding to the nearest face of one identity (exact)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from . import snapshot
 from .errors import GalleryError
@@ -21,7 +21,7 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
-from .sql import in_chunks
+from .sql import in_chunks, last_seq, pruned_through, serialise_writes
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +89,17 @@ class Recovery:
 
     def _load_index(self) -> None:
         if self.index.durable:
-            with self.engine.connect() as conn:
-                self._load_map(conn)
-                self._reconcile(conn)
-                self._applied_seq = self._snapshot_seq = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            self._reconcile_all()
+            self._snapshot_seq = self._applied_seq
             return
         watermark = snapshot.read(self.snapshot_dir, self._snapshot_key(), self.index)
         with self.engine.connect() as conn:
             self._load_map(conn)
-            last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
-            first = conn.execute(select(func.min(changes.c.seq))).scalar()
+            last = last_seq(conn)
             if watermark is not None and watermark > last:
                 log.warning("index snapshot is newer than the database (seq %d > %d); rebuilding", watermark, last)
                 watermark = None
-            if watermark is not None and first is not None and first > watermark + 1:
+            if watermark is not None and pruned_through(conn) > watermark:
                 log.warning("change log no longer reaches back to the snapshot; rebuilding")
                 watermark = None
             if watermark is None:
@@ -116,17 +113,18 @@ class Recovery:
             self._applied_seq, self._snapshot_seq = last, watermark
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
-    def _stored(self, conn, ids) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of those of these face ids that SQL holds, ascending."""
-        id_parts, vector_parts = [], []
+    def _stored(self, conn, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, vectors, identity pks) of those of these face ids that SQL holds, ascending."""
+        id_parts, vector_parts, owner_parts = [], [], []
         for chunk in in_chunks(sorted(int(i) for i in ids)):
-            rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id.in_(chunk))
-                                .order_by(faces.c.id)).all()
+            rows = conn.execute(select(faces.c.id, faces.c.embedding, faces.c.identity_pk)
+                                .where(faces.c.id.in_(chunk)).order_by(faces.c.id)).all()
             id_parts.append(np.fromiter((r.id for r in rows), np.int64, len(rows)))
             vector_parts.append(decode_vectors((r.embedding for r in rows), self.dimension))
+            owner_parts.append(np.fromiter((r.identity_pk for r in rows), np.int64, len(rows)))
         if not id_parts:
-            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
-        return np.concatenate(id_parts), np.vstack(vector_parts)
+            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32), np.zeros(0, np.int64)
+        return np.concatenate(id_parts), np.vstack(vector_parts), np.concatenate(owner_parts)
 
     def _rebuild(self, conn, index: VectorIndex | None = None) -> None:
         """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once.
@@ -162,9 +160,19 @@ class Recovery:
             if len(deleted):
                 self.index.remove(deleted)
             if added:
-                ids, vectors = self._stored(conn, added)
+                ids, vectors, _ = self._stored(conn, added)
                 fresh = ~np.isin(ids, present)
                 self.index.add(ids[fresh], vectors[fresh])
+
+    def _reconcile_all(self) -> None:
+        """A durable index: face map from SQL and index reconciled with it, holding every process's
+        writers off meanwhile (a face another writer put in the index before its commit would
+        otherwise look like an orphan and be removed)."""
+        with self.engine.begin() as conn:
+            self._applied_seq = serialise_writes(conn)
+            self._load_map(conn)
+            self._reconcile(conn)
+        self._orphans = set()
 
     def _reconcile(self, conn) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
@@ -175,13 +183,17 @@ class Recovery:
             self.index.remove(extra)
         missing = np.setdiff1d(in_sql, in_index)
         if len(missing):
-            ids, vectors = self._stored(conn, missing)
+            ids, vectors, _ = self._stored(conn, missing)
             self.index.add(ids, vectors)
         log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
                  len(missing), len(extra))
 
-    def _apply(self, change: Callable[[], object], seq: int | None) -> None:
+    def _apply(self, change: Callable[[], object], logged: tuple[int, int] | None) -> None:
         """Apply a committed change to the index and face map; on failure rebuild both from SQL.
+
+        logged: (the last seq committed before the change, its own last seq). The watermark moves
+        to the latter only if this process had applied the former: otherwise another process's
+        changes lie between, and follow() applies them (and this one again, idempotently).
 
         The rebuild is built aside and swapped in only once complete. If it fails too, the
         gallery is unhealthy (see `healthy`): snapshots are refused, so a partial index is never
@@ -192,8 +204,8 @@ class Recovery:
         with self._rw.write():
             try:
                 change()
-                if seq is not None:
-                    self._applied_seq = seq
+                if logged is not None and logged[0] <= self._applied_seq:
+                    self._applied_seq = logged[1]
                 failed = False
             except Exception:
                 log.exception("index update failed after commit; rebuilding the index from SQL")
@@ -227,14 +239,15 @@ class Recovery:
     def _recover_locked(self) -> bool:
         """Rebuild index and face map from SQL aside, then swap them in (writer lock held)."""
         try:
-            with self.engine.connect() as conn:
-                last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
-                if self.index.durable:
-                    with self._rw.write():
-                        self._load_map(conn)
-                        self._reconcile(conn)
-                        self._applied_seq = last
-                else:
+            if self.index.durable:   # a new client too: one whose server went away may not reconnect
+                fresh, old = self._new_index(), self.index
+                with self._rw.write():
+                    self.index = fresh
+                    self._reconcile_all()
+                _close_quietly(old)
+            else:
+                with self.engine.connect() as conn:
+                    last = last_seq(conn)
                     fresh_index = self._new_index()
                     try:
                         self._rebuild(conn, fresh_index)
@@ -256,8 +269,9 @@ class Recovery:
         return True
 
     def snapshot(self) -> Path | None:
-        """Write the index atomically with its watermark; prune the change log up to it.
-        A durable index needs no snapshot: only the log is pruned (and None returned).
+        """Write the index atomically with its watermark; prune the change log up to it, or to
+        the oldest watermark of another live replica (follow.py). A durable index needs no
+        snapshot: only the log is pruned (and None returned).
         Refused (GalleryError) while the gallery is unhealthy: the index may miss changes."""
         # Only the writer lock: every index change holds it, so the index and its watermark stay
         # still while the files are written, and searches never wait (taking the read side would
@@ -268,10 +282,8 @@ class Recovery:
             path = None if self.index.durable else \
                 snapshot.write(self.snapshot_dir, self._snapshot_key(), self._applied_seq, self.index)
             seq = self._applied_seq
-        with self.engine.begin() as conn:
-            conn.execute(delete(changes).where(changes.c.seq <= seq).where(
-                changes.c.seq < select(func.max(changes.c.seq)).scalar_subquery()))
         self._snapshot_seq = seq
+        self._prune(seq)
         return path
 
 
@@ -280,3 +292,10 @@ def _deferring(index: VectorIndex) -> VectorIndex:
     if hasattr(index, "defer_maintenance"):
         index.defer_maintenance = True
     return index
+
+
+def _close_quietly(index: VectorIndex) -> None:
+    try:
+        index.close()
+    except Exception:
+        log.warning("closing the replaced %s index failed", index.description, exc_info=True)

@@ -5,8 +5,8 @@ one SQL transaction then rewrites the embeddings, the model and the generation, 
 index is swapped in under the lock. With Milvus the new index is a new collection, named
 for the new model and generation (milvus_names.py): if anything fails before the commit
 it is dropped and the gallery stays as it was; after the swap the old collection is
-dropped. Other replicas open the collection of the generation SQL holds, so they move
-over when they re-open (until then their searches of the old collection fail).
+dropped. Other replicas follow the generation SQL holds (follow.py) within their follow
+interval, opening the new collection (searches on them fail until then).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select, update
 from .errors import GalleryError
 from .index import VectorIndex
 from .schema import faces
-from .sql import bump_generation, generation, set_meta
+from .sql import bump_generation, generation, serialise_writes, set_meta
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class Reindex:
                 fresh.add(np.array(ids, np.int64), new_vectors)
                 self._maintain_unshared(fresh)
                 with self.engine.begin() as conn:
+                    serialise_writes(conn)
+                    if conn.execute(select(func.count()).select_from(faces).where(faces.c.id > after)).scalar():
+                        raise GalleryError("faces were enrolled by another process during the reindex; "
+                                           "nothing changed: run it again")
                     if ids:
                         conn.execute(update(faces).where(faces.c.id == bindparam("fid")).values(
                             embedding=bindparam("emb"), model_id=model_id),

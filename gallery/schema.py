@@ -65,13 +65,26 @@ faces = Table(
     sqlite_autoincrement=True,
 )
 
-# Append-only log of index changes; a snapshot records the last seq it holds,
-# and start-up replays the rows after it. Rows at or below the newest
-# snapshot's watermark are pruned.
+# Append-only log of index changes: "add" and "delete" of a face (face_id), and
+# "identity" (face_id holds the identity's pk) when an existing identity is renamed.
+# Seqs commit in order (sql.serialise_writes). A snapshot records the last seq it
+# holds and start-up replays the rows after it; replicas sharing the database
+# follow it (follow.py). Rows every replica has are pruned (gallery_meta's
+# pruned_through says how far).
 changes = Table(
     "changes", metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("op", String(8), nullable=False),                # "add" or "delete"
     Column("face_id", BigInteger, nullable=False),
     sqlite_autoincrement=True,
+)
+
+# One row per process serving this database: the change-log seq it can restart from
+# (its snapshot's watermark; with a durable index, what it applied) and when it last
+# said so. Pruning keeps every row a replica seen within REPLICA_TTL_S still needs.
+replicas = Table(
+    "replicas", metadata,
+    Column("name", String(255), primary_key=True),          # host:data directory
+    Column("seq", BigInteger, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
 )

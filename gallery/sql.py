@@ -9,21 +9,25 @@ supported; the same migrations and queries run on both. What differs:
   the project installs, rather than SQLAlchemy's default psycopg2.
 - PostgreSQL allows at most 65535 bind parameters per statement, so long IN lists
   go through in_chunks().
+- Writers of every process sharing a PostgreSQL database take one transaction-scoped
+  advisory lock (serialise_writes), so change-log seqs commit in order; SQLite's own
+  database lock does the same for it.
 """
 
 from __future__ import annotations
 
 from typing import Iterator, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, insert, select
+from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from .errors import GalleryError, ModelMismatchError
-from .schema import faces, gallery_meta
+from .schema import changes, faces, gallery_meta
 
 T = TypeVar("T")
 
 IN_CHUNK = 1000   # values per IN (...) list: far below any dialect's bind-parameter limit
+WRITE_LOCK = 0x66616365   # the advisory lock of gallery writes ("face")
 
 
 def connect(url: str) -> Engine:
@@ -81,18 +85,43 @@ def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> t
         return model_id, dimension
 
 
+def serialise_writes(conn) -> int:
+    """First thing in a write transaction: wait for the other writers of every process, so that
+    seqs commit in the order they are drawn and a follower reading the log in seq order never
+    passes a seq that commits later. Returns the last seq committed before this transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+    return last_seq(conn)
+
+
+def last_seq(conn) -> int:
+    return conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+
+
+def get_meta(conn, key: str) -> str | None:
+    return conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == key)).scalar()
+
+
+def put_meta(conn, key: str, value: str) -> None:
+    conn.execute(delete(gallery_meta).where(gallery_meta.c.key == key))
+    conn.execute(insert(gallery_meta), [{"key": key, "value": value}])
+
+
+def pruned_through(conn) -> int:
+    """The change log holds no row at or below this seq any more (0: never pruned)."""
+    return int(get_meta(conn, "pruned_through") or 0)
+
+
 def generation(conn) -> int:
     """How many times the gallery was reindexed: part of the snapshot key, since a reindex to the
     same model id rewrites every embedding and writes no change-log row."""
-    value = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == "generation")).scalar()
-    return int(value or 0)
+    return int(get_meta(conn, "generation") or 0)
 
 
 def bump_generation(conn) -> int:
     """Within the reindex transaction: the next generation."""
     new = generation(conn) + 1
-    conn.execute(delete(gallery_meta).where(gallery_meta.c.key == "generation"))
-    conn.execute(insert(gallery_meta), [{"key": "generation", "value": str(new)}])
+    put_meta(conn, "generation", str(new))
     return new
 
 

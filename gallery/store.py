@@ -9,7 +9,11 @@ Writers are serialised; the index and the in-memory face map (face id ->
 identity) sit behind a readers-writer lock and change together, so searches
 run concurrently and never see a half-applied change.
 
-The methods live by responsibility in writes.py, reads.py, recovery.py,
+Several processes may share one PostgreSQL database: each follows the change log
+of the others (follow.py). The data-directory lock only keeps two processes off one
+data directory (its SQLite file and snapshots); writes are coordinated in the database.
+
+The methods live by responsibility in writes.py, reads.py, recovery.py, follow.py,
 reindex.py and calibrated.py; this module opens and closes.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -27,6 +32,7 @@ from .calibrated import Calibrated
 from .config import GalleryConfig
 from .errors import GalleryError, GalleryLockedError
 from .facemap import FaceMap
+from .follow import Follow
 from .index import VectorIndex, build_index
 from .migrate import upgrade
 from .reads import Reads
@@ -37,7 +43,7 @@ from .sql import bind_model, connect, generation, shown
 from .writes import Writes
 
 
-class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
+class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
     """Open with Gallery.open(); close() (or a with-block) snapshots the index."""
 
     def __init__(self, engine: Engine, config: GalleryConfig, model_id: str, dimension: int,
@@ -54,6 +60,9 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
+        self._orphans: set[int] = set()   # ids a durable index holds and SQL never committed (reads.py)
+        self._beat_at = datetime.min.replace(tzinfo=timezone.utc)
+        self._recovered_at = 0.0   # monotonic time of follow()'s last rebuild attempt
         self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key
         self.unhealthy_reason: str | None = None   # set while the index may miss committed changes
         self.on_health = None   # on_health(reason or None): called when healthy changes (Recovery)
@@ -90,6 +99,7 @@ class Gallery(Writes, Reads, Recovery, Reindex, Calibrated):
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
             gallery._load_index()
+            gallery.heartbeat(force=True)
             return gallery
         except BaseException:
             if engine is not None:

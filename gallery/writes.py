@@ -1,7 +1,12 @@
 """Writes: commit to SQL (with a row per face in the change log), then apply to the index.
 
-Writers are serialised by the Gallery's write lock; the index and face map change
-together under the write side of the readers-writer lock (Recovery._apply).
+Writers are serialised by the Gallery's write lock, and across processes sharing the
+database by sql.serialise_writes; the index and face map change together under the
+write side of the readers-writer lock (Recovery._apply).
+
+A durable index shared by replicas (Milvus) gets a new face before the commit and loses
+a deleted one after it: a crash in between leaves only an orphan in the index, which no
+face map resolves and the next reconcile removes, never an acknowledged face missing.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from .errors import NotFoundError
 from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
-from .sql import in_chunks
+from .sql import in_chunks, serialise_writes
 from .validate import check_identity_id
 
 
@@ -45,8 +50,8 @@ class Writes:
         with self._write:
             for attempt in range(3):
                 try:
-                    added, face_ids, owners, created, names, last = self._insert(enrolments, all_faces, vectors,
-                                                                                 keys, when)
+                    added, face_ids, owners, created, names, logged = self._insert(enrolments, all_faces, vectors,
+                                                                                   keys, when)
                     break
                 except IntegrityError:
                     if attempt == 2:
@@ -55,10 +60,11 @@ class Writes:
             def change():
                 self.map.names.update(names)
                 if face_ids:
-                    self.index.add(np.array(face_ids, np.int64), vectors[added])
+                    if not self.index.durable:   # a durable index has them already (_insert)
+                        self.index.add(np.array(face_ids, np.int64), vectors[added])
                     self.map.add(face_ids, owners)
 
-            self._apply(change, last)
+            self._apply(change, logged)
         by_position = dict(zip(added, face_ids))
         results, offset, seen = [], 0, set()
         for e in enrolments:
@@ -73,9 +79,10 @@ class Writes:
 
     def _insert(self, enrolments, all_faces, vectors, keys, when):
         """The add_batch transaction: (positions added, their face ids, their owners, identities
-        created, names, last change seq)."""
+        created, names, (seq before, last seq) or None)."""
         with self.engine.begin() as conn:
-            pks, created = self._identities_for(conn, enrolments, when)
+            before = serialise_writes(conn)
+            pks, created, renamed = self._identities_for(conn, enrolments, when)
             all_owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
             known = self._known_keys(conn, all_owners, keys)
             added = []
@@ -88,9 +95,14 @@ class Writes:
                 rows = [face_row(all_owners[j], all_faces[j], vectors[j], self.model_id, when) for j in added]
                 result = conn.execute(insert(faces).returning(faces.c.id, sort_by_parameter_order=True), rows)
                 face_ids = [r.id for r in result]
+                if self.index.durable:   # before the commit: see the module's docstring
+                    self.index.add(np.array(face_ids, np.int64), vectors[added])
             last = self._log(conn, "add", face_ids) if face_ids else None
+            if renamed:
+                last = self._log(conn, "identity", renamed)
             names = {pk: (iid, name) for iid, (pk, name) in self._names_of(conn, pks).items()}
-        return added, face_ids, [all_owners[j] for j in added], created, names, last
+        return added, face_ids, [all_owners[j] for j in added], created, names, \
+            (None if last is None else (before, last))
 
     @staticmethod
     def _known_keys(conn, owners: list[int], keys: list[tuple[str, str]]) -> set[tuple]:
@@ -104,8 +116,9 @@ class Writes:
                     select(faces.c.identity_pk, column).where(column.in_(chunk))) if (pk, sha) in wanted)
         return out
 
-    def _identities_for(self, conn, enrolments, when) -> tuple[dict[str, int], set[str]]:
-        """Primary keys of the enrolments' identities, creating the new ones in one statement."""
+    def _identities_for(self, conn, enrolments, when) -> tuple[dict[str, int], set[str], list[int]]:
+        """Primary keys of the enrolments' identities, creating the new ones in one statement;
+        and the pks of existing identities given a display name (logged for followers' face maps)."""
         wanted = list(dict.fromkeys(e.identity_id for e in enrolments))
         pks = {}
         for chunk in in_chunks(wanted):
@@ -122,10 +135,13 @@ class Writes:
             result = conn.execute(insert(identities).returning(identities.c.identity_id, identities.c.id,
                                                                sort_by_parameter_order=True), rows)
             pks.update({r.identity_id: r.id for r in result})
+        renamed = set()
         for e in enrolments:  # enrolments of existing identities may rename them
             if e.identity_id not in new or e is not first[e.identity_id]:
                 self._update_identity(conn, pks[e.identity_id], e.display_name, e.metadata, when)
-        return pks, set(new)
+                if e.display_name is not None:
+                    renamed.add(pks[e.identity_id])
+        return pks, set(new), sorted(renamed)
 
     @staticmethod
     def _names_of(conn, pks: dict[str, int]) -> dict[str, tuple[int, str]]:
@@ -148,7 +164,7 @@ class Writes:
 
     @staticmethod
     def _log(conn, op: str, face_ids: list[int]) -> int:
-        """Append to the change log; the seq of the last row."""
+        """Append to the change log (after serialise_writes); the seq of the last row."""
         result = conn.execute(insert(changes).returning(changes.c.seq, sort_by_parameter_order=True),
                               [{"op": op, "face_id": i} for i in face_ids])
         return max(r.seq for r in result)
@@ -156,6 +172,7 @@ class Writes:
     def delete_face(self, face_id: int) -> None:
         with self._write:
             with self.engine.begin() as conn:
+                before = serialise_writes(conn)
                 if conn.execute(delete(faces).where(faces.c.id == int(face_id))).rowcount == 0:
                     raise NotFoundError(f"no face {face_id}")
                 last = self._log(conn, "delete", [int(face_id)])
@@ -164,12 +181,13 @@ class Writes:
                 self.index.remove(np.array([face_id], np.int64))
                 self.map.remove([face_id])
 
-            self._apply(change, last)
+            self._apply(change, (before, last))
 
     def delete_identity(self, identity_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces went."""
         with self._write:
             with self.engine.begin() as conn:
+                before = serialise_writes(conn)
                 pk = self._pk(conn, identity_id)
                 ids = list(conn.execute(select(faces.c.id).where(faces.c.identity_pk == pk)).scalars())
                 conn.execute(delete(faces).where(faces.c.identity_pk == pk))
@@ -182,17 +200,19 @@ class Writes:
                     self.index.remove(np.array(ids, np.int64))
                     self.map.remove(ids)
 
-            self._apply(change, last)
+            self._apply(change, None if last is None else (before, last))
         return len(ids)
 
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
                         metadata: dict | None = None) -> Identity:
         with self._write:
             with self.engine.begin() as conn:
+                before = serialise_writes(conn)
                 pk = self._pk(conn, identity_id)
                 self._update_identity(conn, pk, display_name, metadata, now())
                 name = conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar()
-            self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), None)
+                logged = (before, self._log(conn, "identity", [pk])) if display_name is not None else None
+            self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), logged)
         return self.get_identity(identity_id)
 
     @staticmethod

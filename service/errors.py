@@ -8,6 +8,7 @@ import inspect
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
     CalibrationError,
+    IndexUnavailableError,
     InvalidInputError,
     InvalidTargetError,
     ModelMismatchError,
@@ -52,6 +53,7 @@ _DOMAIN = [
     (NotFoundError, NotFound),
     (QueueFull, ResourceExhausted),
     (BatcherStopped, Unavailable),
+    (IndexUnavailableError, Unavailable),
 ]
 
 

@@ -38,3 +38,53 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
             + chunk(b"IEND", b""))
+
+
+class Outage:
+    """A TCP relay on 127.0.0.1 in front of a server, that can be cut and restored on the same port:
+    clients of relay.uri see the server go away (connections reset, new ones refused) and come back."""
+
+    def __init__(self, host: str, port: int):
+        self.upstream = (host, port)
+        self.port = None
+        self._sockets: list = []
+        self._listener = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def restore(self) -> "Outage":
+        import socket
+        import threading
+
+        from bench.milvus_server import relay
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port or 0))
+        listener.listen(64)
+        self.port, self._listener = listener.getsockname()[1], listener
+
+        def connect():
+            upstream = socket.create_connection(self.upstream)
+            self._sockets.append(upstream)
+            return upstream
+
+        threading.Thread(target=relay, args=(listener, connect), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        import socket
+
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)   # wakes the relay's accept(); close() alone would not
+        except OSError:
+            pass
+        self._listener.close()
+        for s in self._sockets:   # the upstream ends: each relay thread then closes its client end too
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sockets.clear()

@@ -1,0 +1,173 @@
+"""Following the change log: several processes (replicas) serving one database.
+
+Each replica applies to its own index and face map what the others committed, in seq
+order. sql.serialise_writes makes seqs commit in the order they are drawn, so reading the
+rows after the last one applied never passes a commit that lands later. With a durable
+index shared by the replicas (Milvus), the writer has put the face in it already: the
+follower only learns it in its face map, and a search that meets a face id its map does
+not know follows at once (reads.py), so a face acknowledged by one replica is found by
+the next Identify on any other.
+
+Each replica records in `replicas` the seq it could restart from. Pruning keeps every row
+that a replica seen within REPLICA_TTL_S still needs; one away for longer rebuilds from
+SQL when it comes back. A reindex (a new generation) is followed by rebuilding the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+
+from .errors import IndexUnavailableError
+from .facemap import GONE
+from .schema import changes, identities, replicas
+from .sql import generation, get_meta, last_seq, pruned_through, put_meta, serialise_writes
+
+log = logging.getLogger(__name__)
+
+FOLLOW_CHUNK = 50_000   # change-log rows per statement
+REPLICA_TTL_S = 600     # a replica silent for longer no longer holds back pruning
+HEARTBEAT_S = 5.0
+RECOVER_EVERY_S = 5.0   # while unhealthy (an index server down), how often follow() tries to rebuild
+
+
+class Follow:
+    """Gallery methods that follow other processes' writes and prune the log safely."""
+
+    @property
+    def replica_name(self) -> str:
+        """This process's row in `replicas`: its host and data directory (what a restart reuses)."""
+        return f"{socket.gethostname()}:{Path(self.config.data_dir).resolve()}"[-255:]
+
+    @property
+    def restart_seq(self) -> int:
+        """The change-log seq this process would replay from after a restart."""
+        return self._applied_seq if self.index.durable else self._snapshot_seq
+
+    def follow(self) -> int:
+        """Apply the changes other processes committed since this one last looked; how many rows.
+        Cheap when there are none (one indexed query). Raises on a database error."""
+        applied = 0
+        with self._write:
+            if self._closed:
+                return 0
+            if not self.healthy:
+                if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
+                    self._recovered_at = time.monotonic()
+                    self._recover_locked()   # reconciles a durable index: catches up after an outage
+                return 0
+            if not self._reachable():
+                return 0
+            with self.engine.connect() as conn:
+                if generation(conn) != self.generation:
+                    self._follow_reindex(conn)
+                    return 0
+                if pruned_through(conn) > self._applied_seq:
+                    log.warning("the change log was pruned past this replica's seq %d; rebuilding from SQL",
+                                self._applied_seq)
+                    self._recover_locked()
+                    return 0
+                while rows := conn.execute(select(changes.c.seq, changes.c.op, changes.c.face_id)
+                                           .where(changes.c.seq > self._applied_seq)
+                                           .order_by(changes.c.seq).limit(FOLLOW_CHUNK)).all():
+                    self._follow_rows(conn, rows)
+                    applied += len(rows)
+        self.heartbeat()
+        return applied
+
+    def _reachable(self) -> bool:
+        """A durable index's server answers; else the gallery goes unhealthy (NOT_SERVING) until a
+        reconcile succeeds, since writes to SQL may go on while the index misses them."""
+        probe = getattr(self.index, "probe", None)
+        if probe is None:
+            return True
+        try:
+            probe()
+            return True
+        except IndexUnavailableError as exc:
+            log.error("%s", exc)
+            self._set_health(str(exc))
+            self._recovered_at = time.monotonic()
+            return False
+
+    def _follow_rows(self, conn, rows) -> None:
+        deleted = {r.face_id for r in rows if r.op == "delete"}
+        added = {r.face_id for r in rows if r.op == "add"} - deleted
+        renamed = {r.face_id for r in rows if r.op == "identity"}
+        ids, vectors, owners = self._stored(conn, added)
+        new = self.map.owners(ids) == GONE        # this process's own writes are applied already
+        ids, vectors, owners = ids[new], vectors[new], owners[new]
+        gone = np.array(sorted(deleted), np.int64)
+        gone = gone[self.map.owners(gone) != GONE]
+        wanted = (set(owners.tolist()) - set(self.map.names)) | renamed
+        names = {}
+        for r in conn.execute(select(identities.c.id, identities.c.identity_id, identities.c.display_name)
+                              .where(identities.c.id.in_(sorted(wanted)))) if wanted else ():
+            names[r.id] = (r.identity_id, r.display_name)
+
+        def change():
+            if len(gone):
+                if not self.index.durable:   # the writer removed it from a shared index
+                    self.index.remove(gone)
+                self.map.remove(gone)
+            if len(ids):
+                if not self.index.durable:
+                    self.index.add(ids, vectors)
+                self.map.add(ids, owners)
+            self.map.names.update(names)
+            for pk in wanted - set(names):   # deleted since
+                self.map.names.pop(pk, None)
+
+        self._apply(change, (self._applied_seq, rows[-1].seq))
+
+    def _follow_reindex(self, conn) -> None:
+        """Another process reindexed: take the gallery's model and generation, rebuild the index."""
+        model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+        if model_id != self.model_id:
+            log.warning("the gallery was reindexed to %s; this process still embeds for %s, so its "
+                        "searches and enrolments are refused until it is restarted with that model",
+                        model_id, self.model_id)
+        self.model_id, self.dimension, self.generation = model_id, dimension, generation(conn)
+        self._cutoff_cache = (-np.inf, None)
+        if self.index.durable:   # the reindexer filled the new generation's collection
+            old = self.index
+            with self._rw.write():
+                self.index = self._new_index()
+                self._reconcile_all()
+            old.close()
+            return
+        self._recover_locked()
+
+    def heartbeat(self, force: bool = False) -> None:
+        """Record this replica's restart seq in `replicas`, at most every HEARTBEAT_S unless forced."""
+        now = datetime.now(timezone.utc)
+        if not force and (now - self._beat_at).total_seconds() < HEARTBEAT_S:
+            return
+        with self.engine.begin() as conn:
+            self._beat(conn, now)
+        self._beat_at = now
+
+    def _beat(self, conn, now: datetime) -> None:
+        values = {"seq": self.restart_seq, "seen_at": now}
+        if conn.execute(update(replicas).where(replicas.c.name == self.replica_name).values(**values)).rowcount == 0:
+            conn.execute(insert(replicas).values(name=self.replica_name, **values))
+
+    def _prune(self, seq: int) -> None:
+        """Delete the change-log rows at or below seq that no live replica still needs."""
+        now = datetime.now(timezone.utc)
+        with self.engine.begin() as conn:
+            serialise_writes(conn)   # one pruner at a time; pruned_through only grows
+            self._beat(conn, now)
+            needed = conn.execute(select(func.min(replicas.c.seq))
+                                  .where(replicas.c.seen_at >= now - timedelta(seconds=REPLICA_TTL_S))).scalar()
+            limit = min(seq, needed if needed is not None else seq, last_seq(conn) - 1)  # keep the newest row
+            if limit > pruned_through(conn):
+                conn.execute(delete(changes).where(changes.c.seq <= limit))
+                put_meta(conn, "pruned_through", str(limit))
+        self._beat_at = now
