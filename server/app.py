@@ -112,7 +112,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             runtime = Runtime(embedder, opened, detect_workers=config.detect_workers, max_batch=config.max_batch,
                               detect_batch=config.detect_batch, max_wait_s=config.max_wait_ms / 1000,
                               snapshot_every=config.snapshot_every, max_queued=config.max_queued,
-                              on_batch=metrics.batch, on_stopped=stopped)
+                              follow_s=config.follow_ms / 1000, on_batch=metrics.batch, on_stopped=stopped)
             runtime.faces.detector.detect(np.zeros((64, 64, 3), np.uint8))  # trace MTCNN before SERVING
             return embedder, opened, runtime
 

@@ -45,6 +45,9 @@ class ServerConfig(Settings):
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)
     max_top_k: int = fixed(1000)
     snapshot_every: int = setting(10_000, "index changes between snapshots", ge=1)
+    follow_ms: float = setting(250.0, "how often to apply what other replicas sharing the database committed, in "
+                                      "ms: a write on one is searchable on the others within about this (0: never)",
+                               ge=0)
     grace_s: float = setting(10.0, "seconds in-flight requests get on SIGTERM", ge=0)
     log_format: Literal["json", "text"] = setting("json", "log lines on stderr: json or text")
     recalibrate_every: int = setting(0, "after this many faces enrolled or deleted, recalibrate in the background "

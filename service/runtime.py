@@ -7,6 +7,8 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -25,11 +27,16 @@ class Runtime:
     def __init__(self, embedder: Embedder, gallery: Gallery, *, detect_workers: int = 2, max_batch: int = 64,
                  detect_batch: int = 16,
                  max_wait_s: float = 0.005, snapshot_every: int = 10_000, max_queued: int = 4096,
+                 follow_s: float = 0.25,
                  on_batch: Callable[[str, int], None] | None = None,
                  on_stopped: Callable[[str], None] | None = None):
-        """on_stopped(reason): a batch worker died; the service cannot answer until restarted."""
+        """on_stopped(reason): a batch worker died; the service cannot answer until restarted.
+        follow_s: how often to apply what other replicas committed (0: never)."""
         self.embedder, self.gallery = embedder, gallery
         self.snapshot_every = snapshot_every
+        self.follow_s = follow_s
+        self._stopping = threading.Event()
+        self._follower = threading.Thread(target=self._follow, name="gallery-follower", daemon=True)
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
         self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-snapshots")
         self._maintenance: concurrent.futures.Future | None = None
@@ -53,14 +60,31 @@ class Runtime:
         self.faces.start()
         self._embed.start()
         self._search.start()
+        if self.follow_s > 0:
+            self._follower.start()
 
     async def stop(self) -> None:
         """Stop taking work; writes already queued finish first."""
+        self._stopping.set()
         await self.faces.stop()
         for batcher in (self._embed, self._search):
             await batcher.stop()
         self._writes.shutdown(wait=True)
         self._background.shutdown(wait=True)
+        if self._follower.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, self._follower.join)
+
+    def _follow(self) -> None:
+        """Apply other replicas' writes every follow_s (gallery/follow.py); errors logged once a minute."""
+        logged_at = -float("inf")
+        while not self._stopping.wait(self.follow_s):
+            try:
+                if self.gallery.follow():
+                    self.maintain()
+            except Exception:
+                if time.monotonic() - logged_at > 60:
+                    log.exception("following other replicas' writes failed; retrying every %.2f s", self.follow_s)
+                    logged_at = time.monotonic()
 
     @property
     def depths(self) -> dict[str, int]:
