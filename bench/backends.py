@@ -1,6 +1,6 @@
 """Vector backends side by side: FAISS in-process, Milvus Lite and a Milvus 2.3 server.
 
-    python -m bench.backends [--n 100000] [--index hnsw] [--queries 200]
+    python -m bench.backends [--n 100000 1000000] [--index hnsw] [--queries 200]
 
 The same clustered vectors for all (identities with several noisy faces each, 128-d unit
 vectors), through the project's own index classes (FaissIndex, MilvusIndex, as the Gallery
@@ -9,7 +9,12 @@ and batch 64, p50/p99 at batch 1, and recall@1 against an exact search (FAISS fl
 baseline, measured in the same run). The server runs on loopback in a private network
 namespace (bench/milvus_server.py), reached through a relay, and is searched at Strong
 consistency (what facesearch uses) and at Session (read-your-writes for one client only);
-`session_sees_own_write` checks that a search right after an upsert finds it.
+a note counts how often a search right after an upsert finds it at Session.
+
+Then the lag of a replica following the change log (gallery/follow.py): two galleries with
+FAISS on one database (PostgreSQL from pgserver when installed, else a shared SQLite file),
+B following every --follow-ms as the server's follower thread does; each write on A is
+timed from its acknowledgement until a search on B finds it.
 Writes bench/results/backends.json.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -94,68 +100,142 @@ def milvus_wait(index, n: int, timeout: float = 300):
     return wait
 
 
-def main(argv=None) -> None:
+def replica_lag(folder: Path, writes: int, follow_s: float) -> dict:
+    """Seconds from a write's acknowledgement on replica A until replica B's search finds it."""
+    from facesearch.gallery import Gallery, GalleryConfig, IndexConfig, NewFace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    url, database, server = f"sqlite:///{folder / 'shared.db'}", "SQLite file shared by both", None
+    try:
+        import pgserver
+
+        server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+        url, database = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1), "PostgreSQL 16 (pgserver)"
+    except Exception as exc:   # not installed, or it cannot start here
+        print(f"replica lag on SQLite: {exc}")
+
+    def replica(name):
+        config = GalleryConfig(data_dir=folder / name, database_url=url, index=IndexConfig(use_gpu=False))
+        return Gallery.open(config, model_id="bench", dimension=D)
+
+    a, b = replica("a"), replica("b")
+    stop = threading.Event()
+
+    def follower():   # as service/runtime.py's follower thread
+        while not stop.wait(follow_s):
+            b.follow()
+
+    thread = threading.Thread(target=follower, daemon=True)
+    thread.start()
+    rng = np.random.default_rng(7)
+    lags = []
+    try:
+        for i in range(writes):
+            v = unit(rng.normal(size=(1, D)))
+            face = a.add_faces(f"p{i}", [NewFace(v[0])]).face_ids[0]
+            acked = time.perf_counter()
+            while not [m for m in b.search(v, max_distance=0.01)[0] if m.face_id == face]:
+                time.sleep(0.001)
+            lags.append(time.perf_counter() - acked)
+            time.sleep(float(rng.uniform(0, follow_s)))   # writes land at every phase of the follower
+    finally:
+        stop.set()
+        thread.join()
+        a.close()
+        b.close()
+        if server is not None:
+            server.cleanup()
+    out = {"database": database, "follow_ms": follow_s * 1e3, "writes": writes,
+           "p50_ms": float(np.percentile(lags, 50) * 1e3), "p99_ms": float(np.percentile(lags, 99) * 1e3),
+           "max_ms": float(max(lags) * 1e3)}
+    print(f"replica lag ({database}, follow every {out['follow_ms']:.0f} ms): p50 {out['p50_ms']:.0f} ms, "
+          f"p99 {out['p99_ms']:.0f} ms, max {out['max_ms']:.0f} ms", flush=True)
+    return out
+
+
+def run(n: int, args, tmp: Path, server) -> dict:
+    """Every backend on the same n vectors."""
     from facesearch.gallery import FaissIndex, GalleryConfig, IndexConfig
     from facesearch.gallery.milvus_index import MilvusIndex
 
-    from bench.milvus_server import MilvusServer, MilvusUnavailable
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=100_000, help="faces [%(default)s]")
-    parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], default="hnsw", help="index kind [%(default)s]")
-    parser.add_argument("--queries", type=int, default=200, help="batch-1 queries per backend [%(default)s]")
-    parser.add_argument("--strong-queries", type=int, default=30,
-                        help="batch-1 queries at Strong consistency on the server (~300 ms each) [%(default)s]")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["lite", "server"])
-    args = parser.parse_args(argv)
-
-    ids, x, q = data(args.n, args.queries)
+    print(f"== {n:,} faces", flush=True)
+    ids, x, q = data(n, args.queries)
     cfg = IndexConfig(kind=args.index, use_gpu=False, ivf_nprobe=16)
     exact_index = FaissIndex(D, IndexConfig(kind="flat", use_gpu=False))
     exact_index.add(ids, x)
     exact = exact_index.search(q, 1)[1][:, 0]
+    exact_index.close()
     results = [measure("faiss flat (exact)", FaissIndex(D, IndexConfig(kind="flat", use_gpu=False)), ids, x, q,
                        exact)]
     if args.index != "flat":
         results.append(measure(f"faiss {args.index}", FaissIndex(D, cfg), ids, x, q, exact))
     notes = []
+    if "lite" not in args.skip:
+        config = GalleryConfig(data_dir=tmp, vector_backend="milvus", index=cfg,
+                               milvus_uri=str(tmp / f"lite_{n}.db"), milvus_collection=f"bench_{n}")
+        index = MilvusIndex(D, config)
+        results.append(measure("milvus lite", index, ids, x, q, exact, wait=milvus_wait(index, n)))
+        index.drop()
+    if server is not None:
+        config = GalleryConfig(data_dir=tmp, vector_backend="milvus", index=cfg,
+                               milvus_uri=server.uri, milvus_collection=f"bench_{n}")
+        index = MilvusIndex(D, config)
+        index.consistency = "Session"
+        results.append(measure("milvus server (Session)", index, ids, x, q, exact, wait=milvus_wait(index, n)))
+        index.consistency = "Strong"
+        r = measure("milvus server (Strong)", index, np.zeros(0, np.int64), np.zeros((0, D), np.float32),
+                    q, exact, strong_queries=args.strong_queries)
+        r.update(n=n, insert_faces_per_s=None, insert_s=None)
+        results.append(r)
+        index.consistency = "Session"   # read-your-writes at Session: upsert, then search at once
+        seen = 0
+        for i in range(20):
+            v = unit(np.random.default_rng(100 + i).normal(size=(1, D)))
+            new_id = 100_000_000 + i
+            index.add(np.array([new_id]), v)
+            seen += int(index.search(v, 1)[1][0, 0] == new_id)
+        notes.append(f"Session consistency: {seen}/20 searches right after an upsert found it")
+        index.drop()
+    return {"n": n, "results": results, "notes": notes}
+
+
+def main(argv=None) -> None:
+    from bench.milvus_server import MilvusServer, MilvusUnavailable
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000], help="faces, one run each "
+                        "[%(default)s]")
+    parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], default="hnsw", help="index kind [%(default)s]")
+    parser.add_argument("--queries", type=int, default=200, help="batch-1 queries per backend [%(default)s]")
+    parser.add_argument("--strong-queries", type=int, default=30,
+                        help="batch-1 queries at Strong consistency on the server (~300 ms each) [%(default)s]")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["lite", "server", "lag"])
+    parser.add_argument("--lag-writes", type=int, default=100, help="writes timed for the replica lag [%(default)s]")
+    parser.add_argument("--follow-ms", type=float, default=250.0,
+                        help="the follower's interval, as FACESEARCH_FOLLOW_MS [%(default)s]")
+    args = parser.parse_args(argv)
+
+    runs, notes, lag = [], [], None
     with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
-        if "lite" not in args.skip:
-            config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
-                                   milvus_uri=str(Path(tmp) / "lite.db"), milvus_collection="bench")
-            index = MilvusIndex(D, config)
-            results.append(measure("milvus lite", index, ids, x, q, exact, wait=milvus_wait(index, args.n)))
-            index.close()
+        tmp = Path(tmp)
+        server = None
         if "server" not in args.skip:
             try:
-                with MilvusServer(Path(tmp) / "server") as server:
-                    config = GalleryConfig(data_dir=Path(tmp), vector_backend="milvus", index=cfg,
-                                           milvus_uri=server.uri, milvus_collection="bench")
-                    index = MilvusIndex(D, config)
-                    index.consistency = "Session"
-                    results.append(measure("milvus server (Session)", index, ids, x, q, exact,
-                                           wait=milvus_wait(index, args.n)))
-                    index.consistency = "Strong"
-                    r = measure("milvus server (Strong)", index, np.zeros(0, np.int64), np.zeros((0, D), np.float32),
-                                q, exact, strong_queries=args.strong_queries)
-                    r.update(n=args.n, insert_faces_per_s=None, insert_s=None)
-                    results.append(r)
-                    index.consistency = "Session"   # read-your-writes at Session: upsert, then search at once
-                    seen = 0
-                    for i in range(20):
-                        v = unit(np.random.default_rng(100 + i).normal(size=(1, D)))
-                        new_id = 10_000_000 + i
-                        index.add(np.array([new_id]), v)
-                        seen += int(index.search(v, 1)[1][0, 0] == new_id)
-                    notes.append(f"Session consistency: {seen}/20 searches right after an upsert found it")
-                    index.close()
+                server = MilvusServer(tmp / "server").start()
             except MilvusUnavailable as exc:
                 notes.append(f"Milvus server skipped: {exc}")
                 print(notes[-1])
+        try:
+            runs = [run(n, args, tmp, server) for n in args.n]
+        finally:
+            if server is not None:
+                server.stop()
+        if "lag" not in args.skip:
+            lag = replica_lag(tmp / "lag", args.lag_writes, args.follow_ms / 1000)
     notes.append("the server is reached through a loopback relay (bench/milvus_server.py), which adds "
                  "a little latency per call; Milvus Lite runs in this process")
-    write("backends", {"n": args.n, "dimension": D, "faces_per_identity": FACES_EACH, "index": args.index,
-                       "baseline": "faiss flat (exact)", "results": results, "notes": notes})
+    write("backends", {"dimension": D, "faces_per_identity": FACES_EACH, "index": args.index,
+                       "baseline": "faiss flat (exact)", "runs": runs, "replica_lag": lag, "notes": notes})
 
 
 if __name__ == "__main__":

@@ -212,20 +212,28 @@ def section_generic(d: dict) -> str:
 
 
 def section_backends(d: dict) -> str:
-    base = next((r for r in d["results"] if r["backend"] == d.get("baseline")), None)
+    runs = d.get("runs") or [{"n": d["n"], "results": d["results"], "notes": []}]   # older files: one run
+    md = (f"One index per backend over the same clustered {d['dimension']}-d unit vectors "
+          f"({d['faces_per_identity']} noisy faces per identity), through facesearch's own index classes, at "
+          f"each N in one run. Insert rate: until searchable with the index built. Recall@1 against the exact "
+          "top-1 (FAISS flat, the baseline, same N); **ratio = QPS at batch 64 / the baseline's**.\n\n")
     rows = []
-    for r in d["results"]:
-        ratio = r["qps_batch64"] / base["qps_batch64"] if base else None
-        rows.append([r["backend"], r["description"], r["n"], r.get("insert_faces_per_s"), r["qps_batch1"],
-                     r["qps_batch64"], ratio, r["p50_ms"], r["p99_ms"], r["recall@1"]])
-    md = (f"One index per backend over the same {d['n']:,} clustered {d['dimension']}-d unit vectors "
-          f"({d['faces_per_identity']} noisy faces per identity), through facesearch's own index classes. "
-          "Insert rate: until searchable with the index built. Recall@1 against the exact top-1 (FAISS flat, "
-          "the baseline, same run); **ratio = QPS at batch 64 / the baseline's**.\n\n")
+    for run in runs:
+        base = next((r for r in run["results"] if r["backend"] == d.get("baseline")), None)
+        for r in run["results"]:
+            ratio = r["qps_batch64"] / base["qps_batch64"] if base else None
+            rows.append([r["backend"], r["description"], r["n"], r.get("insert_faces_per_s"), r["qps_batch1"],
+                         r["qps_batch64"], ratio, r["p50_ms"], r["p99_ms"], r["recall@1"]])
     md += table(["backend", "index", "N", "insert faces/s", "QPS b1", "QPS b64", "ratio QPS b64", "p50 ms b1",
                  "p99 ms b1", "R@1"], rows)
-    if d.get("notes"):
-        md += "\n" + "".join(f"- {n}\n" for n in d["notes"])
+    lag = d.get("replica_lag")
+    if lag:
+        md += (f"\n**Replica lag** (FAISS, {lag['database']}, following every {lag['follow_ms']:.0f} ms): from a "
+               f"write's acknowledgement on replica A until a search on replica B finds it, over {lag['writes']} "
+               f"writes: p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms, max {lag['max_ms']:.0f} ms.\n")
+    notes = [f"N = {run['n']:,}: {n}" for run in runs for n in run.get("notes", [])] + d.get("notes", [])
+    if notes:
+        md += "\n" + "".join(f"- {n}\n" for n in notes)
     return md
 
 
