@@ -34,6 +34,8 @@ from facesearch.embedder import WeightsCache
 from facesearch.testing import ServerProcess
 from facesearch.v1 import facesearch_pb2 as pb
 
+from bench.common import machine
+
 REPO = Path(__file__).resolve().parent.parent
 WARMUP_S = 60          # RSS growth is measured after this (the long run); short runs use a fifth of the run
 MIX = {                # operation: weight
@@ -300,7 +302,7 @@ def main(argv=None) -> int:
         and not ledger_check["resurrected"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     print(f"{result['requests']} requests in {elapsed:.0f} s ({result['qps']}/s); unexpected errors "
           f"{sum(valid_errors.values())}; bad requests {sum(bad_codes.values())} "
           f"({sum(unexpected_bad.values())} with the wrong status); lost {len(ledger_check['lost'])}; "
