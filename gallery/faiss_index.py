@@ -20,6 +20,7 @@ from .index import IndexConfig
 log = logging.getLogger(__name__)
 
 GPU_K_LIMIT = 2048   # faiss-gpu refuses k above this (flat and IVF); such searches run on the CPU index
+GPU_STALE_SHARE = 0.05   # deleted ids the GPU copy may still hold (masked out) before it is uploaded again
 
 
 class FaissIndex:
@@ -41,6 +42,7 @@ class FaissIndex:
         self._trained_on = 0              # ivf: faces at the last training
         self._filter = None
         self._gpu = None
+        self._gpu_stale = np.zeros(0, np.int64)   # removed from the CPU index, still on the GPU copy
         self.defer_maintenance = False   # the Gallery sets it and maintains beside its lock
         self.cpu = self._empty()
 
@@ -131,7 +133,7 @@ class FaissIndex:
         for name, value in state.items():
             setattr(self, name, value)
         self._filter = None
-        self._gpu = None
+        self._drop_gpu()
 
     def _maintain_inline(self) -> None:
         if not self.defer_maintenance and self.maintenance_due():
@@ -152,7 +154,7 @@ class FaissIndex:
             except Exception:
                 log.warning("adding to the GPU index failed; it is uploaded again at the next search",
                             exc_info=True)
-                self._gpu = None
+                self._drop_gpu()
         self._maintain_inline()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -166,8 +168,15 @@ class FaissIndex:
             self._filter = None
             self._maintain_inline()
             return len(gone)
-        self._gpu = None
-        return int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
+        gone = int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
+        if self._gpu is not None:   # faiss-gpu cannot remove: mask them out, upload again only once many
+            self._gpu_stale = np.union1d(self._gpu_stale, ids)
+            if len(self._gpu_stale) > max(64, GPU_STALE_SHARE * len(self)):
+                self._drop_gpu()
+        return gone
+
+    def _drop_gpu(self) -> None:
+        self._gpu, self._gpu_stale = None, np.zeros(0, np.int64)
 
     def compact(self) -> None:
         """Rebuild without the deleted entries (HNSW cannot remove in place)."""
@@ -188,7 +197,11 @@ class FaissIndex:
             if self.config.kind == "hnsw" and self.deleted:
                 dist, ids = self.cpu.search(queries, k, params=self._deleted_filter())
             else:
-                dist, ids = self._searcher(k).search(queries, k)
+                searcher = self._searcher(k + len(self._gpu_stale))
+                if searcher is self._gpu and len(self._gpu_stale):
+                    dist, ids = _without(*searcher.search(queries, k + len(self._gpu_stale)), self._gpu_stale, k)
+                else:
+                    dist, ids = searcher.search(queries, k)
         finally:
             faiss.omp_set_num_threads(previous)
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
@@ -208,8 +221,8 @@ class FaissIndex:
         if not (self.config.use_gpu and self.config.kind != "hnsw" and k <= GPU_K_LIMIT
                 and faiss.get_num_gpus() > 0):
             return self.cpu
-        if self._gpu is None:  # uploaded once, then kept in step by add(); a remove drops it
-            self._gpu = faiss.index_cpu_to_all_gpus(self.cpu)
+        if self._gpu is None:  # uploaded once, then kept in step by add() and masked by remove()
+            self._gpu, self._gpu_stale = faiss.index_cpu_to_all_gpus(self.cpu), np.zeros(0, np.int64)
         return self._gpu
 
     def ids(self) -> np.ndarray:
@@ -236,7 +249,7 @@ class FaissIndex:
             raise KeyError(f"face {exc.args[0]} is not in the index") from None
 
     def close(self) -> None:
-        self._gpu = None
+        self._drop_gpu()
 
     def drop(self) -> None:
         """Nothing of it is stored outside the process: the same as close()."""
@@ -274,7 +287,17 @@ class FaissIndex:
         self.cpu = index
         self.deleted = set(np.asarray(deleted, np.int64).tolist())
         self._filter = None
-        self._gpu = None
+        self._drop_gpu()
+
+
+def _without(dist: np.ndarray, ids: np.ndarray, stale: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k results of each row that are not stale ids, padded with (inf, -1)."""
+    keep = ~np.isin(ids, stale)
+    out_d, out_i = np.full((len(ids), k), np.inf, np.float32), np.full((len(ids), k), -1, np.int64)
+    for row in range(len(ids)):
+        d, i = dist[row][keep[row]][:k], ids[row][keep[row]][:k]
+        out_d[row, :len(d)], out_i[row, :len(i)] = d, i
+    return out_d, out_i
 
 
 class _HashingFile:

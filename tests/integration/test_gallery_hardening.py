@@ -316,6 +316,21 @@ def test_gpu_searches_beyond_its_k_limit_fall_back_to_the_cpu_and_writes_do_not_
     _, again = index.search(more, 1)
     assert again[:, 0].tolist() == list(range(100, 105))
     assert FakeGpu.uploads == 1
+    index.remove(np.array([100, 101]))             # deletes are masked on the GPU copy, not uploaded again
+    _, after = index.search(more, 3)
+    assert after[:, 0].tolist() == [exact_first for exact_first in _nearest(x[:100], more[:2])] + [102, 103, 104]
+    assert not np.isin(after, [100, 101]).any() and FakeGpu.uploads == 1
+    index.remove(np.arange(0, 70))                 # past GPU_STALE_SHARE: the next search uploads afresh
+    _, left = index.search(q, 5)
+    remaining = np.r_[70:100, 102:105]
+    vectors = np.vstack([x[:100], more])[remaining]
+    expected = remaining[((q[:, None] - vectors[None]) ** 2).sum(-1).argsort(1)[:, :5]]
+    np.testing.assert_array_equal(left, expected)
+    assert FakeGpu.uploads == 2
+
+
+def _nearest(x, q):
+    return ((q[:, None] - x[None]) ** 2).sum(-1).argmin(1).tolist()
 
 
 def test_batched_searches_apply_each_requests_top_k(tmp_path, monkeypatch):

@@ -14,6 +14,17 @@ def test_crop_margin_is_clamped_at_the_borders():
     assert crop_with_margin(rgb, Box(60, 90, 20, 10), 0.5).shape == (15, 30, 3)  # clamped at bottom-right
 
 
+def test_crops_are_copies_and_large_ones_are_downscaled():
+    """A crop must not keep its whole photo alive, nor hold a face at full camera resolution."""
+    from facesearch.embedder.detect import CROP_MAX_SIDE
+
+    rgb = np.zeros((4000, 3000, 3), np.uint8)
+    small = crop_with_margin(rgb, Box(100, 100, 200, 240), 0.1)
+    assert small.shape == (288, 240, 3) and small.base is None
+    big = crop_with_margin(rgb, Box(500, 500, 2000, 2400), 0.1)   # 2880 x 2400 before downscaling
+    assert big.shape == (CROP_MAX_SIDE, 400, 3) and big.base is None and big.flags.c_contiguous
+
+
 def test_primary_face_prefers_large_central_over_confident_corner():
     img = np.zeros((400, 400, 3), np.uint8)
     corner = Face(Box(0, 0, 60, 60), 0.999, img[:60, :60])
