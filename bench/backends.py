@@ -172,13 +172,15 @@ def run(n: int, args, tmp: Path, server) -> dict:
     notes = []
     if "lite" not in args.skip:
         config = GalleryConfig(data_dir=tmp, vector_backend="milvus", index=cfg,
-                               milvus_uri=str(tmp / f"lite_{n}.db"), milvus_collection=f"bench_{n}")
+                               milvus_uri=str(tmp / f"lite_{n}.db"), milvus_collection=f"bench_{n}",
+                               milvus_timeout_s=3600)
         index = MilvusIndex(D, config)
         results.append(measure("milvus lite", index, ids, x, q, exact, wait=milvus_wait(index, n)))
         index.drop()
     if server is not None:
         config = GalleryConfig(data_dir=tmp, vector_backend="milvus", index=cfg,
-                               milvus_uri=server.uri, milvus_collection=f"bench_{n}")
+                               milvus_uri=server.uri, milvus_collection=f"bench_{n}",
+                               milvus_timeout_s=3600)
         index = MilvusIndex(D, config)
         index.consistency = "Session"
         results.append(measure("milvus server (Session)", index, ids, x, q, exact, wait=milvus_wait(index, n)))

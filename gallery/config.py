@@ -20,6 +20,8 @@ class GalleryConfig(Settings):
     milvus_uri: str = setting("", "a file path runs Milvus Lite in-process; http://host:19530 a Milvus server",
                               shown="<data dir>/milvus.db")
     milvus_token: str = setting("", "Milvus token (user:password or an API key)", shown="(empty)", repr=False)
+    milvus_timeout_s: float = setting(30.0, "longest one Milvus call may take; past it (or with the server down) "
+                                      "the request fails as UNAVAILABLE", gt=0)
     milvus_collection: str = setting("", "Milvus collection holding the faces; after the N-th reindex _gN is "
                                      "appended (to a name set here too)", shown="facesearch_<model id>[_g<generation>]")
     index: IndexConfig = IndexConfig()   # from_env() and from_args() read its settings too

@@ -27,7 +27,6 @@ KINDS = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
 MAX_LIMIT = 16_384      # Milvus's largest top-k
 INSERT_CHUNK = 5_000
 ID_CHUNK = 1_000
-TIMEOUT_S = 10.0        # per call: an unreachable server is an error soon, not a hang
 
 
 class MilvusIndex:
@@ -44,9 +43,10 @@ class MilvusIndex:
             raise GalleryError("no Milvus collection named (build_index names it after the model)")
         self.collection = config.milvus_collection
         self.uri = config.milvus
+        self.timeout = config.milvus_timeout_s   # per call: an unreachable server is an error, not a hang
         self.opened_existing = False   # True: the collection was there already (reindex drops it)
         try:
-            self.client = MilvusClient(uri=self.uri, token=config.milvus_token, timeout=TIMEOUT_S)
+            self.client = MilvusClient(uri=self.uri, token=config.milvus_token, timeout=self.timeout)
         except Exception as exc:
             raise IndexUnavailableError(f"cannot reach Milvus at {self.uri}: {exc}") from None
         with self._reaching("open the collection"):
@@ -92,7 +92,7 @@ class MilvusIndex:
             for i in range(0, len(ids), INSERT_CHUNK):
                 rows = [{"id": int(k), "vector": v.tolist()}
                         for k, v in zip(ids[i:i + INSERT_CHUNK], vectors[i:i + INSERT_CHUNK])]
-                self.client.upsert(self.collection, rows, timeout=TIMEOUT_S)   # a replayed add is no duplicate
+                self.client.upsert(self.collection, rows, timeout=self.timeout)   # a replayed add is no duplicate
         self._count += len(ids)   # new ids but for a replay: no Strong count query (~0.3 s) per write
 
     def remove(self, ids: np.ndarray) -> int:
@@ -101,9 +101,9 @@ class MilvusIndex:
         with self._reaching("remove faces"):
             for i in range(0, len(ids), ID_CHUNK):
                 present = [r["id"] for r in self.client.get(self.collection, ids=ids[i:i + ID_CHUNK],
-                                                            output_fields=["id"], timeout=TIMEOUT_S)]
+                                                            output_fields=["id"], timeout=self.timeout)]
                 if present:
-                    self.client.delete(self.collection, ids=present, timeout=TIMEOUT_S)
+                    self.client.delete(self.collection, ids=present, timeout=self.timeout)
                     gone += len(present)
         self._count -= gone
         return gone
@@ -122,7 +122,7 @@ class MilvusIndex:
     def probe(self) -> None:
         """A cheap call that raises IndexUnavailableError while the server cannot be reached."""
         with self._reaching("reach the collection"):
-            self.client.has_collection(self.collection, timeout=TIMEOUT_S)
+            self.client.has_collection(self.collection, timeout=self.timeout)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -136,7 +136,7 @@ class MilvusIndex:
                                                   "ef": max(self.config.hnsw_ef_search, limit)}}
         with self._reaching("search"):
             hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
-                                      output_fields=[], consistency_level=self.consistency, timeout=TIMEOUT_S)
+                                      output_fields=[], consistency_level=self.consistency, timeout=self.timeout)
         for row, found in enumerate(hits):
             for col, hit in enumerate(found):
                 ids[row, col], dist[row, col] = hit["id"], hit["distance"]
@@ -146,7 +146,7 @@ class MilvusIndex:
         out = []
         with self._reaching("list the indexed ids"):
             it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"],
-                                            consistency_level="Strong", timeout=TIMEOUT_S)
+                                            consistency_level="Strong", timeout=self.timeout)
             try:
                 while batch := it.next():
                     out.extend(r["id"] for r in batch)
@@ -161,7 +161,7 @@ class MilvusIndex:
         with self._reaching("read vectors"):
             for i in range(0, len(wanted), ID_CHUNK):
                 for r in self.client.get(self.collection, ids=wanted[i:i + ID_CHUNK], output_fields=["vector"],
-                                         timeout=TIMEOUT_S):
+                                         timeout=self.timeout):
                     got[int(r["id"])] = np.asarray(r["vector"], np.float32)
         missing = [i for i in wanted if i not in got]
         if missing:

@@ -178,17 +178,16 @@ def test_while_milvus_is_unreachable_the_gallery_says_so_loses_nothing_and_catch
     reaches the collection once Milvus is back (follow() reconciles)."""
     from urllib.parse import urlparse
 
-    from facesearch.gallery import IndexUnavailableError, follow, milvus_index
+    from facesearch.gallery import IndexUnavailableError, follow
     from tests.helpers import Outage
 
-    monkeypatch.setattr(milvus_index, "TIMEOUT_S", 2.0)
     monkeypatch.setattr(follow, "RECOVER_EVERY_S", 0.0)
     upstream = urlparse(milvus_server_uri)
     outage = Outage(upstream.hostname, upstream.port).restore()
     rng = np.random.default_rng(6)
     x = unit(rng, 3)
     g = replica(tmp_path, "a", "", vector_backend="milvus", milvus_uri=outage.uri,
-                milvus_collection=f"outage_{uuid.uuid4().hex[:12]}")
+                milvus_collection=f"outage_{uuid.uuid4().hex[:12]}", milvus_timeout_s=2.0)
     health = []
     g.on_health = health.append
     try:
