@@ -70,6 +70,7 @@ def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]
 def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> tuple[str, int]:
     """The gallery's model: the stored one, or (for a gallery without faces) the one given."""
     with engine.begin() as conn:
+        serialise_writes(conn)   # replicas opening a new gallery together: one binds, the others read it
         meta = dict(conn.execute(select(gallery_meta.c.key, gallery_meta.c.value)).all())
         has_faces = conn.execute(select(faces.c.id).limit(1)).first() is not None
         if "model_id" in meta and (has_faces or model_id is None):

@@ -215,3 +215,15 @@ def test_while_milvus_is_unreachable_the_gallery_says_so_loses_nothing_and_catch
     finally:
         outage.restore() if outage._listener.fileno() == -1 else None
         g.close()
+
+
+def test_replicas_opening_a_new_database_together_migrate_and_bind_it_once(tmp_path, postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:   # without the advisory locks they raced into errors or a deadlock
+        galleries = [f.result(timeout=120) for f in [pool.submit(replica, tmp_path, n, postgres_url) for n in "abcd"]]
+    try:
+        assert {(g.model_id, g.dimension, g.info().face_count) for g in galleries} == {("replicas", D, 0)}
+    finally:
+        for g in galleries:
+            g.close()
