@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from facesearch.embedder import FaceDetector, decode
+from facesearch.embedder.detect import CROP_MAX_SIDE, crop_with_margin
 
 from ..conftest import AVENGERS
 
@@ -129,8 +130,9 @@ def test_large_photos_are_downscaled_and_boxes_mapped_back(samples, detector):
     tol = 0.06 * s.width * factor
     assert abs(b.x - s.x * factor) <= tol and abs(b.y - s.y * factor) <= tol
     assert abs(b.width - s.width * factor) <= tol and abs(b.height - s.height * factor) <= tol
-    # and the crop is cut from the full-resolution photo
-    assert face.crop.shape[0] >= b.height and face.crop.shape[1] >= b.width
+    # and the crop is cut from the full-resolution photo, then held at CROP_MAX_SIDE (detect.crop_with_margin)
+    np.testing.assert_array_equal(face.crop, crop_with_margin(big, b, detector.margin))
+    assert max(face.crop.shape[:2]) == CROP_MAX_SIDE < b.height
     assert b.x + b.width <= big.shape[1] and b.y + b.height <= big.shape[0]
     eye = np.array(face.landmarks["left_eye"])
     np.testing.assert_allclose(eye, np.array(small.landmarks["left_eye"]) * factor, atol=tol)
