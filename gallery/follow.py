@@ -68,7 +68,7 @@ class Follow:
                 if generation(conn) != self.generation:
                     self._follow_reindex(conn)
                     return 0
-                if pruned_through(conn) > self._applied_seq:
+                if pruned_through(conn) > self._applied_seq < last_seq(conn):   # rows we need are gone
                     log.warning("the change log was pruned past this replica's seq %d; rebuilding from SQL",
                                 self._applied_seq)
                     self._recover_locked()

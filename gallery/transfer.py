@@ -35,6 +35,7 @@ from .schema import faces, gallery_meta, identities
 from .sql import connect, shown
 
 Progress = Callable[[str, int, int], None]   # (table, copied so far, total)
+LOG_KEYS = ("pruned_through",)   # describe the source's change log, which is not copied
 
 
 @dataclass
@@ -134,7 +135,7 @@ def migrate(source: GalleryConfig, target: GalleryConfig, *, batch: int = 1000, 
             with old.engine.connect() as src, dst_engine.begin() as dst:
                 _check_target(src, dst)
                 if not dst.execute(select(gallery_meta.c.key).limit(1)).first():
-                    rows = src.execute(select(gallery_meta)).mappings().all()
+                    rows = src.execute(select(gallery_meta).where(gallery_meta.c.key.not_in(LOG_KEYS))).mappings().all()
                     if rows:
                         dst.execute(insert(gallery_meta), [dict(r) for r in rows])
             report.copied_identities, report.identities = _copy_table(old.engine, dst_engine, identities, batch,

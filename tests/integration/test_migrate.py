@@ -77,10 +77,14 @@ def test_migrate_sqlite_faiss_to_postgresql_milvus_resumes_and_verifies(tmp_path
     assert "50 sampled searches, 0 with another top-1" in out, out
 
     sqlite_url = source.url
-    for table in (gallery_meta, identities, faces):   # every column, the same ids
+    for table in (identities, faces):   # every column, the same ids
         assert rows(postgres_url, table) == rows(sqlite_url, table), table.name
+    source_meta = rows(sqlite_url, gallery_meta)
+    assert "pruned_through" in {r["key"] for r in source_meta}   # the source's log was pruned...
+    assert rows(postgres_url, gallery_meta) == [r for r in source_meta if r["key"] not in transfer.LOG_KEYS]
     with Gallery.open(source) as old, Gallery.open(target) as new:
         assert new.index_description == "milvus FLAT" and new.indexed_ids().tolist() == old.indexed_ids().tolist()
+        assert new.follow() == 0 and new.healthy   # ...and the copy, without that log, has nothing to catch up
         q = old.indexed_vectors(old.indexed_ids()[[3, 50, 100]])
         assert [[(m.identity_id, m.face_id) for m in ms] for ms in new.search(q, top_k=3, max_distance=None)] == \
                [[(m.identity_id, m.face_id) for m in ms] for ms in old.search(q, top_k=3, max_distance=None)]
