@@ -60,7 +60,7 @@ ghz: | $(PY)
 	fi
 
 # Two workers, a test file each at a time: most tests wait on a model or a server subprocess, so the
-# suite takes about 9 minutes here instead of 14 (each worker starts its own model and servers).
+# suite takes about 10 minutes here instead of 16 (each worker starts its own model and servers).
 test: install ghz
 	$(PY) -m pytest -n 2 --dist loadfile
 
