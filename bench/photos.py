@@ -1,6 +1,6 @@
 """The photo path against the raw model, in one run: the goals of compiled, batched detection.
 
-    .venv/bin/python -m bench.photos [--requests 100] [--concurrency 1,4,8,16,32] [--rounds 2]
+    .venv/bin/python -m bench.photos [--requests 100] [--concurrency 1,4,8,16,32] [--rounds 2] [--indexer-only]
 
 1. Raw FaceNet: crops/s of embed_crops at batch 64 in this process (the baseline of every ratio),
    and the raw photo pipeline: decode + batched compiled MTCNN + pick + embed, 16 photos a call.
@@ -9,7 +9,7 @@
 3. facesearch-indexer add (local) on the sample train photos, copied 4 times: photos/s and the ratio
    to the raw photo pipeline.
 The raw baselines are measured before and after the server phases and averaged. Writes
-bench/results/photos.json.
+bench/results/photos.json; --indexer-only skips phase 2 and writes photos-indexer.json.
 """
 
 from __future__ import annotations
@@ -67,11 +67,37 @@ def indexer_add(folder: Path, data_dir: Path) -> float:
     return json.loads(report.read_text())["images_per_s"]
 
 
+def server_phase(tmp: Path, samples: Path, val: list[bytes], crops, levels: list[int], requests: int,
+                 results: dict) -> None:
+    """Phase 2: Identify on photos at each concurrency, and on crops at 32, through a real server."""
+    proc = ServerProcess(tmp / "data", "--warmup-batch", "64").start()
+    try:
+        from facesearch.client import FaceSearchClient
+
+        with FaceSearchClient(proc.target, timeout=300) as c:
+            for person in sorted({p.parent.name for p in samples.glob("train/*/*.jpg")}):
+                c.enroll(person, [p.read_bytes() for p in sorted((samples / "train" / person).glob("*.jpg"))])
+        for conc in levels:
+            row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(image=val[i % len(val)]),
+                                    conc, max(requests, 2 * conc)))
+            row.pop("latencies_ms")
+            results["identify_photo"].append(row)
+            print(f"  Identify photo c={conc}: {row['qps']:.1f}/s p50 {row['p50_ms']:.0f} ms", flush=True)
+        crop_row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(
+            image=crops[i % len(crops)], face_mode=pb.FACE_MODE_CROPPED), 32, max(requests * 2, 64)))
+        crop_row.pop("latencies_ms")
+        results["identify_crop_c32"] = crop_row
+        print(f"  Identify crop c=32: {crop_row['qps']:.1f}/s", flush=True)
+    finally:
+        proc.stop()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100, help="Identify calls per concurrency level [100]")
     parser.add_argument("--concurrency", default="1,4,8,16,32")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--indexer-only", action="store_true", help="skip the server: the indexer's ratio only")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -85,26 +111,8 @@ def main(argv=None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-photos-"))
     results: dict = {"identify_photo": [], "before_this_work": BEFORE}
     try:
-        proc = ServerProcess(tmp / "data", "--warmup-batch", "64").start()
-        try:
-            from facesearch.client import FaceSearchClient
-
-            with FaceSearchClient(proc.target, timeout=300) as c:
-                for person in sorted({p.parent.name for p in samples.glob("train/*/*.jpg")}):
-                    c.enroll(person, [p.read_bytes() for p in sorted((samples / "train" / person).glob("*.jpg"))])
-            for conc in levels:
-                row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(image=val[i % len(val)]),
-                                        conc, max(args.requests, 2 * conc)))
-                row.pop("latencies_ms")
-                results["identify_photo"].append(row)
-                print(f"  Identify photo c={conc}: {row['qps']:.1f}/s p50 {row['p50_ms']:.0f} ms", flush=True)
-            crop_row = asyncio.run(drive(proc.target, lambda i: pb.IdentifyRequest(
-                image=crops[i % len(crops)], face_mode=pb.FACE_MODE_CROPPED), 32, max(args.requests * 2, 64)))
-            crop_row.pop("latencies_ms")
-            results["identify_crop_c32"] = crop_row
-            print(f"  Identify crop c=32: {crop_row['qps']:.1f}/s", flush=True)
-        finally:
-            proc.stop()
+        if not args.indexer_only:
+            server_phase(tmp, samples, val, crops, levels, args.requests, results)
         gallery = tmp / "photos"
         for n in range(4):   # distinct bytes per copy, so none is skipped as a duplicate
             for p in samples.glob("train/*/*.jpg"):
@@ -117,11 +125,17 @@ def main(argv=None) -> None:
                     "photos_per_s": raw_photos(embedder, val * 2, rounds=args.rounds)}
     crops_s = float(np.mean([raw[k]["crops_per_s_b64"] for k in raw]))
     photos_s = float(np.mean([raw[k]["photos_per_s"] for k in raw]))
+    results["indexer_vs_raw_pipeline"] = results["indexer_photos_per_s"] / photos_s
+    results["raw"] = {**raw, "crops_per_s_b64": crops_s, "photos_per_s": photos_s}
+    if args.indexer_only:
+        path = common.write("photos-indexer", results)
+        print(f"indexer {results['indexer_photos_per_s']:.1f} photos/s, raw pipeline {photos_s:.1f} photos/s "
+              f"({raw['before']['photos_per_s']:.1f} before, {raw['after']['photos_per_s']:.1f} after): "
+              f"{results['indexer_vs_raw_pipeline']:.2f}x -> {path}")
+        return
     for row in results["identify_photo"]:
         row["vs_raw_model"] = row["qps"] / crops_s
     results["identify_crop_c32"]["vs_raw_model"] = results["identify_crop_c32"]["qps"] / crops_s
-    results["indexer_vs_raw_pipeline"] = results["indexer_photos_per_s"] / photos_s
-    results["raw"] = {**raw, "crops_per_s_b64": crops_s, "photos_per_s": photos_s}
     c8 = next((r for r in results["identify_photo"] if r["concurrency"] == 8), None)
     results["goals"] = {
         "identify_photo_c8_vs_raw >= 0.5": c8 and c8["vs_raw_model"],
