@@ -33,10 +33,16 @@ class Prepared:
     crop_jpeg: bytes | None = None     # the crop encoded for storage, when asked for
 
 
-def init(config: EmbedderConfig) -> None:
-    """Worker-process initialiser: the settings `prepare` uses when none are passed."""
+def init(config: EmbedderConfig, tf_threads: int = 0) -> None:
+    """Worker-process initialiser: the settings `prepare` uses when none are passed, and
+    (tf_threads > 0) TensorFlow's threads, set before TensorFlow starts in this process."""
     global _config
     _config = config
+    if tf_threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
 
 
 def sha256_of(data: bytes) -> str:

@@ -3,7 +3,9 @@
 Files are read and hashed in the main process; a face already enrolled from the
 same bytes for the same identity is skipped, so a re-run after Ctrl-C or a kill
 carries on where it stopped. Decoding and detection run in worker processes,
-ahead of the main process, which embeds a batch and writes it in one transaction.
+ahead of the main process, which embeds a batch and writes it in one transaction;
+while it would wait for detection (the workers starting up, or behind), it traces
+the embedding batch, then detects queued chunks itself.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from typing import Iterator
 from tqdm import tqdm
 
 from facesearch.embedder import Embedder, FaceMode, prepare
+from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery
 from facesearch.service.enrolment import Candidate, Dedupe, enrolments
 from facesearch.sources import Item
 
 log = logging.getLogger(__name__)
+
+WORKER_TF_THREADS = 1   # MTCNN is as fast on one thread; more would fight the embedding for the cores
 
 
 @dataclass
@@ -83,9 +88,11 @@ def _new_only(reads: Iterator[_Read], dedupe: Dedupe, summary: Summary, window: 
     yield from flush()
 
 
-def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16):
+def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16, started=None):
     """(read, Prepared) in order. Images go in chunks of `chunk`, each detected in one batched
-    MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes."""
+    MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes, and
+    `started()` is called once a full window is submitted (while the workers start up).
+    Rather than wait idle for the next chunk, this process prepares the last queued one itself."""
     def chunks():
         part: list[_Read] = []
         for r in reads:
@@ -102,14 +109,37 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: 
             yield from zip(part, run([r.data for r in part]))
         return
     pending: deque = deque()
+
+    def first():
+        done, fut = pending.popleft()
+        while not fut.done() and _steal(pending, run):
+            pass
+        return zip(done, fut.result())
+
     for part in chunks():
         pending.append((part, pool.submit(run, [r.data for r in part])))
         if len(pending) * chunk >= window:
-            done, fut = pending.popleft()
-            yield from zip(done, fut.result())
+            if started is not None:
+                started()
+                started = None
+            yield from first()
     while pending:
-        done, fut = pending.popleft()
-        yield from zip(done, fut.result())
+        yield from first()
+
+
+def _steal(pending: deque, run) -> bool:
+    """Prepare here the last chunk no worker has taken yet; False when there is none."""
+    for i in range(len(pending) - 1, -1, -1):
+        part, fut = pending[i]
+        if fut.done():
+            continue
+        if not fut.cancel():   # a worker has it, and every chunk before it
+            return False
+        local: concurrent.futures.Future = concurrent.futures.Future()
+        local.set_result(run([r.data for r in part]))
+        pending[i] = (part, local)
+        return True
+    return False
 
 
 def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,
@@ -125,7 +155,7 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
     if workers > 0:
         pool = concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=prepare.init,
-            initargs=(embedder.config,))
+            initargs=(embedder.config, WORKER_TF_THREADS))
     prepare.init(embedder.config)
     batch: list[Candidate] = []
 
@@ -148,7 +178,8 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
 
     try:
         reads = _new_only(_read(items, summary), Dedupe(gallery), summary, window=4 * batch_size)
-        for r, p in _prepared(reads, mode, pool, window=2 * batch_size):
+        warm = functools.partial(embedder.warmup, (bucket_for(batch_size, embedder.config.max_batch),))
+        for r, p in _prepared(reads, mode, pool, window=2 * batch_size, started=warm):
             if p.crop is None:
                 summary.reject(r.item, p.reason)
                 bar.update(1)

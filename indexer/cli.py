@@ -213,7 +213,9 @@ def main(argv=None) -> int:
     p.add_argument("gallery")
     p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
                    help="detect faces with MTCNN (photos), or take each image as a face crop [%(default)s]")
-    p.add_argument("--workers", type=int, help="decode/detect processes (default: 1 for detect, 0 for cropped)")
+    p.add_argument("--workers", type=int, help="decode/detect processes, one TensorFlow thread each, besides this "
+                                             "one, which detects too rather than wait (default: 1 for detect, 0 for "
+                                             "cropped)")
     p.add_argument("--batch-size", type=int, default=64, help="faces per embedding batch and transaction [%(default)s]")
     p.add_argument("--server", help="HOST:PORT: enrol through a running server instead of the data directory")
     p.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""),
