@@ -124,11 +124,17 @@ class Embedder:
             start += rows
         return l2_normalize(out)
 
-    def warmup(self, sizes=(1,)) -> None:
-        """Trace the given bucket sizes now rather than on the first request."""
+    def warmup(self, sizes=(1,), *, run: bool = True) -> None:
+        """Trace the given bucket sizes now rather than on the first request; run=False traces
+        without running a blank batch (the first real call then sets the graph up)."""
+        import tensorflow as tf
+
         s = self.model.image_size
         for size in sizes:
-            self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
+            if run:
+                self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
+            else:
+                self._fn.get_concrete_function(tf.TensorSpec((size, s, s, 3), tf.float32))
 
     # -- images -----------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[Face]:
