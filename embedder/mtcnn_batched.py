@@ -64,6 +64,14 @@ class Networks:
         else:
             self.pnet, self.rnet, self.onet = pnet_at, rnet, onet
 
+    def warm(self) -> None:
+        """Trace the three networks now, on blank inputs (their signatures take any batch and size)."""
+        import tensorflow as tf
+
+        self.pnet(tf.zeros([1, PNET_CELL, PNET_CELL, 3]), tf.constant([PNET_CELL, PNET_CELL], tf.int32))
+        self.rnet(tf.zeros([1, 24, 24, 3]))
+        self.onet(tf.zeros([1, 48, 48, 3]))
+
     def tracing_counts(self) -> dict[str, int]:
         """How often each compiled network has been traced (stays at 1 when nothing retraces)."""
         if not self.compiled:

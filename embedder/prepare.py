@@ -45,6 +45,11 @@ def init(config: EmbedderConfig, tf_threads: int = 0) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
 
 
+def warm() -> None:
+    """Load and trace this process's detector now rather than on the first images."""
+    _process_detector(_config or EmbedderConfig.from_env()).networks.warm()
+
+
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from facesearch.embedder import Embedder, FaceMode, prepare
+from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, prepare
 from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery
 from facesearch.service.enrolment import Candidate, Dedupe, enrolments
@@ -142,20 +142,36 @@ def _steal(pending: deque, run) -> bool:
     return False
 
 
+def start_workers(config: EmbedderConfig, workers: int):
+    """The decode/detect processes, started now: each loads and traces MTCNN (seconds) while
+    the caller loads the embedding model. None when workers is 0. The caller shuts it down."""
+    if workers <= 0:
+        return None
+    pool = _pool(config, workers)
+    for _ in range(workers):
+        pool.submit(prepare.warm)
+    return pool
+
+
+def _pool(config: EmbedderConfig, workers: int):
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=prepare.init,
+        initargs=(config, WORKER_TF_THREADS))
+
+
 def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: FaceMode, *, workers: int,
-              batch_size: int, progress: bool = True, snapshot_every: int = 10_000) -> Summary:
+              batch_size: int, progress: bool = True, snapshot_every: int = 10_000, pool=None) -> Summary:
     """Enrol items through the service's enrolment pipeline, a batch per transaction.
 
     The index is snapshotted every `snapshot_every` changes, so a crash after a long run
-    replays at most that many at the next open, not the whole run."""
+    replays at most that many at the next open, not the whole run. `pool`: workers from
+    start_workers (with this embedder's config), else `workers` processes start at the first photos."""
     summary = Summary(images=len(items))
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="indexing")
-    pool = None
-    if workers > 0:
-        pool = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=prepare.init,
-            initargs=(embedder.config, WORKER_TF_THREADS))
+    own = pool is None and workers > 0
+    if own:
+        pool = _pool(embedder.config, workers)
     prepare.init(embedder.config)
     batch: list[Candidate] = []
 
@@ -191,7 +207,7 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
         bar.update(bar.total - bar.n)  # the skipped ones
     finally:
         bar.close()
-        if pool is not None:
+        if own:
             pool.shutdown(cancel_futures=True)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -46,11 +46,17 @@ def cmd_add(args) -> int:
     else:
         from facesearch.embedder import Embedder
 
-        embedder = Embedder.load(_embedder_config(args))
-        with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
-            workers = args.workers if args.workers is not None else (1 if mode == FaceMode.DETECT else 0)
-            summary = add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
-                                    progress=progress)
+        config = _embedder_config(args)
+        workers = args.workers if args.workers is not None else (1 if mode == FaceMode.DETECT else 0)
+        pool = add.start_workers(config, workers)   # they load MTCNN while this process loads FaceNet
+        try:
+            embedder = Embedder.load(config)
+            with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
+                summary = add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
+                                        progress=progress, pool=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     report = add.write_report(summary, Path(args.report) if args.report else None)
     print(f"added {report['added']}, skipped {report['skipped']} (already indexed), rejected {report['rejected']} "
           f"of {report['images']} images in {report['seconds']:.1f} s ({report['images_per_s']:.1f} images/s)")
