@@ -194,7 +194,8 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
 
     try:
         reads = _new_only(_read(items, summary), Dedupe(gallery), summary, window=4 * batch_size)
-        warm = functools.partial(embedder.warmup, (bucket_for(batch_size, embedder.config.max_batch),), run=False)
+        warm = None if pool is None else \
+            functools.partial(embedder.warmup, (bucket_for(batch_size, embedder.config.max_batch),), run=False)
         for r, p in _prepared(reads, mode, pool, window=2 * batch_size, started=warm):
             if p.crop is None:
                 summary.reject(r.item, p.reason)
