@@ -110,7 +110,7 @@ def replica_lag(folder: Path, writes: int, follow_s: float) -> dict:
         import pgserver
 
         server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
-        url, database = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1), "PostgreSQL 16 (pgserver)"
+        url, database = server.get_uri(), "PostgreSQL 16 (pgserver)"   # sql.connect picks psycopg 3
     except Exception as exc:   # not installed, or it cannot start here
         print(f"replica lag on SQLite: {exc}")
 

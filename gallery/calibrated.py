@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete
 
 from . import calibration
 from .calibration import Calibration
 from .errors import CalibrationError
-from .schema import changes, gallery_meta
+from .schema import gallery_meta
+from .sql import get_meta, last_seq, put_meta
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Calibrated:
     def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, int]:
         """(identity pk per face, unit vectors, last change seq) of every face, read from SQL in one snapshot."""
         with self.engine.connect() as conn, conn.begin():
-            seq = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            seq = last_seq(conn)
             # plain driver tuples: SQLAlchemy rows cost seconds at 100k faces
             rows = conn.exec_driver_sql("SELECT identity_pk, embedding FROM faces").fetchall()
         labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -64,8 +65,7 @@ class Calibrated:
             record = {**result.to_dict(), "calibrated_at": datetime.now(timezone.utc).isoformat(), "seq": seq,
                       "model_id": self.model_id}
             with self.engine.begin() as conn:
-                conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
-                conn.execute(insert(gallery_meta).values(key=CALIBRATION_KEY, value=json.dumps(record)))
+                put_meta(conn, CALIBRATION_KEY, json.dumps(record))
             self._cutoff_cache = (time.monotonic(), result.max_distance)
             log.info("calibrated: max_distance %.4f (FPIR %.4f, FNIR %.4f) on %d faces of %d identities",
                      result.max_distance, result.expected_fpir, result.expected_fnir, result.faces, result.identities)
@@ -74,10 +74,10 @@ class Calibrated:
     def calibration_status(self) -> AppliedCalibration | None:
         """The applied calibration with how many faces changed since (from the change log); None if none."""
         with self.engine.connect() as conn:
-            raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+            raw = get_meta(conn, CALIBRATION_KEY)
             if raw is None:
                 return None
-            last = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            last = last_seq(conn)
         record = json.loads(raw)
         return AppliedCalibration(Calibration.from_dict(record), datetime.fromisoformat(record["calibrated_at"]),
                                   record["seq"], max(0, last - record["seq"]))
@@ -88,7 +88,7 @@ class Calibrated:
         now = time.monotonic()
         if now - read_at >= CALIBRATION_TTL_S:
             with self.engine.connect() as conn:
-                raw = conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == CALIBRATION_KEY)).scalar()
+                raw = get_meta(conn, CALIBRATION_KEY)
             cutoff = json.loads(raw)["max_distance"] if raw is not None else None
             self._cutoff_cache = (now, cutoff)
         return cutoff

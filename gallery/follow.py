@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, insert, select, update
 from .errors import IndexUnavailableError
 from .facemap import GONE
 from .schema import changes, identities, replicas
-from .sql import generation, get_meta, last_seq, pruned_through, put_meta, serialise_writes
+from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,9 @@ class Follow:
         gone = np.array(sorted(deleted), np.int64)
         gone = gone[self.map.owners(gone) != GONE]
         wanted = (set(owners.tolist()) - set(self.map.names)) | renamed
-        names = {}
-        for r in conn.execute(select(identities.c.id, identities.c.identity_id, identities.c.display_name)
-                              .where(identities.c.id.in_(sorted(wanted)))) if wanted else ():
-            names[r.id] = (r.identity_id, r.display_name)
+        names = {r.id: (r.identity_id, r.display_name) for chunk in in_chunks(sorted(wanted)) for r in conn.execute(
+            select(identities.c.id, identities.c.identity_id, identities.c.display_name)
+            .where(identities.c.id.in_(chunk)))}
 
         def change():
             if len(gone):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import socket
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -55,10 +57,7 @@ class Outage:
         return f"http://127.0.0.1:{self.port}"
 
     def restore(self) -> "Outage":
-        import socket
-        import threading
-
-        from bench.milvus_server import relay
+        from bench.milvus_server import relay   # bench/ is imported only where the relay is used
 
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,8 +74,6 @@ class Outage:
         return self
 
     def cut(self) -> None:
-        import socket
-
         try:
             self._listener.shutdown(socket.SHUT_RDWR)   # wakes the relay's accept(); close() alone would not
         except OSError:

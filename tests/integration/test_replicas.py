@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -38,6 +39,13 @@ def replica(tmp_path, name, url, **kw) -> Gallery:
     return Gallery.open(config, model_id="replicas", dimension=D)
 
 
+@contextmanager
+def two_replicas(tmp_path, url, **kw):
+    """Galleries a and b, each with its own data directory, on one database; closed afterwards."""
+    with ExitStack() as stack:
+        yield tuple(stack.enter_context(replica(tmp_path, name, url, **kw)) for name in "ab")
+
+
 def state(g: Gallery) -> tuple[list[int], dict[int, str]]:
     """What a replica serves: its indexed ids, and each live face's identity by search."""
     ids = g.indexed_ids().tolist()
@@ -49,8 +57,7 @@ def state(g: Gallery) -> tuple[list[int], dict[int, str]]:
 def test_a_write_on_one_replica_is_followed_by_the_other(tmp_path, shared_url):
     rng = np.random.default_rng(1)
     x = unit(rng, 6)
-    a, b = replica(tmp_path, "a", shared_url), replica(tmp_path, "b", shared_url)
-    try:
+    with two_replicas(tmp_path, shared_url) as (a, b):
         fa = a.add_faces("ann", [NewFace(x[0]), NewFace(x[1])], display_name="Ann").face_ids
         assert b.search(x[0])[0] == []          # not followed yet
         assert b.follow() == 2
@@ -71,17 +78,13 @@ def test_a_write_on_one_replica_is_followed_by_the_other(tmp_path, shared_url):
         b.delete_identity("ann")
         a.follow()
         assert state(a) == state(b) == ([fb[0]], {fb[0]: "bob"})
-    finally:
-        a.close()
-        b.close()
 
 
 def test_interleaved_writes_of_both_replicas_end_identical(tmp_path, shared_url):
     """Each applies its own writes at once and the other's when it follows; neither skips a seq."""
     rng = np.random.default_rng(2)
     x = unit(rng, 40)
-    a, b = replica(tmp_path, "a", shared_url), replica(tmp_path, "b", shared_url)
-    try:
+    with two_replicas(tmp_path, shared_url) as (a, b):
         for i in range(0, 40, 2):
             a.add_faces(f"p{i % 7}", [NewFace(x[i])])
             b.add_faces(f"p{i % 5}", [NewFace(x[i + 1])])
@@ -98,16 +101,12 @@ def test_interleaved_writes_of_both_replicas_end_identical(tmp_path, shared_url)
         assert state(a)[0] == in_sql
         assert len(in_sql) == 36   # 40 added, 4 deleted: 44 seqs, every one applied by both
         assert a.changes_since_snapshot == b.changes_since_snapshot == 44
-    finally:
-        a.close()
-        b.close()
 
 
 def test_pruning_keeps_what_a_live_replica_needs_and_a_replica_away_too_long_rebuilds(tmp_path, shared_url):
     rng = np.random.default_rng(3)
     x = unit(rng, 12)
-    a, b = replica(tmp_path, "a", shared_url), replica(tmp_path, "b", shared_url)
-    try:
+    with two_replicas(tmp_path, shared_url) as (a, b):
         ids = [a.add_faces(f"p{i}", [NewFace(v)]).face_ids[0] for i, v in enumerate(x[:6])]
         a.snapshot()   # B has applied nothing yet: its row holds the log
         with a.engine.connect() as conn:
@@ -128,16 +127,12 @@ def test_pruning_keeps_what_a_live_replica_needs_and_a_replica_away_too_long_reb
             assert pruned_through(conn) == 11 > b._applied_seq
         assert b.follow() == 0   # the rows it needs are gone: rebuilt from SQL instead
         assert state(b) == state(a) and state(b)[0] == ids
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_reindex_on_one_replica_is_followed_by_the_other(tmp_path, shared_url):
     rng = np.random.default_rng(4)
     x = unit(rng, 5)
-    a, b = replica(tmp_path, "a", shared_url), replica(tmp_path, "b", shared_url)
-    try:
+    with two_replicas(tmp_path, shared_url) as (a, b):
         ids = [a.add_faces(f"p{i}", [NewFace(v, crop_jpeg=b"crop%d" % i)]).face_ids[0] for i, v in enumerate(x)]
         b.follow()
         rotated = -x   # "the new model": every vector changes
@@ -146,9 +141,6 @@ def test_a_reindex_on_one_replica_is_followed_by_the_other(tmp_path, shared_url)
         assert b.generation == a.generation == 1
         np.testing.assert_allclose(b.indexed_vectors(ids), rotated, atol=1e-6)
         assert b.search(rotated[3])[0][0].face_id == ids[3]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_on_a_shared_milvus_collection_a_write_is_found_at_once_by_the_other_replica(tmp_path, milvus_server_uri,
@@ -158,8 +150,7 @@ def test_on_a_shared_milvus_collection_a_write_is_found_at_once_by_the_other_rep
     x = unit(rng, 4)
     shared = {"vector_backend": "milvus", "milvus_uri": milvus_server_uri,
               "milvus_collection": f"replicas_{uuid.uuid4().hex[:12]}"}
-    a, b = replica(tmp_path, "a", postgres_url, **shared), replica(tmp_path, "b", postgres_url, **shared)
-    try:
+    with two_replicas(tmp_path, postgres_url, **shared) as (a, b):
         face = a.add_faces("ann", [NewFace(x[0])], display_name="Ann").face_ids[0]
         hit = b.search(x[0])[0][0]   # no follow() call: the unknown id made B follow
         assert (hit.identity_id, hit.display_name, hit.face_id) == ("ann", "Ann", face)
@@ -167,9 +158,6 @@ def test_on_a_shared_milvus_collection_a_write_is_found_at_once_by_the_other_rep
         assert b.search(x[0], max_distance=1e-3)[0] == []
         other = b.add_faces("bob", [NewFace(x[1])]).face_ids[0]
         assert a.search(x[1])[0][0].face_id == other
-    finally:
-        a.close()
-        b.close()
 
 
 def test_while_milvus_is_unreachable_the_gallery_says_so_loses_nothing_and_catches_up(tmp_path, milvus_server_uri,
