@@ -8,7 +8,11 @@ between the stages is the package's own functions (`mtcnn.utils`), called in
 the order its stages call them, so the boxes are the package's boxes.
 
 Batching (`MTCNNPipeline.detect`):
-- PNet runs once per pyramid level for all images of the same size;
+- every pyramid level of every image is resized in one call, and the levels are
+  packed side by side into one canvas (`pack_levels`) that PNet runs over once.
+  PNet is fully convolutional, so each level's outputs are the ones it gets
+  alone; the one place its layers see past a level's edge (max-pooling's SAME
+  padding at an odd border) is masked;
 - RNet and ONet each run once, over the candidates of all the images.
 
 See docs/detection.md for the settings and what each stage costs.
@@ -20,6 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +36,8 @@ PNET_CELL = 12               # PNet's window: a pyramid level smaller than this 
 DEFAULT_SCALE_FACTOR = 0.709  # each pyramid level has half the area of the one before
 SCALE_FACTOR_RANGE = (0.5, 0.9)  # below, faces between two levels are missed; above, the pyramid grows long
 MIN_FACE_SIZE_RANGE = (4, 4096)  # pixels; under 12 the image is upscaled for PNet, (12 / size)^2 the cost
-PNET_PIXEL_BUDGET = 8_000_000  # pixels per PNet call (a batch of same-size images is split above this)
+PNET_PIXEL_BUDGET = 8_000_000  # pixels per PNet canvas (more levels than fit go on another canvas)
+_MASKED = -1e9                # added where SAME max-pooling would pad: far below any PReLU output
 
 # Columns of a detection row, as the package lays them out.
 ID, X1, Y1, X2, Y2, SCORE = range(6)
@@ -43,7 +49,7 @@ _networks_lock = threading.Lock()
 
 
 class Networks:
-    """PNet (with its pyramid resize), RNet and ONet: compiled, or the plain Keras models."""
+    """The pyramid resize, PNet over a packed canvas, RNet and ONet: compiled, or run eagerly."""
 
     def __init__(self, compiled: bool = True):
         import tensorflow as tf
@@ -52,31 +58,53 @@ class Networks:
         pnet, rnet, onet = StagePNet().model, StageRNet().model, StageONet().model
         self.compiled = compiled
 
-        def pnet_at(images, size):
-            # the package's scale_images: area resize of the normalised batch to `size` (h, w)
-            return pnet(tf.image.resize(images, size, method=tf.image.ResizeMethod.AREA))
+        def levels(flat, table):
+            # Each row of table (offset, height, width, new height, new width) is one level: the
+            # package's scale_images, an area resize of the normalised image. Out: the levels, flat.
+            out = tf.TensorArray(tf.float32, size=tf.shape(table)[0], infer_shape=False,
+                                 element_shape=tf.TensorShape([None]))
+            for i in tf.range(tf.shape(table)[0]):
+                offset, h, w, new_h, new_w = tf.unstack(table[i])
+                image = tf.reshape(flat[offset:offset + h * w * 3], tf.stack([1, h, w, 3]))
+                level = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=tf.image.ResizeMethod.AREA)
+                out = out.write(i, tf.reshape(level, [-1]))
+            return out.concat()
+
+        def pnet_canvas(canvas, mask):
+            # PNet's layers, with its SAME max-pool as VALID over conv1's output plus `mask`, which
+            # holds _MASKED where a level's own pooling would have padded (pack_levels places
+            # every level at even offsets, so the pooling windows line up with the level's own).
+            x = pnet.prelu1(pnet.conv1(canvas)) + mask
+            x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+            x = pnet.prelu3(pnet.conv3(pnet.prelu2(pnet.conv2(x))))
+            return pnet.conv4_1(x), pnet.conv4_2(x)
 
         if compiled:
-            self.pnet = tf.function(pnet_at, input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
+            self.levels = tf.function(levels, input_signature=[
+                tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, 5], tf.int64)])
+            self.pnet = tf.function(pnet_canvas, input_signature=[
+                tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, None, None, 1], tf.float32)])
             self.rnet = tf.function(lambda x: rnet(x), input_signature=[tf.TensorSpec([None, 24, 24, 3], tf.float32)])
             self.onet = tf.function(lambda x: onet(x), input_signature=[tf.TensorSpec([None, 48, 48, 3], tf.float32)])
         else:
-            self.pnet, self.rnet, self.onet = pnet_at, rnet, onet
+            self.levels, self.pnet, self.rnet, self.onet = levels, pnet_canvas, rnet, onet
 
     def warm(self) -> None:
-        """Trace the three networks now, on blank inputs (their signatures take any batch and size)."""
+        """Trace the networks now, on blank inputs (their signatures take any batch and size)."""
         import tensorflow as tf
 
-        self.pnet(tf.zeros([1, PNET_CELL, PNET_CELL, 3]), tf.constant([PNET_CELL, PNET_CELL], tf.int32))
+        side = PNET_CELL
+        self.levels(tf.zeros([side * side * 3]), tf.constant([[0, side, side, side, side]], tf.int64))
+        self.pnet(tf.zeros([1, side, side, 3]), tf.zeros([1, side - 2, side - 2, 1]))
         self.rnet(tf.zeros([1, 24, 24, 3]))
         self.onet(tf.zeros([1, 48, 48, 3]))
 
     def tracing_counts(self) -> dict[str, int]:
-        """How often each compiled network has been traced (stays at 1 when nothing retraces)."""
+        """How often each compiled function has been traced (stays at 1 when nothing retraces)."""
         if not self.compiled:
             return {}
-        return {name: getattr(self, name).experimental_get_tracing_count() for name in ("pnet", "rnet", "onet")}
+        return {name: getattr(self, name).experimental_get_tracing_count()
+                for name in ("levels", "pnet", "rnet", "onet")}
 
 
 def networks(compiled: bool = True) -> Networks:
@@ -99,6 +127,53 @@ def pyramid(height: int, width: int, min_face_size: int, scale_factor: float) ->
     return scales[min(height, width) * scales >= PNET_CELL]
 
 
+@dataclass
+class Canvas:
+    height: int
+    width: int
+    places: list[tuple[int, int, int]]   # (level index, y, x): each level's top-left corner
+
+
+def pack_levels(shapes: Sequence[tuple[int, int]], budget: int = PNET_PIXEL_BUDGET) -> list[Canvas]:
+    """Shelf-pack levels of these (height, width) into canvases of about `budget` pixels.
+
+    Levels go tallest first, left to right in rows ("shelves"), at even offsets (PNet's
+    pooling has stride 2); canvas sides are even. A canvas is about as wide as it is tall,
+    and never narrower than the widest level; a level that does not fit starts a new canvas.
+    """
+    if not shapes:
+        return []
+    even = lambda v: v + (v & 1)   # noqa: E731
+    area = sum(even(h) * even(w) for h, w in shapes)
+    width = even(max(max(w for _, w in shapes), int(np.sqrt(min(area, budget) * 1.1))))
+    max_height = max(max(h for h, _ in shapes), budget // width)
+    canvases: list[Canvas] = []
+    places: list[tuple[int, int, int]] = []
+    x = y = shelf = 0
+    for i in sorted(range(len(shapes)), key=lambda i: -shapes[i][0]):
+        h, w = (even(v) for v in shapes[i])
+        if x + w > width:                        # next shelf
+            x, y, shelf = 0, y + shelf, 0
+        if y + h > max_height and places:        # next canvas
+            canvases.append(Canvas(y + shelf, width, places))
+            x = y = shelf = 0
+            places = []
+        places.append((i, y, x))
+        x, shelf = x + w, max(shelf, h)
+    canvases.append(Canvas(y + shelf, width, places))
+    return canvases
+
+
+class _Array:
+    """A numpy array where the package's generate_bounding_box expects a tensor (it calls .numpy())."""
+
+    def __init__(self, array: np.ndarray):
+        self._array = array
+
+    def numpy(self) -> np.ndarray:
+        return self._array
+
+
 def _per_image(boxes: np.ndarray, fn, **kwargs) -> np.ndarray:
     """fn on each image's rows (in their order), as it runs when that image is detected alone."""
     return np.concatenate([fn(boxes[boxes[:, ID] == i], **kwargs) for i in np.unique(boxes[:, ID])], axis=0)
@@ -116,8 +191,8 @@ class MTCNNPipeline:
                scale_factor: float = DEFAULT_SCALE_FACTOR, timings: dict | None = None) -> list[np.ndarray]:
         """For each image, its faces as rows [id, x1, y1, x2, y2, score, 5 landmark x, 5 landmark y].
 
-        `min_face_size` may be given per image. Images of the same shape (and
-        min_face_size) share PNet calls; RNet and ONet run once for all images.
+        `min_face_size` may be given per image. PNet runs over all images' pyramid
+        levels packed together; RNet and ONet run once for all images.
         `timings`, if given, accumulates seconds under "pnet", "rnet", "onet".
         """
         if self._lock is None:
@@ -127,9 +202,8 @@ class MTCNNPipeline:
 
     def _detect(self, images, min_face_size, scale_factor, timings) -> list[np.ndarray]:
         import tensorflow as tf
-        from mtcnn.utils.bboxes import (adjust_bboxes, generate_bounding_box, limit_bboxes, pick_matches,
-                                        replace_confidence, resize_to_square, smart_nms_from_bboxes,
-                                        upscale_bboxes)
+        from mtcnn.utils.bboxes import (adjust_bboxes, limit_bboxes, pick_matches, replace_confidence,
+                                        resize_to_square, smart_nms_from_bboxes)
         from mtcnn.utils.images import extract_patches
         from mtcnn.utils.landmarks import adjust_landmarks
 
@@ -140,41 +214,27 @@ class MTCNNPipeline:
         sizes = [min_face_size] * n if np.isscalar(min_face_size) else list(min_face_size)
         timings = timings if timings is not None else {}
 
-        # One normalised float32 batch per (shape, min_face_size); ids in the batch are local.
-        by_key: dict[tuple, list[int]] = defaultdict(list)
+        normalised = [(rgb.astype(np.float32) - 127.5) / 128 for rgb in images]
+        # One batch per shape for cutting RNet's and ONet's patches; ids in the batch are local.
+        by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, rgb in enumerate(images):
-            by_key[(rgb.shape, int(sizes[i]))].append(i)
-        groups = []  # (global ids, normalised batch, min_face_size)
-        for (shape, size), ids in by_key.items():
-            per_call = max(1, PNET_PIXEL_BUDGET // (shape[0] * shape[1]))
-            for start in range(0, len(ids), per_call):
-                chunk = ids[start:start + per_call]
-                batch = np.stack([images[i] for i in chunk]).astype(np.float32)
-                groups.append((np.asarray(chunk), tf.constant((batch - 127.5) / 128), size))
+            by_shape[rgb.shape].append(i)
+        groups = [(np.asarray(ids), tf.constant(np.stack([normalised[i] for i in ids]))) for ids in by_shape.values()]
 
-        # PNet: one call per pyramid level and group; the package's StagePNet post-processing per image
-        # (its sorts are not stable: over a whole batch, equal scores would come out in another order).
+        # PNet over every level of every image at once; the package's StagePNet post-processing per
+        # image (its sorts are not stable: over a whole batch, equal scores would come out in another order).
         t = time.perf_counter()
+        per_level = self._pnet(normalised, sizes, scale_factor)
         found = []
-        for ids, batch, size in groups:
-            h, w = batch.shape[1:3]
-            per_scale = [[] for _ in ids]
-            for scale in pyramid(h, w, size, scale_factor):
-                new_size = (np.asarray([h, w]) * scale).astype(np.int32)  # truncates, like tf.image.resize
-                reg, cls = self.nets.pnet(batch, new_size)
-                for j in range(len(ids)):
-                    boxes = generate_bounding_box(reg[j:j + 1], cls[j:j + 1], THRESHOLD_PNET)
-                    boxes = upscale_bboxes(boxes, np.asarray([scale]))
-                    per_scale[j].append(smart_nms_from_bboxes(boxes, threshold=NMS_PNET_SCALE, method="union",
-                                                              initial_sort=False))
-            for j, image_id in enumerate(ids):
-                if not per_scale[j]:
-                    continue
-                boxes = smart_nms_from_bboxes(np.concatenate(per_scale[j], axis=0), threshold=NMS_PNET_ALL,
-                                              method="union", initial_sort=True)
-                boxes = resize_to_square(boxes)
-                boxes[:, ID] = image_id
-                found.append(boxes)
+        for i in range(n):
+            mine = [boxes for image, boxes in per_level if image == i]
+            if not mine:
+                continue
+            boxes = smart_nms_from_bboxes(np.concatenate(mine, axis=0), threshold=NMS_PNET_ALL,
+                                          method="union", initial_sort=True)
+            boxes = resize_to_square(boxes)
+            boxes[:, ID] = i
+            found.append(boxes)
         timings["pnet"] = timings.get("pnet", 0.0) + time.perf_counter() - t
         boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
         if len(boxes) == 0:
@@ -210,13 +270,56 @@ class MTCNNPipeline:
         timings["onet"] = timings.get("onet", 0.0) + time.perf_counter() - t
         return [boxes[boxes[:, ID] == i] for i in range(n)]
 
+    def _pnet(self, normalised: list[np.ndarray], sizes, scale_factor: float) -> list[tuple[int, np.ndarray]]:
+        """(image index, candidate boxes) for each pyramid level, levels in the package's order."""
+        from mtcnn.utils.bboxes import generate_bounding_box, smart_nms_from_bboxes, upscale_bboxes
+
+        levels = []  # (image index, scale, height, width)
+        for i, x in enumerate(normalised):
+            h, w = x.shape[:2]
+            for scale in pyramid(h, w, int(sizes[i]), scale_factor):
+                new_h, new_w = (np.asarray([h, w]) * scale).astype(np.int32)  # truncates, like scale_images
+                levels.append((i, scale, int(new_h), int(new_w)))
+        if not levels:
+            return []
+        starts = np.cumsum([0] + [x.size for x in normalised])
+        table = np.array([(starts[i], *normalised[i].shape[:2], h, w) for i, _, h, w in levels], np.int64)
+        flat = self.nets.levels(np.concatenate([x.ravel() for x in normalised]), table).numpy()
+        ends = np.cumsum([h * w * 3 for _, _, h, w in levels])
+        resized = [flat[e - h * w * 3:e].reshape(h, w, 3) for e, (_, _, h, w) in zip(ends, levels)]
+
+        outputs: list = [None] * len(levels)
+        for canvas in pack_levels([(h, w) for _, _, h, w in levels]):
+            pixels = np.zeros((1, canvas.height, canvas.width, 3), np.float32)
+            mask = np.zeros((1, canvas.height - 2, canvas.width - 2, 1), np.float32)
+            for k, y, x in canvas.places:
+                h, w = resized[k].shape[:2]
+                pixels[0, y:y + h, x:x + w] = resized[k]
+                if h % 2:   # SAME pooling pads a level of odd height (conv1 gives h - 2 rows) below
+                    mask[0, y + h - 2, x:x + w] = _MASKED
+                if w % 2:
+                    mask[0, y:y + h, x + w - 2] = _MASKED
+            reg, cls = (out.numpy() for out in self.nets.pnet(pixels, mask))
+            for k, y, x in canvas.places:
+                h, w = resized[k].shape[:2]
+                rows, cols = slice(y // 2, y // 2 + (h - 1) // 2 - 4), slice(x // 2, x // 2 + (w - 1) // 2 - 4)
+                outputs[k] = (reg[:, rows, cols], cls[:, rows, cols])
+
+        per_level = []
+        for (i, scale, _, _), (reg, cls) in zip(levels, outputs):
+            boxes = generate_bounding_box(_Array(reg), _Array(cls), THRESHOLD_PNET)
+            boxes = upscale_bboxes(boxes, np.asarray([scale]))
+            per_level.append((i, smart_nms_from_bboxes(boxes, threshold=NMS_PNET_SCALE, method="union",
+                                                       initial_sort=False)))
+        return per_level
+
     @staticmethod
     def _patches(groups, boxes: np.ndarray, size: tuple[int, int], extract_patches):
         """(boxes reordered by group, their patches resized to `size`), cut from each group's batch."""
         import tensorflow as tf
 
         rows, patches = [], []
-        for ids, batch, _ in groups:
+        for ids, batch in groups:
             mask = np.isin(boxes[:, ID], ids)
             if not mask.any():
                 continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 import pytest
 
 from facesearch.embedder import EmbedderConfig, FaceDetector
@@ -50,3 +52,26 @@ def test_detector_refuses_out_of_range_arguments_before_loading_anything(kwargs,
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         FaceDetector(**kwargs)
     assert ("tensorflow" in sys.modules) == loaded
+
+
+def test_pnet_canvas_packing_keeps_levels_apart_at_even_offsets():
+    """pack_levels (embedder/mtcnn_batched.py): every level placed once, inside its canvas, on even
+    offsets (PNet pools with stride 2), overlapping none; canvases split near the pixel budget."""
+    from facesearch.embedder.mtcnn_batched import pack_levels
+
+    rng = np.random.default_rng(0)
+    shapes = [tuple(int(v) for v in rng.integers(12, 400, size=2)) for _ in range(120)] + [(13, 13), (700, 25)]
+    for budget in (8_000_000, 400_000):
+        canvases = pack_levels(shapes, budget=budget)
+        assert sorted(k for c in canvases for k, _, _ in c.places) == list(range(len(shapes)))
+        assert len(canvases) == 1 if budget == 8_000_000 else len(canvases) > 3
+        for c in canvases:
+            assert c.height % 2 == 0 and c.width % 2 == 0
+            assert c.height * c.width <= max(budget, 700 * 400) * 1.25
+            used = np.zeros((c.height, c.width), bool)
+            for k, y, x in c.places:
+                h, w = shapes[k]
+                assert y % 2 == 0 and x % 2 == 0 and y + h <= c.height and x + w <= c.width
+                assert not used[y:y + h, x:x + w].any()
+                used[y:y + h, x:x + w] = True
+    assert pack_levels([]) == []
