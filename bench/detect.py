@@ -67,7 +67,7 @@ def main() -> None:
         return det.detect_many(images)
 
     runs = {"eager": run_eager, "compiled": run_compiled, "batched": run_batched}
-    # warm up (traces the compiled networks, and the embedder's buckets) and count the faces each finds
+    # warm up (traces the compiled networks and the embedder) and count the faces each finds
     found = {name: fn() for name, fn in runs.items()}
     faces = {"eager": sum(any(d["confidence"] >= det.min_score for d in ds) for ds in found["eager"]),
              "compiled": sum(bool(f) for f in found["compiled"]), "batched": sum(bool(f) for f in found["batched"])}

@@ -41,7 +41,7 @@ def main() -> None:
 
     rows = []
     for b in BATCHES:
-        emb.embed_crops(pool[:b])                       # trace this bucket
+        emb.embed_crops(pool[:b])                       # set up this batch size
         model.predict(x[:b], batch_size=b, verbose=0)   # and predict's function
         ours, theirs = [], []
         for _ in range(args.rounds):

@@ -12,8 +12,8 @@ DEFAULT_MODEL = "facenet-128"
 
 def max_batch_setting():
     """FACESEARCH_MAX_BATCH has one meaning wherever it is read (the server's micro-batcher too)."""
-    return setting(64, "most faces embedded in one model call; batches run in fixed shapes 1, 2, 4, ... up "
-                       "to it (padded, or split when padding would waste over a quarter), so nothing retraces",
+    return setting(64, "most faces embedded in one model call; larger batches are split (any size up to it "
+                       "runs as it is: the model is traced once)",
                    ge=1)
 
 

@@ -1,8 +1,9 @@
 """The Embedder: images or face crops in, unit-norm embeddings out.
 
-The model runs under one `tf.function`, fed with batches padded to a fixed set
-of shape buckets, so a new batch size never retraces. Calls are serialised by
-a lock: one call already uses every core, and concurrent callers are safe.
+The model runs under one `tf.function` whose input signature leaves the batch
+size open: it is traced once, and a batch of any size runs as it is, unpadded.
+Calls are serialised by a lock: one call already uses every core, and
+concurrent callers are safe.
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ from .weights import WeightsCache
 
 log = logging.getLogger(__name__)
 
-BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
 class FaceMode(IntEnum):
     """Same numbers as facesearch.v1.FaceMode; UNSPECIFIED means DETECT."""
 
@@ -42,33 +40,6 @@ class EmbeddedFace:
     embedding: np.ndarray  # (dimension,) float32, unit norm
 
 
-def bucket_for(n: int, max_batch: int) -> int:
-    """Smallest bucket holding n rows, capped at max_batch (itself a bucket edge)."""
-    for b in BUCKETS:
-        if b >= n and b <= max_batch:
-            return b
-    return max_batch
-
-
-def plan_batches(n: int, max_batch: int) -> list[tuple[int, int]]:
-    """Split n rows into (rows, bucket) model calls.
-
-    Rows are padded up to a bucket only when that wastes at most a quarter of it
-    (50 rows -> 64); otherwise the largest bucket that fits is split off (40 rows
-    -> 32 + 8), since padding 33 rows to 64 would nearly double the work.
-    """
-    plan = []
-    while n > 0:
-        bucket = bucket_for(n, max_batch)
-        if n >= bucket or 4 * n >= 3 * bucket:
-            take = min(n, bucket)
-        else:
-            bucket = take = max(b for b in BUCKETS if b <= n and b <= max_batch)
-        plan.append((take, bucket))
-        n -= take
-    return plan
-
-
 class Embedder:
     def __init__(self, model: LoadedModel, config: EmbedderConfig | None = None):
         import tensorflow as tf
@@ -78,8 +49,9 @@ class Embedder:
         self._detector: FaceDetector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
-        keras_model = model.keras_model
-        self._fn = tf.function(lambda x: keras_model(x, training=False), reduce_retracing=False)
+        keras_model, size = model.keras_model, model.image_size
+        self._fn = tf.function(lambda x: keras_model(x, training=False),
+                               input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None) -> "Embedder":
@@ -114,27 +86,21 @@ class Embedder:
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
         out = np.empty((len(x), self.dimension), dtype=np.float32)
-        start = 0
-        for rows, bucket in plan_batches(len(x), self.config.max_batch):
-            chunk = x[start:start + rows]
-            if bucket != rows:
-                chunk = np.concatenate([chunk, np.zeros((bucket - rows,) + chunk.shape[1:], dtype=np.float32)])
+        for start in range(0, len(x), self.config.max_batch):
+            chunk = x[start:start + self.config.max_batch]
             with self._lock:
-                out[start:start + rows] = self._fn(chunk).numpy()[:rows]
-            start += rows
+                out[start:start + len(chunk)] = self._fn(chunk).numpy()
         return l2_normalize(out)
 
     def warmup(self, sizes=(1,), *, run: bool = True) -> None:
-        """Trace the given bucket sizes now rather than on the first request; run=False traces
-        without running a blank batch (the first real call then sets the graph up)."""
-        import tensorflow as tf
-
-        s = self.model.image_size
-        for size in sizes:
-            if run:
+        """Trace the model now rather than on the first request (one trace serves every batch
+        size), and run a blank batch of each size, so that the first real batches of those sizes
+        find their kernels set up; run=False only traces."""
+        self._fn.get_concrete_function()
+        if run:
+            s = self.model.image_size
+            for size in sizes:
                 self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
-            else:
-                self._fn.get_concrete_function(tf.TensorSpec((size, s, s, 3), tf.float32))
 
     # -- images -----------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[Face]:

@@ -33,7 +33,7 @@ class ServerProcess:
     def __init__(self, data_dir: Path, *args: str, env: dict | None = None):
         self.data_dir = Path(data_dir)
         self.args = ["--address", "127.0.0.1:0", *args]
-        if "--warmup-batch" not in args:  # tests start many servers: trace the other buckets on first use
+        if "--warmup-batch" not in args:  # tests start many servers: one blank batch of 1 traces the model
             self.args += ["--warmup-batch", "1"]
         self.env = {**os.environ, "FACESEARCH_DATA_DIR": str(data_dir), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         self.lines: list[str] = []

@@ -23,7 +23,6 @@ from typing import Iterator
 from tqdm import tqdm
 
 from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, prepare
-from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery
 from facesearch.service.enrolment import Candidate, Dedupe, enrolments
 from facesearch.sources import Item
@@ -195,7 +194,7 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
     try:
         reads = _new_only(_read(items, summary), Dedupe(gallery), summary, window=4 * batch_size)
         warm = None if pool is None else \
-            functools.partial(embedder.warmup, (bucket_for(batch_size, embedder.config.max_batch),), run=False)
+            functools.partial(embedder.warmup, run=False)
         for r, p in _prepared(reads, mode, pool, window=2 * batch_size, started=warm):
             if p.crop is None:
                 summary.reject(r.item, p.reason)

@@ -13,7 +13,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facesearch.embedder import Embedder, EmbedderConfig, EmbedderError
-from facesearch.embedder.embedder import bucket_for
 from facesearch.gallery import Gallery, GalleryConfig, GalleryError
 from facesearch.service import FaceSearchService, Limits, Runtime
 from facesearch.v1 import facesearch_pb2 as pb
@@ -29,9 +28,10 @@ SERVICE = pb.DESCRIPTOR.services_by_name["FaceSearch"].full_name
 
 
 def warmup_sizes(config: ServerConfig) -> list[int]:
-    """Batch buckets to trace before SERVING, so that no request pays for tracing (0.5-3 s each)."""
+    """Batch sizes run once before SERVING: the model is traced by the first (about 3 s, once),
+    and the largest sets up the kernels a full batch uses."""
     limit = min(config.warmup_batch, config.max_batch)
-    return sorted({bucket_for(n, config.max_batch) for n in range(1, limit + 1)})
+    return sorted({1, limit}) if limit > 0 else []
 
 
 def credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -107,7 +107,8 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
 
                 tf.config.threading.set_intra_op_parallelism_threads(config.tf_threads)
             embedder = Embedder.load(embedder_config)
-            embedder.warmup(warmup_sizes(config))
+            if config.warmup_batch:
+                embedder.warmup(warmup_sizes(config))
             opened = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
             runtime = Runtime(embedder, opened, detect_workers=config.detect_workers, max_batch=config.max_batch,
                               detect_batch=config.detect_batch, max_wait_s=config.max_wait_ms / 1000,

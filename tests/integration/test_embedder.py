@@ -23,19 +23,18 @@ def test_embeddings_are_unit_float32_and_deterministic(embedder, crops):
     np.testing.assert_array_equal(a, b)
 
 
-def test_batch_padding_does_not_change_results(embedder, crops):
-    together = embedder.embed_crops(crops)             # bucket 8, one padded row
-    alone = np.vstack([embedder.embed_crops([c]) for c in crops])  # bucket 1
+def test_batch_size_does_not_change_results(embedder, crops):
+    together = embedder.embed_crops(crops)
+    alone = np.vstack([embedder.embed_crops([c]) for c in crops])
     np.testing.assert_allclose(together, alone, atol=2e-5)
 
 
-def test_batch_sizes_share_buckets_without_retracing(embedder, crops):
-    embedder.embed_crops(crops[:5])  # buckets 4 + 1
-    embedder.embed_crops(crops[:7])  # bucket 8
-    before = embedder._fn.experimental_get_tracing_count()
-    for n in (5, 6, 7, 8):
-        embedder.embed_crops(crops[:n] if n <= 7 else crops + crops[:1])
-    assert embedder._fn.experimental_get_tracing_count() == before
+def test_every_batch_size_runs_on_one_trace(embedder, crops):
+    embedder.embed_crops(crops[:1])
+    assert embedder._fn.experimental_get_tracing_count() == 1
+    for n in range(2, 15):
+        assert embedder.embed_crops((crops * 2)[:n]).shape == (n, 128)
+    assert embedder._fn.experimental_get_tracing_count() == 1
 
 
 def test_more_than_max_batch_is_chunked(embedder, crops):

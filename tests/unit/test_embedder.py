@@ -1,10 +1,9 @@
-"""Detection and batching helpers of the embedder, without the model: crops, the primary face, batch plans."""
+"""Detection helpers of the embedder, without the model: crops and the primary face."""
 
 import numpy as np
 
 from facesearch.embedder import Box, Face, primary_face
 from facesearch.embedder.detect import crop_with_margin
-from facesearch.embedder.embedder import bucket_for, plan_batches
 
 
 def test_crop_margin_is_clamped_at_the_borders():
@@ -31,14 +30,3 @@ def test_primary_face_prefers_large_central_over_confident_corner():
     central = Face(Box(150, 150, 100, 100), 0.91, img[150:250, 150:250])
     assert primary_face([corner, central], img.shape) is central
     assert primary_face([], img.shape) is None
-
-
-def test_batch_sizes_share_buckets():
-    assert [bucket_for(n, 64) for n in (1, 3, 5, 8, 9, 64, 65)] == [1, 4, 8, 8, 16, 64, 64]
-    assert plan_batches(50, 64) == [(50, 64)]             # pads when little is wasted
-    assert plan_batches(40, 64) == [(32, 32), (8, 8)]     # splits rather than padding 40 to 64
-    assert plan_batches(33, 64) == [(32, 32), (1, 1)]
-    assert plan_batches(130, 64) == [(64, 64), (64, 64), (2, 2)]
-    for n in range(1, 200):
-        plan = plan_batches(n, 64)
-        assert sum(r for r, _ in plan) == n and all(r <= b and 4 * r >= 3 * b or r == b for r, b in plan)
