@@ -143,6 +143,10 @@ def plot_photos(results: dict, out: Path) -> bool:
     if "photos_per_s" in before:
         ax.plot(*zip(*sorted((int(c), q) for c, q in before["photos_per_s"].items())), "s--",
                 label="before (eager MTCNN)")
+    previous = d.get("previous_run", {})
+    if "photos_per_s" in previous:
+        ax.plot(*zip(*sorted((int(c), q) for c, q in previous["photos_per_s"].items())), "^:",
+                label="compiled, PNet per level and size")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrency")
     ax.set_ylabel("photos/s")

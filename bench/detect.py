@@ -7,7 +7,7 @@ detectors interleaved round by round (each round rotates their order):
 - eager: the `mtcnn` package's `MTCNN.detect_faces`, one photo per call;
 - compiled: `FaceDetector.detect`, one photo per call;
 - batched: `FaceDetector.detect_many` over all 25 photos.
-Then the photo path's stages (decode, PNet, RNet, ONet, crop, embed), one
+Then the photo path's stages (decode, PNet, RNet, ONet, crop, embed, search), one
 photo at a time and batched, in ms per photo and as shares of the whole.
 The machine is shared and noisy: the ratios, measured side by side, are what count.
 """
@@ -15,19 +15,35 @@ The machine is shared and noisy: the ratios, measured side by side, are what cou
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from bench import common
 
 from facesearch.embedder import Embedder, FaceDetector, WeightsCache, decode, primary_face
+from facesearch.embedder.distances import DEFAULT_CUTOFF
 
-STAGES = ("decode", "pnet", "rnet", "onet", "crop", "embed")
+STAGES = ("decode", "pnet", "rnet", "onet", "crop", "embed", "search")
 
 
-def stage_costs(emb: Embedder, det: FaceDetector, photos: list[bytes], batched: bool) -> dict:
-    """Seconds per stage over all photos: decode, the three networks (with their post-processing), crop, embed."""
+def sample_gallery(emb: Embedder, folder: Path, photos: list[Path]):
+    """A FAISS + SQLite gallery of the sample train photos, one identity per person."""
+    from facesearch.gallery import Gallery, GalleryConfig, IndexConfig, NewFace
+
+    gallery = Gallery.open(GalleryConfig(data_dir=folder, index=IndexConfig(use_gpu=False)),
+                           model_id=emb.model_id, dimension=emb.dimension)
+    for person in sorted({p.parent.name for p in photos}):
+        faces = [f for p in photos if p.parent.name == person for f in emb.embed_image(p.read_bytes())[:1]]
+        gallery.add_faces(person, [NewFace(f.embedding) for f in faces])
+    return gallery
+
+
+def stage_costs(emb: Embedder, det: FaceDetector, gallery, photos: list[bytes], batched: bool) -> dict:
+    """Seconds per stage over all photos: decode, the three networks (with their post-processing), crop,
+    embed, and the gallery search (top 1 within the default cutoff)."""
     t = dict.fromkeys(STAGES, 0.0)
     groups = [photos] if batched else [[p] for p in photos]
     for group in groups:
@@ -37,8 +53,11 @@ def stage_costs(emb: Embedder, det: FaceDetector, photos: list[bytes], batched: 
         found = det.detect_many(images, timings=t)
         crops = [f.crop for faces, rgb in zip(found, images) if (f := primary_face(faces, rgb.shape))]
         start = time.perf_counter()
-        emb.embed_crops(crops)
+        vectors = emb.embed_crops(crops)
         t["embed"] += time.perf_counter() - start
+        start = time.perf_counter()
+        gallery.search(vectors, top_k=1, max_distance=DEFAULT_CUTOFF)
+        t["search"] += time.perf_counter() - start
     return t
 
 
@@ -72,8 +91,10 @@ def main() -> None:
     faces = {"eager": sum(any(d["confidence"] >= det.min_score for d in ds) for ds in found["eager"]),
              "compiled": sum(bool(f) for f in found["compiled"]), "batched": sum(bool(f) for f in found["batched"])}
     same_boxes = all([f.box for f in a] == [f.box for f in b] for a, b in zip(found["compiled"], found["batched"]))
-    stage_costs(emb, det, photos[:4], batched=True)
-    stage_costs(emb, det, photos[:1], batched=False)
+    gallery = sample_gallery(emb, Path(tempfile.mkdtemp(prefix="bench-detect-")),
+                             sorted(WeightsCache(emb.config.cache_dir).sample_gallery().glob("train/*/*.jpg")))
+    stage_costs(emb, det, gallery, photos[:4], batched=True)
+    stage_costs(emb, det, gallery, photos[:1], batched=False)
 
     per_photo = {name: [] for name in runs}        # ms per photo, every photo of every round (batched: mean)
     totals = {name: [] for name in runs}           # seconds per round
@@ -105,7 +126,7 @@ def main() -> None:
 
     stages = {}
     for mode in ("one_by_one", "batched"):
-        rounds = [stage_costs(emb, det, photos, batched=mode == "batched") for _ in range(args.rounds)]
+        rounds = [stage_costs(emb, det, gallery, photos, batched=mode == "batched") for _ in range(args.rounds)]
         ms = {s: 1000 * float(np.median([t[s] for t in rounds])) / len(photos) for s in STAGES}
         total = sum(ms.values())
         stages[mode] = {"ms_per_photo": ms, "share": {s: v / total for s, v in ms.items()},

@@ -35,6 +35,10 @@ from facesearch.v1 import facesearch_pb2 as pb
 
 BEFORE = {"identify_photo_c8_vs_raw": 0.21, "identify_crop_c32_vs_raw": 0.80, "photos_per_s": {"1": 7.6, "8": 9.0},
           "measured": "2026-11-30, eager MTCNN one photo per call, before this work (docs/performance.md)"}
+PREVIOUS = {"photos_per_s": {"1": 7.87, "4": 11.8, "8": 13.2, "16": 14.5, "32": 17.1},
+            "identify_photo_c8_vs_raw": 0.233, "identify_crop_c32_vs_raw": 0.697,
+            "measured": "2026-11-30 at 7d21020: compiled MTCNN with PNet once per pyramid level and photo size, "
+                        "embeddings padded to shape buckets (bench/REPORT.md)"}
 
 
 def raw_photos(embedder: Embedder, photos: list[bytes], batch: int = 16, rounds: int = 2) -> float:
@@ -112,7 +116,7 @@ def main(argv=None) -> None:
                       "photos_per_s": raw_photos(embedder, val * 2, rounds=args.rounds)}}
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-photos-"))
-    results: dict = {"identify_photo": [], "before_this_work": BEFORE}
+    results: dict = {"identify_photo": [], "before_this_work": BEFORE, "previous_run": PREVIOUS}
     try:
         if not args.indexer_only:
             server_phase(tmp, samples, val, crops, levels, args.requests, results)
