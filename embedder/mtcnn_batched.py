@@ -59,14 +59,17 @@ class Networks:
         self.compiled = compiled
 
         def levels(flat, table):
-            # Each row of table (offset, height, width, new height, new width) is one level: the
-            # package's scale_images, an area resize of the normalised image. Out: the levels, flat.
+            # flat: the RGB uint8 images, one after another. Each row of table (offset, height, width,
+            # new height, new width) is one level: the package's normalisation, then its scale_images
+            # (an area resize). Out: the levels, flat.
+            flat = (tf.cast(flat, tf.float32) - 127.5) / 128
             out = tf.TensorArray(tf.float32, size=tf.shape(table)[0], infer_shape=False,
                                  element_shape=tf.TensorShape([None]))
             for i in tf.range(tf.shape(table)[0]):
                 offset, h, w, new_h, new_w = tf.unstack(table[i])
                 image = tf.reshape(flat[offset:offset + h * w * 3], tf.stack([1, h, w, 3]))
-                level = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=tf.image.ResizeMethod.AREA)
+                size = tf.cast(tf.stack([new_h, new_w]), tf.int32)
+                level = tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA)
                 out = out.write(i, tf.reshape(level, [-1]))
             return out.concat()
 
@@ -81,7 +84,7 @@ class Networks:
 
         if compiled:
             self.levels = tf.function(levels, input_signature=[
-                tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, 5], tf.int64)])
+                tf.TensorSpec([None], tf.uint8), tf.TensorSpec([None, 5], tf.int64)])
             self.pnet = tf.function(pnet_canvas, input_signature=[
                 tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, None, None, 1], tf.float32)])
             self.rnet = tf.function(lambda x: rnet(x), input_signature=[tf.TensorSpec([None, 24, 24, 3], tf.float32)])
@@ -94,7 +97,7 @@ class Networks:
         import tensorflow as tf
 
         side = PNET_CELL
-        self.levels(tf.zeros([side * side * 3]), tf.constant([[0, side, side, side, side]], tf.int64))
+        self.levels(tf.zeros([side * side * 3], tf.uint8), tf.constant([[0, side, side, side, side]], tf.int64))
         self.pnet(tf.zeros([1, side, side, 3]), tf.zeros([1, side - 2, side - 2, 1]))
         self.rnet(tf.zeros([1, 24, 24, 3]))
         self.onet(tf.zeros([1, 48, 48, 3]))
@@ -214,17 +217,17 @@ class MTCNNPipeline:
         sizes = [min_face_size] * n if np.isscalar(min_face_size) else list(min_face_size)
         timings = timings if timings is not None else {}
 
-        normalised = [(rgb.astype(np.float32) - 127.5) / 128 for rgb in images]
-        # One batch per shape for cutting RNet's and ONet's patches; ids in the batch are local.
+        # One normalised batch per shape for cutting RNet's and ONet's patches; ids in the batch are local.
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, rgb in enumerate(images):
             by_shape[rgb.shape].append(i)
-        groups = [(np.asarray(ids), tf.constant(np.stack([normalised[i] for i in ids]))) for ids in by_shape.values()]
+        groups = [(np.asarray(ids), tf.constant((np.stack([images[i] for i in ids]).astype(np.float32) - 127.5) / 128))
+                  for ids in by_shape.values()]
 
         # PNet over every level of every image at once; the package's StagePNet post-processing per
         # image (its sorts are not stable: over a whole batch, equal scores would come out in another order).
         t = time.perf_counter()
-        per_level = self._pnet(normalised, sizes, scale_factor)
+        per_level = self._pnet(images, sizes, scale_factor)
         found = []
         for i in range(n):
             mine = [boxes for image, boxes in per_level if image == i]
@@ -270,21 +273,21 @@ class MTCNNPipeline:
         timings["onet"] = timings.get("onet", 0.0) + time.perf_counter() - t
         return [boxes[boxes[:, ID] == i] for i in range(n)]
 
-    def _pnet(self, normalised: list[np.ndarray], sizes, scale_factor: float) -> list[tuple[int, np.ndarray]]:
+    def _pnet(self, images: Sequence[np.ndarray], sizes, scale_factor: float) -> list[tuple[int, np.ndarray]]:
         """(image index, candidate boxes) for each pyramid level, levels in the package's order."""
         from mtcnn.utils.bboxes import generate_bounding_box, smart_nms_from_bboxes, upscale_bboxes
 
         levels = []  # (image index, scale, height, width)
-        for i, x in enumerate(normalised):
-            h, w = x.shape[:2]
+        for i, rgb in enumerate(images):
+            h, w = rgb.shape[:2]
             for scale in pyramid(h, w, int(sizes[i]), scale_factor):
                 new_h, new_w = (np.asarray([h, w]) * scale).astype(np.int32)  # truncates, like scale_images
                 levels.append((i, scale, int(new_h), int(new_w)))
         if not levels:
             return []
-        starts = np.cumsum([0] + [x.size for x in normalised])
-        table = np.array([(starts[i], *normalised[i].shape[:2], h, w) for i, _, h, w in levels], np.int64)
-        flat = self.nets.levels(np.concatenate([x.ravel() for x in normalised]), table).numpy()
+        starts = np.cumsum([0] + [rgb.size for rgb in images])
+        table = np.array([(starts[i], *images[i].shape[:2], h, w) for i, _, h, w in levels], np.int64)
+        flat = self.nets.levels(np.concatenate([np.asarray(rgb, np.uint8).ravel() for rgb in images]), table).numpy()
         ends = np.cumsum([h * w * 3 for _, _, h, w in levels])
         resized = [flat[e - h * w * 3:e].reshape(h, w, 3) for e, (_, _, h, w) in zip(ends, levels)]
 
