@@ -237,7 +237,23 @@ def section_backends(d: dict) -> str:
     return md
 
 
-SECTIONS = {"embedder": section_embedder, "gallery": section_gallery, "gallery_rw": section_gallery_rw,
+def section_detect(d: dict) -> str:
+    md = (f"The {d.get('photos')} 5-celebrity val photos, detectors interleaved over {d.get('rounds')} rounds. "
+          "**Ratio = time per photo / eager `mtcnn`'s**, same run.\n\n")
+    md += table(["detector", "ms per photo", "p90 ms", "time vs eager", "photos with a face"],
+                [[name, r["ms_per_photo"], r["ms_p90"], r["time_vs_eager"], r["photos_with_a_face"]]
+                 for name, r in d["detectors"].items()])
+    stages = d.get("stages", {})
+    if stages:
+        names = list(next(iter(stages.values()))["ms_per_photo"])
+        md += "\n**The photo path's stages**, ms per photo (share of the whole)\n\n"
+        md += table(["stage"] + [mode.replace("_", " ") for mode in stages],
+                    [[name] + [f"{num(s['ms_per_photo'][name])} ({s['share'][name]:.0%})" for s in stages.values()]
+                     for name in names])
+    return md
+
+
+SECTIONS = {"embedder": section_embedder, "detect": section_detect, "gallery": section_gallery, "gallery_rw": section_gallery_rw,
             "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest,
             "backends": section_backends}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
