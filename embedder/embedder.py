@@ -2,6 +2,8 @@
 
 The model runs under one `tf.function` whose input signature leaves the batch
 size open: it is traced once, and a batch of any size runs as it is, unpadded.
+Its weights are frozen into that graph as constants, so TensorFlow's graph
+optimiser can fold the batch norms into the convolutions (docs/performance.md).
 Calls are serialised by a lock: one call already uses every core, and
 concurrent callers are safe.
 """
@@ -42,16 +44,28 @@ class EmbeddedFace:
 
 class Embedder:
     def __init__(self, model: LoadedModel, config: EmbedderConfig | None = None):
-        import tensorflow as tf
-
         self.config = config or EmbedderConfig.from_env()
         self.model = model
         self._detector: FaceDetector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
-        keras_model, size = model.keras_model, model.image_size
-        self._fn = tf.function(lambda x: keras_model(x, training=False),
-                               input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        self._compiled = None   # built on first use: about 5 s
+
+    @property
+    def _fn(self):
+        """The model as one tf.function over any batch size, its weights frozen in as constants.
+        The weights are read once, here: changing the Keras model afterwards changes nothing."""
+        with self._lock:
+            if self._compiled is None:
+                import tensorflow as tf
+                from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+                keras_model, size = self.model.keras_model, self.model.image_size
+                spec = tf.TensorSpec([None, size, size, 3], tf.float32)
+                traced = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
+                frozen = convert_variables_to_constants_v2(traced.get_concrete_function())
+                self._compiled = tf.function(lambda x: frozen(x)[0], input_signature=[spec])
+            return self._compiled
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None) -> "Embedder":
@@ -86,10 +100,11 @@ class Embedder:
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
         out = np.empty((len(x), self.dimension), dtype=np.float32)
+        fn = self._fn
         for start in range(0, len(x), self.config.max_batch):
             chunk = x[start:start + self.config.max_batch]
             with self._lock:
-                out[start:start + len(chunk)] = self._fn(chunk).numpy()
+                out[start:start + len(chunk)] = fn(chunk).numpy()
         return l2_normalize(out)
 
     def warmup(self, sizes=(1,), *, run: bool = True) -> None:
