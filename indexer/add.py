@@ -87,10 +87,9 @@ def _new_only(reads: Iterator[_Read], dedupe: Dedupe, summary: Summary, window: 
     yield from flush()
 
 
-def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16, started=None):
+def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16):
     """(read, Prepared) in order. Images go in chunks of `chunk`, each detected in one batched
-    MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes, and
-    `started()` is called once a full window is submitted (while the workers start up).
+    MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes.
     Rather than wait idle for the next chunk, this process prepares the last queued one itself."""
     def chunks():
         part: list[_Read] = []
@@ -118,9 +117,6 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: 
     for part in chunks():
         pending.append((part, pool.submit(run, [r.data for r in part])))
         if len(pending) * chunk >= window:
-            if started is not None:
-                started()
-                started = None
             yield from first()
     while pending:
         yield from first()
@@ -193,9 +189,7 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
 
     try:
         reads = _new_only(_read(items, summary), Dedupe(gallery), summary, window=4 * batch_size)
-        warm = None if pool is None else \
-            functools.partial(embedder.warmup, run=False)
-        for r, p in _prepared(reads, mode, pool, window=2 * batch_size, started=warm):
+        for r, p in _prepared(reads, mode, pool, window=2 * batch_size):
             if p.crop is None:
                 summary.reject(r.item, p.reason)
                 bar.update(1)
