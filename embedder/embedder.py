@@ -2,8 +2,9 @@
 
 The model runs under one `tf.function` whose input signature leaves the batch
 size open: it is traced once, and a batch of any size runs as it is, unpadded.
-Its weights are frozen into that graph as constants, so TensorFlow's graph
-optimiser can fold the batch norms into the convolutions (docs/performance.md).
+Its weights are constants of that graph, so TensorFlow's graph optimiser can
+fold them (batch norms into convolutions) and no call reads ~500 variables
+(docs/performance.md#weights-as-constants).
 Calls are serialised by a lock: one call already uses every core, and
 concurrent callers are safe.
 """
@@ -49,22 +50,26 @@ class Embedder:
         self._detector: FaceDetector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._compiled = None   # built on first use: about 5 s
+        self._compiled = None   # built on first use (seconds)
 
     @property
     def _fn(self):
-        """The model as one tf.function over any batch size, its weights frozen in as constants.
-        The weights are read once, here: changing the Keras model afterwards changes nothing."""
+        """The model as one tf.function over any batch size, its weights constants of the graph
+        (Keras's stateless_call with the weights as numpy arrays). They are read once, here:
+        changing the Keras model afterwards changes nothing."""
         with self._lock:
             if self._compiled is None:
                 import tensorflow as tf
-                from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
                 keras_model, size = self.model.keras_model, self.model.image_size
-                spec = tf.TensorSpec([None, size, size, 3], tf.float32)
-                traced = tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
-                frozen = convert_variables_to_constants_v2(traced.get_concrete_function())
-                self._compiled = tf.function(lambda x: frozen(x)[0], input_signature=[spec])
+                weights = ([v.numpy() for v in keras_model.trainable_variables],
+                           [v.numpy() for v in keras_model.non_trainable_variables])
+
+                def run(x):
+                    out, _ = keras_model.stateless_call(*weights, x, training=False)
+                    return out
+
+                self._compiled = tf.function(run, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
             return self._compiled
 
     @classmethod

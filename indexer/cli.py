@@ -51,7 +51,7 @@ def cmd_add(args) -> int:
         pool = add.start_workers(config, workers)   # they load MTCNN while this process loads FaceNet
         try:
             embedder = Embedder.load(config)
-            embedder.warmup(run=False)   # builds the model's graph (seconds) while the workers load MTCNN
+            embedder.warmup(run=False)   # traces the model (seconds) while the workers load MTCNN
             with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
                 summary = add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
                                         progress=progress, pool=pool)
