@@ -253,7 +253,8 @@ def section_detect(d: dict) -> str:
     return md
 
 
-SECTIONS = {"embedder": section_embedder, "detect": section_detect, "gallery": section_gallery, "gallery_rw": section_gallery_rw,
+SECTIONS = {"embedder": section_embedder, "detect": section_detect, "gallery": section_gallery,
+            "gallery_rw": section_gallery_rw,
             "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest,
             "backends": section_backends}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",

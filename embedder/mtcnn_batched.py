@@ -221,8 +221,8 @@ class MTCNNPipeline:
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, rgb in enumerate(images):
             by_shape[rgb.shape].append(i)
-        groups = [(np.asarray(ids), tf.constant((np.stack([images[i] for i in ids]).astype(np.float32) - 127.5) / 128))
-                  for ids in by_shape.values()]
+        groups = [(np.asarray(ids), tf.constant((np.stack([images[i] for i in ids]).astype(np.float32) - 127.5)
+                                                / 128)) for ids in by_shape.values()]
 
         # PNet over every level of every image at once; the package's StagePNet post-processing per
         # image (its sorts are not stable: over a whole batch, equal scores would come out in another order).

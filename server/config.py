@@ -33,7 +33,8 @@ class ServerConfig(Settings):
     max_message_bytes: int = setting(8 * MiB, "largest request or response, in bytes", ge=1024)
     max_batch: int = max_batch_setting()
     max_wait_ms: float = setting(5.0, "longest a face waits for others to join its batch, in ms", ge=0)
-    warmup_batch: int = setting(64, "before SERVING, trace the model and run a batch of 1 and of this size (0: none)", ge=0)
+    warmup_batch: int = setting(64, "before SERVING, trace the model and run a batch of 1 and of this size "
+                                    "(0: none)", ge=0)
     insecure: bool = setting(False, "allow listening beyond loopback without --auth-token (a trusted network only)")
     max_concurrent_rpcs: int = setting(256, "most RPCs in flight at once; more answer RESOURCE_EXHAUSTED", ge=1)
     max_queued: int = setting(4096, "most faces or searches waiting for a micro-batch; more answer "
