@@ -45,32 +45,24 @@ class EmbeddedFace:
 
 class Embedder:
     def __init__(self, model: LoadedModel, config: EmbedderConfig | None = None):
+        import tensorflow as tf
+
         self.config = config or EmbedderConfig.from_env()
         self.model = model
         self._detector: FaceDetector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._compiled = None   # built on first use (seconds)
+        # Keras's stateless_call with the weights as numpy arrays: they become constants of the graph,
+        # read once, here (changing the Keras model afterwards changes nothing). Traced on first use.
+        keras_model, size = model.keras_model, model.image_size
+        weights = ([v.numpy() for v in keras_model.trainable_variables],
+                   [v.numpy() for v in keras_model.non_trainable_variables])
 
-    @property
-    def _fn(self):
-        """The model as one tf.function over any batch size, its weights constants of the graph
-        (Keras's stateless_call with the weights as numpy arrays). They are read once, here:
-        changing the Keras model afterwards changes nothing."""
-        with self._lock:
-            if self._compiled is None:
-                import tensorflow as tf
+        def run(x):
+            out, _ = keras_model.stateless_call(*weights, x, training=False)
+            return out
 
-                keras_model, size = self.model.keras_model, self.model.image_size
-                weights = ([v.numpy() for v in keras_model.trainable_variables],
-                           [v.numpy() for v in keras_model.non_trainable_variables])
-
-                def run(x):
-                    out, _ = keras_model.stateless_call(*weights, x, training=False)
-                    return out
-
-                self._compiled = tf.function(run, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-            return self._compiled
+        self._fn = tf.function(run, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
 
     @classmethod
     def load(cls, config: EmbedderConfig | None = None) -> "Embedder":
@@ -105,11 +97,10 @@ class Embedder:
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
         out = np.empty((len(x), self.dimension), dtype=np.float32)
-        fn = self._fn
         for start in range(0, len(x), self.config.max_batch):
             chunk = x[start:start + self.config.max_batch]
             with self._lock:
-                out[start:start + len(chunk)] = fn(chunk).numpy()
+                out[start:start + len(chunk)] = self._fn(chunk).numpy()
         return l2_normalize(out)
 
     def warmup(self, sizes=(1,), *, run: bool = True) -> None:

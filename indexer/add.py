@@ -4,8 +4,8 @@ Files are read and hashed in the main process; a face already enrolled from the
 same bytes for the same identity is skipped, so a re-run after Ctrl-C or a kill
 carries on where it stopped. Decoding and detection run in worker processes,
 ahead of the main process, which embeds a batch and writes it in one transaction;
-while it would wait for detection (the workers starting up, or behind), it traces
-the embedding batch, then detects queued chunks itself.
+rather than wait for detection (the workers starting up, or behind), it detects
+queued chunks itself.
 """
 
 from __future__ import annotations
