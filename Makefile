@@ -4,10 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install weights proto serve test test-fast bench loadtest soak ghz help
+.PHONY: install lock weights proto serve test test-fast bench loadtest soak ghz help
 
 help:
-	@echo "make install  create $(VENV), install facesearch, fetch and verify the weights (idempotent)"
+	@echo "make install  create $(VENV), install the pinned dependencies from requirements/dev.lock (hashes checked),"
+	@echo "              install facesearch itself, fetch and verify the weights (idempotent)"
+	@echo "make lock     re-resolve requirements/*.lock from pyproject.toml with uv (after changing a dependency)"
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051"
 	@echo "make test     install, then run the whole test suite: tests/unit, tests/integration, tests/e2e"
 	@echo "make test-fast install, then run tests/unit only: no model, no server (seconds)"
@@ -23,11 +25,24 @@ $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "facesearch needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstalls only when pyproject.toml changes.
-$(STAMP): pyproject.toml | $(PY)
+# Reinstalls only when pyproject.toml or the lock changes. Every dependency comes from the lock, with
+# its sha256 checked (--require-hashes); the project itself is installed without resolving anything.
+$(STAMP): pyproject.toml requirements/dev.lock | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	$(PY) -m pip install --disable-pip-version-check -q --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@
+
+# The locks, for Linux x86-64 and Python 3.11, resolved by uv from pyproject.toml (README "Dependencies").
+# dev.lock (everything, with the test and milvus extras) is resolved first; runtime.lock (the Docker image)
+# and gpu.lock (docker/Dockerfile.gpu) are resolved within its pins, so all three agree.
+LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
+lock: | $(PY)
+	@[ -x $(VENV)/bin/uv ] || $(PY) -m pip install --disable-pip-version-check -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra milvus $(LOCK_FLAGS) -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra milvus -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/runtime.lock
+	$(PY) docker/requirements.py --gpu --milvus > requirements/gpu.in
+	$(VENV)/bin/uv pip compile requirements/gpu.in -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/gpu.lock
 
 # Generated gRPC code: facesearch/v1/*_pb2*.py from proto/ (tests fail if it is stale).
 proto: $(STAMP)
