@@ -206,13 +206,14 @@ function dropZone(label, onFiles, multiple = true) {
       const files = [...(e.dataTransfer?.files || [])].filter((f) => f.type.startsWith("image/") || !f.type);
       if (files.length) onFiles(multiple ? files : files.slice(0, 1));
     },
-  }, h("strong", {}, label), h("span.muted", {}, "drop photos here, or click to choose"), input);
+  }, h("strong", {}, label), h("span.muted", {}, multiple ? "drop photos here, or click to choose" : "drop a photo here, or click to choose"), input);
   return zone;
 }
 
 // -- Gallery ----------------------------------------------------------------------------------
 async function galleryView(view, params) {
   const prefix = params.get("q") || "";
+  const pageSize = Math.min(200, Math.max(1, Number(params.get("page_size")) || GALLERY_PAGE));   // #/?page_size=N
   const state = { tokens: [""], page: 0 };
   const search = h("input", { type: "search", id: "gallery-search", placeholder: "Search by id or name prefix",
     value: prefix, "aria-label": "Search identities" });
@@ -234,7 +235,7 @@ async function galleryView(view, params) {
     grid.replaceChildren(h("p.muted", {}, "Loading…"));
     try {
       const page = await api("GET", "/v1/identities", { query: {
-        page_size: GALLERY_PAGE, page_token: state.tokens[state.page], prefix: search.value.trim() } });
+        page_size: pageSize, page_token: state.tokens[state.page], prefix: search.value.trim() } });
       if (page.next_page_token) state.tokens[state.page + 1] = page.next_page_token;
       else state.tokens.length = state.page + 1;
       prev.disabled = state.page === 0;
@@ -257,7 +258,9 @@ async function galleryView(view, params) {
   search.addEventListener("input", debounce(() => {
     state.tokens = [""];
     state.page = 0;
-    history.replaceState(null, "", search.value.trim() ? "#/?q=" + enc(search.value.trim()) : "#/");
+    const q = new URLSearchParams(params);
+    if (search.value.trim()) q.set("q", search.value.trim()); else q.delete("q");
+    history.replaceState(null, "", "#/" + ([...q].length ? "?" + q : ""));
     load();
   }));
   await load();
@@ -269,7 +272,7 @@ function identityCard(identity) {
     cropImage(identity.face_ids[0], name),
     h("div.meta", {},
       h("div.name", {}, name),
-      h("div.muted.small", {}, identity.identity_id),
+      h("div.muted.small", {}, identity.display_name ? identity.identity_id : "\u00a0"),
       h("div.muted.small", {}, `${identity.face_count} face${identity.face_count === 1 ? "" : "s"}`)));
 }
 
@@ -534,9 +537,10 @@ function enrolView(view, params) {
 // -- Try it -----------------------------------------------------------------------------------
 function tryView(view) {
   const topK = h("input", { type: "number", id: "try-topk", min: 1, max: 20, value: 3, "aria-label": "Matches per face" });
-  const cutoff = h("input", { type: "number", id: "try-cutoff", min: 0, max: 12, step: 0.05,
+  const cutoff = h("input", { type: "number", id: "try-cutoff", min: 0, max: 12, step: "any",
     placeholder: "server default", "aria-label": "Cutoff (max distance)" });
   const stage = h("div.stage", { id: "stage" });
+  const stageWrap = h("div.stage-wrap");
   const faces = h("div.results", { id: "try-faces" });
   const status = h("p.muted", { id: "try-status" });
 
@@ -544,6 +548,7 @@ function tryView(view) {
     const url = URL.createObjectURL(file);
     const img = h("img", { src: url, alt: "the photo", id: "try-photo" });
     stage.replaceChildren(img);
+    stageWrap.replaceChildren(stage);
     faces.replaceChildren();
     status.textContent = "Identifying…";
     const form = new FormData();
@@ -579,7 +584,7 @@ function tryView(view) {
       const label = f.known ? `${best.display_name || best.identity_id} · ${fmt(best.distance, 2)}` : "unknown";
       const b = f.box;
       const box = h("div.box." + (f.known ? "known" : "unknown"), {
-        dataset: { n: String(n), name: f.known ? best.identity_id : "" },
+        dataset: { n: String(n), name: f.known ? best.identity_id : "", box: `${b.x},${b.y},${b.width},${b.height}` },
         style: { left: `${(100 * b.x) / W}%`, top: `${(100 * b.y) / H}%`, width: `${(100 * b.width) / W}%`, height: `${(100 * b.height) / H}%` },
       }, h("span.label", {}, label));
       stage.append(box);
@@ -594,8 +599,8 @@ function tryView(view) {
               ...f.matches.map((m) => h("tr", {},
                 h("td", {}, h("a", { href: "#/identity/" + enc(m.identity_id) }, m.identity_id)),
                 h("td", {}, m.display_name), h("td.num", {}, fmt(m.distance)))))
-            : h("div.muted.small", {}, `No identity within the cutoff ${fmt(decided.value, 2)} (${decided.source}).`),
-          h("div.muted.small.decided", {}, `Decided by the ${decided.source} cutoff ${fmt(decided.value, 2)}`))));
+            : h("div.muted.small", {}, "No identity within the cutoff."),
+          h("div.muted.small.decided", {}, `Decided by the ${decided.source} cutoff ${fmt(decided.value, 2)}: ${decided.why}`))));
     });
   }
 
@@ -605,7 +610,7 @@ function tryView(view) {
       h("div.row.wrap", {}, h("label", {}, "Matches per face ", topK), h("label", {}, "Cutoff ", cutoff)),
       dropZone("A photo to identify", (fs) => run(fs[0]), false)),
     status,
-    h("div.columns.try", {}, stage, faces));
+    h("div.columns.try", {}, stageWrap, faces));
 }
 
 // -- Settings ---------------------------------------------------------------------------------
@@ -614,7 +619,7 @@ async function settingsView(view) {
   const target = h("select", { id: "cal-target", "aria-label": "Target" },
     h("option", { value: "fnir" }, "FNIR: enrolled faces missed, at most"),
     h("option", { value: "fpir" }, "FPIR: strangers accepted, at most"));
-  const rate = h("input", { type: "number", id: "cal-rate", min: 0.0001, max: 0.5, step: 0.001, value: 0.01, "aria-label": "Rate" });
+  const rate = h("input", { type: "number", id: "cal-rate", min: 0.0001, max: 0.5, step: "any", value: 0.01, "aria-label": "Rate" });
   const preview = h("div", { id: "cal-result" });
   const apply = h("button.danger", { type: "button", id: "cal-apply", hidden: true }, "Apply");
 
