@@ -36,7 +36,7 @@ class Recovery:
                    generation: int | None = None) -> VectorIndex:
         """An index for the gallery's model and generation, or those given (a reindex's). With
         Milvus: that collection, opened as it is (created if missing or of another dimension)."""
-        return _deferring(build_index(self.config, dimension or self.dimension, model_id or self.model_id,
+        return deferring(build_index(self.config, dimension or self.dimension, model_id or self.model_id,
                                       self.generation if generation is None else generation))
 
     def _maintain(self) -> None:
@@ -287,7 +287,7 @@ class Recovery:
         return path
 
 
-def _deferring(index: VectorIndex) -> VectorIndex:
+def deferring(index: VectorIndex) -> VectorIndex:
     """An index whose long rebuilds the Gallery runs beside its lock (Recovery._maintain)."""
     if hasattr(index, "defer_maintenance"):
         index.defer_maintenance = True

@@ -36,7 +36,7 @@ from .follow import Follow
 from .index import VectorIndex, build_index
 from .migrate import upgrade
 from .reads import Reads
-from .recovery import Recovery, _deferring
+from .recovery import Recovery, deferring
 from .reindex import Reindex
 from .rwlock import RWLock
 from .sql import bind_model, connect, generation, shown
@@ -95,7 +95,7 @@ class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
                     current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = _deferring(build_index(config, dimension, model_id, current))
+            index = deferring(build_index(config, dimension, model_id, current))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
             gallery._load_index()

@@ -20,23 +20,29 @@ MiB = 1 << 20
 
 
 class ServerConfig(Settings):
-    """The gRPC service: listening, security, batching, limits and lifecycle."""
+    """The gRPC and REST/JSON services: listening, security, batching, limits and lifecycle."""
 
-    address: str = setting("127.0.0.1:50051", "host:port to listen on; loopback by default")
+    address: str = setting("127.0.0.1:50051", "host:port to serve gRPC on; loopback by default")
+    http_address: str = setting("127.0.0.1:8080", "host:port to serve the REST/JSON API, its OpenAPI docs and the "
+                                                  "web console on (empty: off); the same token, TLS and loopback "
+                                                  "rules as gRPC")
+    no_grpc: bool = setting(False, "serve only the REST/JSON API on --http-address, no gRPC")
     max_distance: float = max_distance_setting()
-    auth_token: str = setting("", "require 'authorization: Bearer TOKEN' on every RPC but health",
+    auth_token: str = setting("", "require 'authorization: Bearer TOKEN' on every RPC and HTTP request but health "
+                                  "(and the console's static files)",
                               shown="(empty: no authentication)", repr=False)
     tls_cert: str = setting("", "PEM certificate chain; with --tls-key, serve TLS")
     tls_key: str = setting("", "PEM private key; with --tls-cert, serve TLS")
     metrics_port: int = setting(0, "serve Prometheus metrics on this port (0: off)", ge=0, le=65535)
     metrics_address: str = setting("127.0.0.1", "address for the metrics endpoint")
-    max_message_bytes: int = setting(8 * MiB, "largest request or response, in bytes", ge=1024)
+    max_message_bytes: int = setting(8 * MiB, "largest request or response, in bytes (an HTTP body too)", ge=1024)
     max_batch: int = max_batch_setting()
     max_wait_ms: float = setting(5.0, "longest a face waits for others to join its batch, in ms", ge=0)
     warmup_batch: int = setting(64, "before SERVING, trace the model and run a batch of 1 and of this size "
                                     "(0: none)", ge=0)
     insecure: bool = setting(False, "allow listening beyond loopback without --auth-token (a trusted network only)")
-    max_concurrent_rpcs: int = setting(256, "most RPCs in flight at once; more answer RESOURCE_EXHAUSTED", ge=1)
+    max_concurrent_rpcs: int = setting(256, "most RPCs in flight at once, and as many HTTP requests; more answer "
+                                            "RESOURCE_EXHAUSTED (HTTP 429)", ge=1)
     max_queued: int = setting(4096, "most faces or searches waiting for a micro-batch; more answer "
                               "RESOURCE_EXHAUSTED", ge=1)
     detect_workers: int = setting(2, "threads decoding images and cutting crops (MTCNN itself runs batched)", ge=1)
@@ -62,19 +68,37 @@ class ServerConfig(Settings):
         return self
 
     @model_validator(mode="after")
-    def _no_open_door(self) -> "ServerConfig":
-        if not self.auth_token and not self.insecure and not is_loopback(self.address):
-            raise ValueError(
-                f"refusing to serve {self.address} beyond loopback without a token: set "
-                f"{settings.names(ServerConfig, 'auth_token')} (e.g. `openssl rand -hex 32`), or "
-                f"{settings.env_var(ServerConfig, 'insecure')}=1 ({settings.flag(ServerConfig, 'insecure')}) "
-                "on a network you trust")
+    def _something_to_serve(self) -> "ServerConfig":
+        if self.no_grpc and not self.http_address:
+            raise ValueError(f"{settings.flag(ServerConfig, 'no_grpc')} needs "
+                             f"{settings.names(ServerConfig, 'http_address')}: nothing would be served")
         return self
+
+    @model_validator(mode="after")
+    def _no_open_door(self) -> "ServerConfig":
+        for address in self.addresses:
+            if not self.auth_token and not self.insecure and not is_loopback(address):
+                raise ValueError(
+                    f"refusing to serve {address} beyond loopback without a token: set "
+                    f"{settings.names(ServerConfig, 'auth_token')} (e.g. `openssl rand -hex 32`), or "
+                    f"{settings.env_var(ServerConfig, 'insecure')}=1 ({settings.flag(ServerConfig, 'insecure')}) "
+                    "on a network you trust")
+        return self
+
+    @property
+    def grpc_address(self) -> str:
+        """Where gRPC listens; empty with --no-grpc."""
+        return "" if self.no_grpc else self.address
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address this server listens on (gRPC, HTTP)."""
+        return [a for a in (self.grpc_address, self.http_address) if a]
 
     @property
     def plaintext_token(self) -> bool:
         """A token that would travel without TLS, readable by anyone on the path."""
-        return bool(self.auth_token) and not self.tls_cert and not is_loopback(self.address)
+        return bool(self.auth_token) and not self.tls_cert and not all(is_loopback(a) for a in self.addresses)
 
     @property
     def max_distance_explicit(self) -> bool:

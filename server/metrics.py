@@ -15,9 +15,9 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("facesearch_requests_total", "RPCs by method and status code", ["method", "code"],
+        self.requests = Counter("facesearch_requests_total", "RPCs and HTTP requests by method and status code", ["method", "code"],
                                 registry=r)
-        self.latency = Histogram("facesearch_request_seconds", "RPC latency", ["method"], buckets=LATENCY_BUCKETS,
+        self.latency = Histogram("facesearch_request_seconds", "RPC and HTTP request latency", ["method"], buckets=LATENCY_BUCKETS,
                                  registry=r)
         self.batch_size = Histogram("facesearch_batch_size", "items per micro-batch", ["batcher"],
                                     buckets=BATCH_BUCKETS, registry=r)
@@ -25,8 +25,9 @@ class Metrics:
                                  registry=r)
         self.gallery_faces = Gauge("facesearch_gallery_faces", "faces in the index", registry=r)
 
-    def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        self.requests.labels(method, code.name).inc()
+    def observe(self, method: str, code: grpc.StatusCode | str, seconds: float) -> None:
+        """One call: an RPC (its name) or an HTTP request ("POST /v1/identify"), with its status name."""
+        self.requests.labels(method, code if isinstance(code, str) else code.name).inc()
         self.latency.labels(method).observe(seconds)
 
     def batch(self, batcher: str, size: int) -> None:

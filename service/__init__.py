@@ -1,16 +1,18 @@
 """facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity operations)
 between the transports and the embedder and gallery.
 
-    runtime = Runtime(embedder, gallery)      # detection threads, micro-batches, one writer
-    runtime.start()                           # inside the serving event loop
-    service = FaceSearchService(embedder, gallery, runtime)
-    result = await service.identify(jpeg_bytes, top_k=3)
+    built = await assemble(embedder_config, gallery_config, Tuning(), Limits())   # what a transport uses
+    result = await built.service.identify(jpeg_bytes, top_k=3)
+    await built.close()
+
+    # or by hand: Runtime(embedder, gallery).start(); FaceSearchService(embedder, gallery, runtime)
 """
 
 from .errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    Overloaded,
     ResourceExhausted,
     ServiceError,
     Unavailable,
@@ -29,11 +31,13 @@ from .results import (
     ServiceInfo,
     VerifyResult,
 )
+from .assembly import Assembled, Tuning, assemble
 from .runtime import Runtime
 from .service import FaceSearchService, Limits, Query
 from .validate import EmbeddingInput
 
 __all__ = [
+    "Assembled", "Tuning", "assemble", "Overloaded",
     "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
     "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
     "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",

@@ -38,6 +38,11 @@ class ResourceExhausted(ServiceError):
     pass
 
 
+class Overloaded(ResourceExhausted):
+    """The server is full (its queues are): retry later. HTTP tells it apart (429) from a request
+    over a size limit (413); gRPC answers RESOURCE_EXHAUSTED for both."""
+
+
 class Unavailable(ServiceError):
     pass
 
@@ -51,7 +56,7 @@ _DOMAIN = [
     (ModelMismatchError, FailedPrecondition),
     (CalibrationError, FailedPrecondition),
     (NotFoundError, NotFound),
-    (QueueFull, ResourceExhausted),
+    (QueueFull, Overloaded),
     (BatcherStopped, Unavailable),
     (IndexUnavailableError, Unavailable),
 ]

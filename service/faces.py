@@ -35,6 +35,10 @@ class FacePool:
     def start(self) -> None:
         self._detect.start()
 
+    def warm(self) -> None:
+        """Trace the detector before serving (blocking)."""
+        self.detector.warm()
+
     async def stop(self) -> None:
         await self._detect.stop()
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from facesearch.testing import ServerProcess, free_port
+from facesearch.testing import ServerProcess
 
 from tests.helpers import REPO, encode
 
@@ -59,11 +59,9 @@ def artifacts(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def console(chromium, tmp_path_factory):
     """The server with its HTTP port (an empty gallery until `seeded`), and an httpx client for checks."""
-    port = free_port()
-    proc = ServerProcess(tmp_path_factory.mktemp("console"), "--http-address", f"127.0.0.1:{port}",
-                         env={"FACESEARCH_AUTH_TOKEN": TOKEN})
+    proc = ServerProcess(tmp_path_factory.mktemp("console"), env={"FACESEARCH_AUTH_TOKEN": TOKEN})
     proc.start()
-    base = f"http://127.0.0.1:{port}"
+    base = proc.http_url
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300) as http:
             assert http.get("/readyz").status_code == 200, proc.log()

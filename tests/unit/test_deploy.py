@@ -171,7 +171,7 @@ def test_compose_server_ports_volume_env_and_health():
     for name in ("server", "server-gpu"):
         s = services[name]
         published = {str(p).split(":")[-1] for p in s["ports"]}
-        assert {"50051", "9100"} <= published, name
+        assert {"50051", "8080", "9100"} <= published, name
         assert "data:/data" in s["volumes"], name
         for var in ("FACESEARCH_MAX_DISTANCE", "FACESEARCH_AUTH_TOKEN", "FACESEARCH_INSECURE"):
             assert INTERPOLATION.fullmatch(str(s["environment"][var])), f"{name}: {var} is not ${{VAR:-default}}"
@@ -197,7 +197,11 @@ def test_compose_server_refuses_to_start_without_a_token_and_says_how(monkeypatc
         if k.startswith("FACESEARCH_"):
             monkeypatch.setenv(k, v)
     assert not env["FACESEARCH_ADDRESS"].startswith("127."), "the image listens beyond loopback"
+    assert not env["FACESEARCH_HTTP_ADDRESS"].startswith("127."), "the image serves REST beyond loopback"
     with pytest.raises(SettingError, match="without a token.*FACESEARCH_AUTH_TOKEN.*FACESEARCH_INSECURE=1"):
+        ServerConfig.from_env()
+    monkeypatch.setenv("FACESEARCH_NO_GRPC", "1")   # the HTTP port alone follows the same rule
+    with pytest.raises(SettingError, match="refusing to serve 0.0.0.0:8080 beyond loopback without a token"):
         ServerConfig.from_env()
     monkeypatch.setenv("FACESEARCH_AUTH_TOKEN", "s3cret")
     assert ServerConfig.from_env().plaintext_token   # starts, and warns that the token needs TLS

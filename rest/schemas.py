@@ -1,0 +1,195 @@
+"""The JSON shapes of the REST API: the proto messages' fields, by their proto names (snake_case).
+
+Requests carry an image as base64 in JSON, or as a file part of multipart/form-data; face ids are
+strings as in the proto; counts are numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+UINT32 = (1 << 32) - 1
+FaceModeName = Literal["FACE_MODE_UNSPECIFIED", "FACE_MODE_DETECT", "FACE_MODE_CROPPED"]
+CutoffSourceName = Literal["CUTOFF_SOURCE_UNSPECIFIED", "CUTOFF_SOURCE_CONFIGURED", "CUTOFF_SOURCE_CALIBRATED",
+                           "CUTOFF_SOURCE_DEFAULT"]
+
+
+class Strict(BaseModel):
+    """Unknown fields and non-finite numbers are refused (422), not ignored."""
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+# -- pieces -----------------------------------------------------------------------------------
+class Error(Out):
+    code: str = Field(description="the gRPC status name, e.g. INVALID_ARGUMENT")
+    message: str
+
+
+class BoundingBox(Out):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class Embedding(Strict):
+    values: list[float] = Field(max_length=65536)
+    model_id: str = Field("", max_length=1024, description="the model that made it; empty: not checked")
+
+
+class Match(Out):
+    identity_id: str
+    display_name: str
+    distance: float
+    face_id: str
+
+
+class FaceResult(Out):
+    box: BoundingBox | None = Field(description="null for an embedding query")
+    detection_score: float
+    known: bool
+    matches: list[Match]
+
+
+class Identity(Out):
+    identity_id: str
+    display_name: str
+    metadata: dict[str, str]
+    face_count: int
+    face_ids: list[str]
+
+
+# -- requests with an image (JSON; multipart carries the same fields as form fields) ---------------
+IMAGE = "the encoded photo (JPEG, PNG, BMP or WebP) in base64; a data: URL prefix is allowed"
+
+
+class IdentifyRequest(Strict):
+    image: str | None = Field(None, description=IMAGE)
+    embedding: Embedding | None = Field(None, description="instead of an image")
+    top_k: int = Field(0, ge=0, le=UINT32, description="matches per face (0: 1)")
+    max_distance: float = Field(0.0, description="the cutoff (0: the server's default)")
+    face_mode: FaceModeName = "FACE_MODE_UNSPECIFIED"
+    max_faces: int = Field(0, ge=0, le=UINT32, description="0: every face found")
+
+
+class VerifyRequest(Strict):
+    image: str | None = Field(None, description=IMAGE)
+    embedding: Embedding | None = None
+    identity_id: str
+    max_distance: float = 0.0
+    face_mode: FaceModeName = "FACE_MODE_UNSPECIFIED"
+
+
+class EmbedRequest(Strict):
+    image: str | None = Field(None, description=IMAGE + "; required")
+    face_mode: FaceModeName = "FACE_MODE_UNSPECIFIED"
+    max_faces: int = Field(0, ge=0, le=UINT32)
+
+
+class AddFacesRequest(Strict):
+    display_name: str = ""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    images: list[str] = Field(default_factory=list, description="encoded photos in base64")
+    embeddings: list[Embedding] = Field(default_factory=list)
+    face_mode: FaceModeName = "FACE_MODE_UNSPECIFIED"
+
+
+class EnrollRequest(AddFacesRequest):
+    identity_id: str
+
+
+class CalibrateRequest(Strict):
+    target_fpir: float = Field(0.0, description="wanted false-positive identification rate (0: not set)")
+    target_fnir: float = Field(0.0, description="wanted false-negative identification rate (0: not set)")
+    apply: bool = Field(False, description="store the cutoff for every replica")
+
+
+# -- responses --------------------------------------------------------------------------------
+class IdentifyResponse(Out):
+    faces: list[FaceResult]
+    model_id: str
+
+
+class Rejected(Out):
+    index: int
+    reason: str
+
+
+class EnrollWarning(Out):
+    index: int
+    message: str
+
+
+class EnrollResponse(Out):
+    identity_id: str
+    created: bool
+    face_ids: list[str]
+    rejected: list[Rejected]
+    warnings: list[EnrollWarning]
+    duplicates: list[int]
+
+
+class VerifyResponse(Out):
+    match: bool
+    distance: float
+    face_id: str
+    face_found: bool
+
+
+class FaceEmbedding(Out):
+    box: BoundingBox | None
+    detection_score: float
+    embedding: Embedding
+
+
+class EmbedResponse(Out):
+    faces: list[FaceEmbedding]
+
+
+class ListIdentitiesResponse(Out):
+    identities: list[Identity]
+    next_page_token: str
+
+
+class DeleteIdentityResponse(Out):
+    faces_deleted: int
+
+
+class DeleteFaceResponse(Out):
+    pass
+
+
+class Info(Out):
+    model_id: str
+    dimension: int
+    default_max_distance: float
+    identity_count: int
+    face_count: int
+    index_type: str
+    version: str
+    default_max_distance_source: CutoffSourceName
+    calibration_stale: bool
+    changes_since_calibration: int
+    calibrated_at: float = Field(description="Unix time of the applied calibration; 0: none")
+
+
+class CalibrateResponse(Out):
+    max_distance: float
+    expected_fpir: float
+    expected_fnir: float
+    identities: int
+    genuine_comparisons: int
+    impostor_comparisons: int
+    applied: bool
+    faces: int
+    sampled: bool
+
+
+class Health(Out):
+    status: Literal["SERVING", "NOT_SERVING"]

@@ -1,0 +1,88 @@
+"""Building a FaceSearchService from settings: the model, the detector, the gallery, the batchers
+and the warm-up, in one place that every transport (gRPC, REST) shares.
+
+    tuning = Tuning(max_batch=64, warmup_sizes=(1, 64))
+    built = await assemble(embedder_config, gallery_config, tuning, Limits())   # loads, warms, starts
+    ...  built.service.identify(...)
+    await built.close()                                                         # drains, snapshots
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from facesearch.embedder import Embedder, EmbedderConfig
+from facesearch.gallery import Gallery, GalleryConfig
+
+from .runtime import Runtime
+from .service import FaceSearchService, Limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the service runs: threads, micro-batches, warm-up and background work (the server's flags)."""
+    tf_threads: int = 0                     # TensorFlow threads per op (0: TensorFlow's choice)
+    warmup_sizes: tuple[int, ...] = (1,)    # blank batches run before serving; () skips the warm-up
+    detect_workers: int = 2
+    max_batch: int = 64
+    detect_batch: int = 16
+    max_wait_s: float = 0.005
+    snapshot_every: int = 10_000
+    max_queued: int = 4096
+    follow_s: float = 0.25
+
+
+@dataclass
+class Assembled:
+    """A loaded, warmed and started service, and what it is made of (for metrics and health)."""
+    embedder: Embedder
+    gallery: Gallery
+    runtime: Runtime
+    service: FaceSearchService
+
+    async def close(self) -> None:
+        """Stop the batchers (queued writes finish first), then close the gallery (snapshots the index)."""
+        try:
+            await self.runtime.stop()
+        finally:
+            self.gallery.close()
+
+
+def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning: Tuning, limits: Limits, *,
+         on_batch: Callable[[str, int], None] | None = None,
+         on_stopped: Callable[[str], None] | None = None) -> Assembled:
+    """Load the model and gallery and trace everything a request will run (blocking: call it in a
+    worker thread). The runtime is not started yet: Assembled.runtime.start() in the serving loop."""
+    if tuning.tf_threads:  # before TensorFlow starts: docs/performance.md#after-compiled-batched-detection
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(tuning.tf_threads)
+    embedder = Embedder.load(embedder_config)
+    if tuning.warmup_sizes:
+        embedder.warmup(list(tuning.warmup_sizes))
+    gallery = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
+    try:
+        runtime = Runtime(embedder, gallery, detect_workers=tuning.detect_workers, max_batch=tuning.max_batch,
+                          detect_batch=tuning.detect_batch, max_wait_s=tuning.max_wait_s,
+                          snapshot_every=tuning.snapshot_every, max_queued=tuning.max_queued,
+                          follow_s=tuning.follow_s, on_batch=on_batch, on_stopped=on_stopped)
+        runtime.faces.warm()  # trace MTCNN's functions before serving
+    except BaseException:
+        gallery.close()
+        raise
+    return Assembled(embedder, gallery, runtime, FaceSearchService(embedder, gallery, runtime, limits))
+
+
+async def assemble(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning: Tuning = Tuning(),
+                   limits: Limits = Limits(), *, on_batch: Callable[[str, int], None] | None = None,
+                   on_stopped: Callable[[str], None] | None = None) -> Assembled:
+    """load() in a worker thread, then start the runtime on the running event loop."""
+    built = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: load(embedder_config, gallery_config, tuning, limits, on_batch=on_batch, on_stopped=on_stopped))
+    built.runtime.start()
+    return built
