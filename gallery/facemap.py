@@ -47,6 +47,14 @@ class FaceMap:
         pos, found = self._find(np.asarray(face_ids, np.int64))
         self._owners[pos[found]] = GONE
 
+    def move(self, face_ids, owners) -> None:
+        """Give these faces new owners (identity pks); ids never added or deleted stay as they are."""
+        face_ids, owners = np.asarray(face_ids, np.int64), np.asarray(owners, np.int64)
+        pos, found = self._find(face_ids)
+        live = found.copy()
+        live[found] = self._owners[pos[found]] != GONE
+        self._owners[pos[live]] = owners[live]
+
     def owners(self, face_ids) -> np.ndarray:
         """Identity pk of each face id; GONE for unknown or deleted faces."""
         face_ids = np.asarray(face_ids, np.int64)

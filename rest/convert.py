@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from facesearch.embedder import FaceMode
 from facesearch.service import (
     CalibrateResult,
@@ -9,6 +11,7 @@ from facesearch.service import (
     EmbedResult,
     EnrollResult,
     FaceMatches,
+    FaceRecord,
     IdentifyResult,
     Identity,
     Match,
@@ -69,6 +72,13 @@ def identity(i: Identity) -> dict:
     return {"identity_id": i.identity_id, "display_name": i.display_name or "",
             "metadata": {str(k): str(v) for k, v in (i.metadata or {}).items()},
             "face_count": i.face_count, "face_ids": [str(f) for f in i.face_ids]}
+
+
+def face(f: FaceRecord) -> dict:
+    created = f.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"face_id": str(f.face_id), "identity_id": f.identity_id, "model_id": f.model_id, "box": box(f.box),
+            "detection_score": float(f.detection_score), "source_sha256": f.source_sha256,
+            "source_path": f.source_path, "created_at": created, "has_image": f.has_image}
 
 
 def info(i: ServiceInfo) -> dict:

@@ -4,7 +4,7 @@ result to JSON; errors go through errors.py. No logic of their own."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from facesearch.service import FaceSearchService, InvalidArgument, Unavailable
 
@@ -120,8 +120,10 @@ async def enroll(request: Request):
 @router.get("/identities", response_model=schemas.ListIdentitiesResponse, operation_id="list_identities",
             summary="Identities in creation order, a page at a time")
 async def list_identities(request: Request, page_size: int = Query(0, ge=0, le=schemas.UINT32),
-                          page_token: str = Query("", max_length=1024)):
-    page, token = await service(request).list_identities(page_size, page_token)
+                          page_token: str = Query("", max_length=1024),
+                          prefix: str = Query("", max_length=1024, description="identity_id or display_name starts "
+                                                                               "with it (case-sensitive)")):
+    page, token = await service(request).list_identities(page_size, page_token, prefix)
     return JSONResponse({"identities": [convert.identity(i) for i in page], "next_page_token": token})
 
 
@@ -129,6 +131,15 @@ async def list_identities(request: Request, page_size: int = Query(0, ge=0, le=s
             summary="One identity and its face ids")
 async def get_identity(request: Request, identity_id: str):
     return JSONResponse(convert.identity(await service(request).get_identity(identity_id)))
+
+
+@router.patch("/identities/{identity_id}", response_model=schemas.Identity, operation_id="update_identity",
+              summary="Rename, or change the metadata: the fields given are set, null or empty clears")
+async def update_identity(request: Request, identity_id: str, body: schemas.UpdateIdentityRequest):
+    mask = sorted(body.model_fields_set)
+    changed = await service(request).update_identity(identity_id, display_name=body.display_name,
+                                                     metadata=body.metadata, update_mask=mask)
+    return JSONResponse(convert.identity(changed))
 
 
 @router.delete("/identities/{identity_id}", response_model=schemas.DeleteIdentityResponse,
@@ -143,6 +154,40 @@ async def delete_identity(request: Request, identity_id: str):
 async def add_faces(request: Request, identity_id: str):
     body, images = await parse(request, schemas.AddFacesRequest, ("images",), max_files(request))
     return await _enroll(request, identity_id, body, images)
+
+
+@router.get("/identities/{identity_id}/faces", response_model=schemas.ListFacesResponse, operation_id="list_faces",
+            summary="An identity's faces in enrolment order, a page at a time")
+async def list_faces(request: Request, identity_id: str, page_size: int = Query(0, ge=0, le=schemas.UINT32),
+                     page_token: str = Query("", max_length=1024)):
+    page, token = await service(request).list_faces(identity_id, page_size, page_token)
+    return JSONResponse({"faces": [convert.face(f) for f in page], "next_page_token": token})
+
+
+@router.post("/identities/{identity_id}:merge", response_model=schemas.MovedResponse, operation_id="merge_identities",
+             summary="Move every face of the source identities to this one, and delete the sources")
+async def merge_identities(request: Request, identity_id: str, body: schemas.MergeIdentitiesRequest):
+    return JSONResponse({"faces_moved": await service(request).merge_identities(body.source_ids, identity_id)})
+
+
+@router.post("/faces:move", response_model=schemas.MovedResponse, operation_id="move_faces",
+             summary="Move faces to another identity (a face enrolled under the wrong person)")
+async def move_faces(request: Request, body: schemas.MoveFacesRequest):
+    moved = await service(request).move_faces(body.face_ids, body.target_identity_id,
+                                              create_if_missing=body.create_if_missing)
+    return JSONResponse({"faces_moved": moved})
+
+
+@router.get("/faces/{face_id}", response_model=schemas.Face, operation_id="get_face", summary="One face, no embedding")
+async def get_face(request: Request, face_id: str):
+    return JSONResponse(convert.face(await service(request).get_face(face_id)))
+
+
+@router.get("/faces/{face_id}/image", operation_id="get_face_image", summary="The face's stored crop",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}})
+async def get_face_image(request: Request, face_id: str):
+    return Response(await service(request).face_image(face_id), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete("/faces/{face_id}", response_model=schemas.DeleteFaceResponse, operation_id="delete_face",

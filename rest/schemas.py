@@ -104,6 +104,23 @@ class EnrollRequest(AddFacesRequest):
     identity_id: str
 
 
+class UpdateIdentityRequest(Strict):
+    """The fields to change: a field given is set, and given as null or empty it is cleared."""
+    display_name: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class MergeIdentitiesRequest(Strict):
+    source_ids: list[str] = Field(max_length=1000, description="identities whose faces move to the one in the path; "
+                                                               "they are deleted")
+
+
+class MoveFacesRequest(Strict):
+    face_ids: list[str] = Field(max_length=1000)
+    target_identity_id: str
+    create_if_missing: bool = False
+
+
 class CalibrateRequest(Strict):
     target_fpir: float = Field(0.0, description="wanted false-positive identification rate (0: not set)")
     target_fnir: float = Field(0.0, description="wanted false-negative identification rate (0: not set)")
@@ -189,6 +206,27 @@ class CalibrateResponse(Out):
     applied: bool
     faces: int
     sampled: bool
+
+
+class MovedResponse(Out):
+    faces_moved: int
+
+
+class Face(Out):
+    face_id: str
+    identity_id: str
+    model_id: str
+    box: BoundingBox | None = Field(description="in the source photo; null for a face enrolled as an embedding")
+    detection_score: float
+    source_sha256: str
+    source_path: str
+    created_at: str = Field(description="RFC 3339, UTC")
+    has_image: bool = Field(description="a crop is stored: GET /v1/faces/{face_id}/image")
+
+
+class ListFacesResponse(Out):
+    faces: list[Face]
+    next_page_token: str
 
 
 class Health(Out):

@@ -1,4 +1,4 @@
-"""facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity operations)
+"""facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity and admin operations)
 between the transports and the embedder and gallery.
 
     built = await assemble(embedder_config, gallery_config, Tuning(), Limits())   # what a transport uses
@@ -24,6 +24,7 @@ from .results import (
     EmbedResult,
     EnrollResult,
     FaceMatches,
+    FaceRecord,
     IdentifyResult,
     Identity,
     Match,
@@ -38,7 +39,8 @@ from .validate import EmbeddingInput
 
 __all__ = [
     "Assembled", "Tuning", "assemble", "Overloaded",
-    "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
+    "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceRecord",
+    "FaceSearchService",
     "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
     "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",
     "as_service_error",
