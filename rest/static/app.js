@@ -538,7 +538,7 @@ function enrolView(view, params) {
 function tryView(view) {
   const topK = h("input", { type: "number", id: "try-topk", min: 1, max: 20, value: 3, "aria-label": "Matches per face" });
   const cutoff = h("input", { type: "number", id: "try-cutoff", min: 0, max: 12, step: "any",
-    placeholder: "server default", "aria-label": "Cutoff (max distance)" });
+    placeholder: "default", "aria-label": "Cutoff (max distance)" });
   const stage = h("div.stage", { id: "stage" });
   const stageWrap = h("div.stage-wrap");
   const faces = h("div.results", { id: "try-faces" });
@@ -561,7 +561,7 @@ function tryView(view) {
       const [result, info] = await Promise.all([
         api("POST", "/v1/identify", { form }),
         requested ? null : api("GET", "/v1/info"),
-        img.decode().catch(() => {}),
+        img.decode().then(() => fit(img)).catch(() => {}),
       ]);
       const decided = requested ? { value: requested, source: "request", why: "the cutoff given above" }
         : { value: info.default_max_distance, source: SOURCES[info.default_max_distance_source][0],
@@ -570,6 +570,14 @@ function tryView(view) {
     } catch (e) {
       status.replaceChildren(errorBox(e));
     }
+  }
+
+  // Small photos are scaled up and big ones down to the stage; the boxes are in % of the photo.
+  function fit(img) {
+    const room = Math.max(200, stageWrap.clientWidth - 20);
+    const scale = Math.min(room / img.naturalWidth, Math.min(560, 0.72 * innerHeight) / img.naturalHeight);
+    img.style.width = `${Math.round(img.naturalWidth * scale)}px`;
+    img.style.height = `${Math.round(img.naturalHeight * scale)}px`;
   }
 
   function draw(img, found, decided) {
