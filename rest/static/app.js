@@ -7,7 +7,7 @@ const GALLERY_PAGE = 24;     // identities per gallery page
 const FACES_PAGE = 60;       // faces per "load more" on an identity's page
 const SOURCES = {            // Info.default_max_distance_source -> what the operator reads
   CUTOFF_SOURCE_CONFIGURED: ["env", "FACESEARCH_MAX_DISTANCE or --max-distance"],
-  CUTOFF_SOURCE_CALIBRATED: ["calibrated", "the gallery's applied calibration (Settings)"],
+  CUTOFF_SOURCE_CALIBRATED: ["calibrated", "the gallery's applied calibration"],
   CUTOFF_SOURCE_DEFAULT: ["default", "the built-in default"],
   CUTOFF_SOURCE_UNSPECIFIED: ["default", "the built-in default"],
 };
@@ -357,7 +357,8 @@ async function identityView(view, id) {
           h("span.small", {}, "#" + f.face_id), h("span.grow"),
           h("button.ghost.icon.delete-face", { type: "button", title: "Delete this face",
             onclick: (e) => { e.preventDefault(); remove(); } }, "×")),
-        h("div.muted.small", { title: f.source_path || "" }, (f.source_path || "").split("/").pop() || "—"),
+        h("div.muted.small", { title: f.source_path || f.source_sha256 || "" },
+          (f.source_path || "").split("/").pop() || `enrolled ${(f.created_at || "").slice(0, 10)}`),
         h("div.muted.small", {}, `score ${fmt(f.detection_score, 2)}`)));
     return card;
   }
@@ -567,9 +568,25 @@ function tryView(view) {
         : { value: info.default_max_distance, source: SOURCES[info.default_max_distance_source][0],
             why: SOURCES[info.default_max_distance_source][1] };
       draw(img, result.faces, decided);
+      if (result.faces.some((f) => !f.known)) await nearest(file, result.faces);
     } catch (e) {
       status.replaceChildren(errorBox(e));
     }
+  }
+
+  // For unknown faces: who was nearest, beyond the cutoff (a second search with the widest cutoff).
+  async function nearest(file, found) {
+    const form = new FormData();
+    form.append("image", file, file.name);
+    form.append("max_distance", "12");
+    const wide = await api("POST", "/v1/identify", { form });
+    const key = (b) => `${b.x},${b.y},${b.width},${b.height}`;
+    found.forEach((f, n) => {
+      const same = wide.faces.find((w) => key(w.box) === key(f.box));
+      const m = same && same.matches[0];
+      const slot = faces.querySelector(`.face-result[data-n="${n}"] .nearest`);
+      if (!f.known && m && slot) slot.textContent = `Nearest: ${m.display_name || m.identity_id} at ${fmt(m.distance)}, beyond the cutoff.`;
+    });
   }
 
   // Small photos are scaled up and big ones down to the stage; the boxes are in % of the photo.
@@ -607,7 +624,7 @@ function tryView(view) {
               ...f.matches.map((m) => h("tr", {},
                 h("td", {}, h("a", { href: "#/identity/" + enc(m.identity_id) }, m.identity_id)),
                 h("td", {}, m.display_name), h("td.num", {}, fmt(m.distance)))))
-            : h("div.muted.small", {}, "No identity within the cutoff."),
+            : h("div.muted.small.nearest", {}, "No identity within the cutoff."),
           h("div.muted.small.decided", {}, `Decided by the ${decided.source} cutoff ${fmt(decided.value, 2)}: ${decided.why}`))));
     });
   }

@@ -259,6 +259,7 @@ def test_identify_through_the_page_draws_boxes_and_names(page, seeded, samples, 
     expect(page.locator("#stage .box.unknown")).to_have_count(1)
     expect(page.locator("#stage .box .label")).to_have_text("unknown")
     expect(page.locator("#try-faces .decided")).to_contain_text("request cutoff 0.01")
+    expect(page.locator("#try-faces .nearest")).to_contain_text("Nearest: Ben Afflek at")
 
 
 def test_rename_and_edit_metadata(page, seeded):
