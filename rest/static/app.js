@@ -702,6 +702,10 @@ async function settingsView(view) {
 }
 
 // -- routing ----------------------------------------------------------------------------------
+function decoded(text) {
+  try { return decodeURIComponent(text); } catch { return text; }   // a hand-typed % in the address
+}
+
 async function route() {
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query || "");
@@ -713,7 +717,7 @@ async function route() {
   view.dataset.page = page;
   view.dataset.ready = "";
   try {
-    if (page === "identity") await identityView(view, decodeURIComponent(parts.slice(1).join("/")));
+    if (page === "identity") await identityView(view, decoded(parts.slice(1).join("/")));
     else if (page === "enrol") enrolView(view, params);
     else if (page === "try") tryView(view);
     else if (page === "settings") await settingsView(view);
