@@ -646,12 +646,15 @@ async function settingsView(view) {
     h("option", { value: "fpir" }, "FPIR: strangers accepted, at most"));
   const rate = h("input", { type: "number", id: "cal-rate", min: 0.0001, max: 0.5, step: "any", value: 0.01, "aria-label": "Rate" });
   const preview = h("div", { id: "cal-result" });
+  const pinned = h("p.note", { id: "cal-pinned", hidden: true }, "FACESEARCH_MAX_DISTANCE (or --max-distance) is set " +
+    "on the server, and it wins: an applied calibration is stored, but searches keep the configured cutoff.");
   const apply = h("button.danger", { type: "button", id: "cal-apply", hidden: true }, "Apply");
 
   async function loadInfo() {
     try {
       const i = await api("GET", "/v1/info");
       const [source, why] = SOURCES[i.default_max_distance_source];
+      pinned.hidden = i.default_max_distance_source !== "CUTOFF_SOURCE_CONFIGURED";
       const rows = [
         ["Model", i.model_id], ["Dimension", i.dimension], ["Index", i.index_type],
         ["Identities", i.identity_count], ["Faces", i.face_count],
@@ -697,7 +700,7 @@ async function settingsView(view) {
       h("section.panel", {}, h("h2", {}, "Gallery"), table),
       h("section.panel", {}, h("h2", {}, "Calibrate the cutoff"),
         h("p.muted", {}, "Fits the cutoff to the enrolled faces. Preview shows the expected rates; Apply stores it."),
-        form, preview)));
+        pinned, form, preview)));
   await loadInfo();
 }
 
