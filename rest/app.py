@@ -117,10 +117,11 @@ def _openapi(app: FastAPI) -> dict:
                                  ref_template="#/components/schemas/{model}")
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {}).update(defs.get("$defs", {}))
-    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
-                                                "description": "FACESEARCH_AUTH_TOKEN, when the server has one"}}
-    for path, operations in doc["paths"].items():
-        for operation in operations.values():
-            operation["security"] = [] if path in ("/healthz", "/readyz") else [{"bearer": []}]
+    if app.state.options.auth_token:   # the document says what this server requires
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                    "description": "FACESEARCH_AUTH_TOKEN"}}
+        for path, operations in doc["paths"].items():
+            for operation in operations.values():
+                operation["security"] = [] if path in ("/healthz", "/readyz") else [{"bearer": []}]
     app.openapi_schema = doc
     return doc

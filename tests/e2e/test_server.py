@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
@@ -315,6 +317,18 @@ def test_tls_and_token_auth(tmp_path, samples):
             assert c.info().model_id == "facenet-128"
         with FaceSearchClient(proc.target, token="s3cret-token", timeout=10) as plain:  # no TLS: refused
             assert code_of(plain.info)[0] == grpc.StatusCode.UNAVAILABLE
+        # the HTTP port: HTTPS with the same certificate, the same token; health open
+        assert proc.http_url.startswith("https://")
+        with httpx.Client(base_url=proc.http_url, verify=ssl.create_default_context(cafile=str(cert)),
+                          timeout=60) as https:
+            assert https.get("/healthz").status_code == 200 and https.get("/readyz").status_code == 200
+            for headers, expected in (({}, "needs an 'Authorization"), ({"Authorization": "Bearer wrong"}, "wrong")):
+                r = https.get("/v1/info", headers=headers)
+                assert r.status_code == 401 and expected in r.json()["message"]
+            r = https.get("/v1/info", headers={"Authorization": "Bearer s3cret-token"})
+            assert r.status_code == 200 and r.json()["model_id"] == "facenet-128"
+        with pytest.raises(httpx.HTTPError):   # plain HTTP to the TLS port gets no answer
+            httpx.get(proc.http_url.replace("https:", "http:") + "/healthz", timeout=10)
         photos = tmp_path / "photos" / "ben"   # the indexer's --server mode speaks TLS too
         photos.mkdir(parents=True)
         (photos / "a.jpg").write_bytes(sample_photo(samples, "train"))
