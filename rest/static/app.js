@@ -222,10 +222,11 @@ async function galleryView(view, params) {
   const prev = h("button.ghost", { type: "button", id: "prev", disabled: true }, "← Previous");
   const next = h("button.ghost", { type: "button", id: "next", disabled: true }, "Next →");
   const pageLabel = h("span.muted", { id: "page-label" });
+  const pager = h("div.pager", { hidden: true }, prev, pageLabel, next);
   view.replaceChildren(
     h("div.toolbar", {}, h("h1", {}, "Gallery"), summary, h("span.grow"), search),
     grid,
-    h("div.pager", {}, prev, pageLabel, next));
+    pager);
 
   api("GET", "/v1/info").then((i) => {
     summary.textContent = `${i.identity_count} identities · ${i.face_count} faces`;
@@ -241,6 +242,7 @@ async function galleryView(view, params) {
       prev.disabled = state.page === 0;
       next.disabled = !page.next_page_token;
       pageLabel.textContent = `Page ${state.page + 1}`;
+      pager.hidden = prev.disabled && next.disabled;     // one page: nothing to page through
       if (!page.identities.length) {
         grid.replaceChildren(h("div.empty", {},
           search.value.trim() ? `No identity starts with “${search.value.trim()}”.`

@@ -197,7 +197,7 @@ def test_enrol_through_the_page_shows_each_photo_result(page, seeded, samples, a
     page.wait_for_function("[...document.querySelectorAll('#identities img')].every(i => i.complete && i.naturalWidth > 0)")
     shot = artifacts / "gallery.png"
     page.mouse.move(1270, 850)                                # no card under the pointer (hover lifts it)
-    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 470})
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 410})
     if os.environ.get("FACESEARCH_UPDATE_DOCS_IMG") == "1":
         shutil.copyfile(shot, REPO / "docs" / "img" / "console.png")
 
