@@ -114,3 +114,33 @@ def test_requests_beyond_the_limit_in_flight_answer_429():
 def test_one_error_table(error, status, code):
     assert status_of(error) == (status, code, "x")
     assert status_of(RuntimeError("bug")) is None   # 500 INTERNAL, logged
+
+
+def test_uvicorn_in_the_callers_loop_serves_on_an_ephemeral_port_and_stops():
+    import asyncio
+    import socket
+
+    import httpx
+
+    from facesearch.rest import HttpServer
+    from facesearch.rest.serve import listener
+
+    async def scenario():
+        server = HttpServer(create_app(), "127.0.0.1:0")
+        address = await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{address}") as c:
+                assert (await c.get("/healthz")).json() == {"status": "SERVING"}
+        finally:
+            await server.stop()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{address}/healthz", timeout=5)
+
+    asyncio.run(scenario())
+    # Nagle off on every connection (asyncio sets TCP_NODELAY only where the socket says TCP):
+    # with it on, each small answer waited ~40 ms for the client's delayed ACK.
+    sock = listener("127.0.0.1", 0, socket.AF_INET)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
