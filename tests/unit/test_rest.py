@@ -15,7 +15,7 @@ from facesearch.service.batcher import QueueFull
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# docs/shared DESIGN.md, "Third wave: REST/JSON": every path and method.
+# The shared design's "Third wave: REST/JSON" contract: every path and method.
 DESIGN = {
     "/v1/identify": {"post"}, "/v1/verify": {"post"}, "/v1/embed": {"post"}, "/v1/calibrate": {"post"},
     "/v1/info": {"get"}, "/v1/identities": {"get", "post"}, "/v1/identities/{identity_id}": {"get", "patch", "delete"},
