@@ -74,6 +74,8 @@ def test_a_body_over_the_limit_is_413_before_anything_reads_it(client):
 def test_bad_bodies_are_4xx_with_the_error_shape(client):
     cases = [
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422, "not valid JSON"),
+        ({"content": b"[" * 1500 + b"]" * 1500, "headers": {"Content-Type": "application/json"}}, 422, "JSON"),
+        ({"files": {"image": ("a.jpg", b"x")}, "data": {"embedding": "[" * 1500}}, 422, "embedding"),
         ({"json": {"top_k": -1}}, 422, "top_k"),
         ({"json": {"surprise": 1}}, 422, "surprise"),
         ({"json": {"max_distance": "NaN"}}, 422, "max_distance"),
