@@ -148,18 +148,21 @@ def section_server(d: dict) -> str:
 
 
 def section_http(d: dict) -> str:
-    md = ("One facesearch-server, both transports over one service; at each concurrency the four runs go one "
-          "after the other. gRPC: grpc.aio stubs; REST: one httpx.AsyncClient, crops as multipart file parts, "
-          "embeddings as JSON; both clients in the benchmark process. **Ratio = REST QPS / gRPC QPS**, same "
-          f"run. Goal: at least {d.get('goal_ratio_crops_c8', 0.8)} on crops at concurrency 8.\n\n")
+    md = ("One facesearch-server, both transports over one service; at each concurrency gRPC and REST runs "
+          f"alternate for {d.get('rounds', 1)} round(s), each keeping its median. gRPC: grpc.aio stubs; REST: one "
+          "httpx.AsyncClient, crops as multipart file parts, embeddings as JSON; both clients in the benchmark "
+          "process (client CPU ms: its CPU time per request, taken from the server's 2 cores). **Ratio = REST "
+          f"QPS / gRPC QPS**, same run. Goal: at least {d.get('goal_ratio_crops_c8', 0.8)} on crops at "
+          "concurrency 8.\n\n")
     rows = []
     for r in d.get("levels", []):
         for kind in ("crops", "embedding"):
             g, h = r[f"grpc_{kind}"], r[f"rest_{kind}"]
             rows.append([r["concurrency"], kind, g["requests"], g["qps"], h["qps"], r[f"ratio_{kind}"], g["p50_ms"],
-                         h["p50_ms"], g["p99_ms"], h["p99_ms"]])
+                         h["p50_ms"], g["p99_ms"], h["p99_ms"], g.get("client_cpu_ms"), h.get("client_cpu_ms")])
     return md + table(["concurrency", "Identify by", "requests", "gRPC QPS", "REST QPS", "REST / gRPC",
-                       "gRPC p50 ms", "REST p50 ms", "gRPC p99 ms", "REST p99 ms"], rows)
+                       "gRPC p50 ms", "REST p50 ms", "gRPC p99 ms", "REST p99 ms", "client CPU ms gRPC",
+                       "client CPU ms REST"], rows)
 
 
 def loadtest_runs(d: dict | None) -> list[dict]:
