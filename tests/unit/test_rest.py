@@ -146,3 +146,24 @@ def test_uvicorn_in_the_callers_loop_serves_on_an_ephemeral_port_and_stops():
         assert sock.proto == socket.IPPROTO_TCP and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         sock.close()
+
+
+def test_the_http_port_follows_the_grpc_security_rules(monkeypatch):
+    from facesearch.server.config import ServerConfig
+    from facesearch.settings import SettingError
+
+    for name in ("FACESEARCH_AUTH_TOKEN", "FACESEARCH_INSECURE", "FACESEARCH_ADDRESS", "FACESEARCH_HTTP_ADDRESS",
+                 "FACESEARCH_NO_GRPC", "FACESEARCH_TLS_CERT", "FACESEARCH_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    default = ServerConfig.from_env()
+    assert default.http_address == "127.0.0.1:8080" and default.addresses == ["127.0.0.1:50051", "127.0.0.1:8080"]
+    monkeypatch.setenv("FACESEARCH_HTTP_ADDRESS", "0.0.0.0:8080")   # gRPC stays on loopback
+    with pytest.raises(SettingError, match="refusing to serve 0.0.0.0:8080 beyond loopback without a token"):
+        ServerConfig.from_env()
+    monkeypatch.setenv("FACESEARCH_AUTH_TOKEN", TOKEN)
+    assert ServerConfig.from_env().plaintext_token                  # the loud warning: a token without TLS
+    monkeypatch.setenv("FACESEARCH_HTTP_ADDRESS", "")
+    assert ServerConfig.from_env().addresses == ["127.0.0.1:50051"]  # empty: no HTTP
+    monkeypatch.setenv("FACESEARCH_NO_GRPC", "1")
+    with pytest.raises(SettingError, match="--no-grpc needs FACESEARCH_HTTP_ADDRESS"):
+        ServerConfig.from_env()
