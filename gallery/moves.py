@@ -155,8 +155,8 @@ def _face_keys(conn: Connection, column: Column[int], values: Sequence[int]) -> 
     """(id, identity_pk, source_sha256, embedding_sha256) of the faces whose column is in values, by id."""
     rows: list[FaceKeys] = []
     for chunk in in_chunks(list(values)):
-        rows.extend(conn.execute(select(faces.c.id, faces.c.identity_pk, faces.c.source_sha256, faces.c.embedding_sha256)
-                             .where(column.in_(chunk))).all())
+        rows.extend(conn.execute(select(faces.c.id, faces.c.identity_pk, faces.c.source_sha256,
+                                        faces.c.embedding_sha256).where(column.in_(chunk))).all())
     return sorted(rows, key=lambda r: r.id)
 
 

@@ -43,7 +43,8 @@ def test_admin_rpcs_fix_a_wrong_enrolment(client, samples):
         faces = list(client.iter_faces("adm-ben", page_size=1))   # two pages
         assert [f.face_id for f in faces] == list(enrolled)
         for f in faces:
-            assert (f.identity_id, f.model_id, f.has_image, len(f.source_sha256)) == ("adm-ben", "facenet-128", True, 64)
+            assert (f.identity_id, f.model_id, f.has_image) == ("adm-ben", "facenet-128", True)
+            assert len(f.source_sha256) == 64
             assert f.HasField("box") and f.box.width > 0 and f.detection_score > 0.5 and f.created_at.seconds > 0
         assert client.face_image(faces[1].face_id)[:3] == b"\xff\xd8\xff"
         assert top(client, query) == "adm-ben"
