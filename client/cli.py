@@ -133,7 +133,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca-cert)")
     parser.add_argument("--ca-cert", help="PEM file to trust for TLS (e.g. a self-signed server certificate)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call [%(default)s]")
-    parser.add_argument("--json", action="store_true", help="print JSON, one object per line, numbers as numbers, for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON, one object per line, numbers as numbers, for scripts")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("identify", help="who is in these photos")
