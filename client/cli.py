@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from .client import DEFAULT_TARGET, FaceMode, FaceSearchClient
@@ -22,11 +23,35 @@ def _mode(args) -> int:
     return FaceMode.Value("FACE_MODE_CROPPED") if args.cropped else FaceMode.Value("FACE_MODE_DETECT")
 
 
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+          FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+
+
+def _numbers(descriptor, value):
+    """proto3's JSON mapping writes 64-bit integers as strings; scripts want numbers (Python's are exact)."""
+    if not isinstance(value, dict):
+        return value
+    for field in descriptor.fields:
+        if field.name not in value or field.message_type is not None and field.message_type.GetOptions().map_entry:
+            continue
+        if field.type in _INT64:
+            value[field.name] = ([int(v) for v in value[field.name]] if isinstance(value[field.name], list)
+                                 else int(value[field.name]))
+        elif field.message_type is not None:
+            items = value[field.name] if isinstance(value[field.name], list) else [value[field.name]]
+            for item in items:
+                _numbers(field.message_type, item)
+    return value
+
+
+def as_json(message) -> str:
+    """One line of JSON: every field, named as in the proto, numbers as numbers."""
+    return json.dumps(_numbers(message.DESCRIPTOR, MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)))
+
+
 def _say(args, message, human: str) -> None:
-    if args.json:
-        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)))
-    else:
-        print(human)
+    print(as_json(message) if args.json else human)
 
 
 def cmd_identify(c: FaceSearchClient, args) -> int:
@@ -174,7 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca-cert)")
     parser.add_argument("--ca-cert", help="PEM file to trust for TLS (e.g. a self-signed server certificate)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call [%(default)s]")
-    parser.add_argument("--json", action="store_true", help="print JSON, one object per line, for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON, one object per line, numbers as numbers, for scripts")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("identify", help="who is in these photos")
@@ -270,7 +296,13 @@ def main(argv=None) -> int:
     try:
         with FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert,
                               timeout=args.timeout) as client:
-            return args.run(client, args)
+            code = args.run(client, args)
+            sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+            return code
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a command killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush goes nowhere
+        return 141
     except grpc.RpcError as exc:
         print(f"facesearch-client: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
