@@ -130,7 +130,8 @@ def update_mask(paths: Sequence[str]) -> set[str]:
 
 
 def prefix(text: str) -> str:
-    """A ListIdentities filter: at most MAX_DISPLAY_NAME characters, no control characters."""
+    """A ListIdentities filter: at most MAX_DISPLAY_NAME characters (longer matches nothing), no control
+    characters (NUL included, which PostgreSQL refuses)."""
     if len(text) > MAX_DISPLAY_NAME:
         raise InvalidArgument(f"prefix is {len(text)} characters; at most {MAX_DISPLAY_NAME}")
     if any(unicodedata.category(ch) == "Cc" for ch in text):

@@ -80,7 +80,7 @@ def test_admin_rpcs_refuse_bad_input_with_the_right_status(client):
             (INV, "no face_ids", lambda: client.move_faces([], "adm-vec")),
             (N, "no face 999999", lambda: client.move_faces([face, "999999"], "adm-vec")),
             (N, "no identity 'adm-nobody'", lambda: client.move_faces([face], "adm-nobody")),
-            (INV, "control characters", lambda: client.move_faces([face], "adm\x00x", create_if_missing=True)),
+            (INV, "identity_id contains", lambda: client.move_faces([face], "adm\x00x", create_if_missing=True)),
             (INV, "update_mask path 'face_ids'", lambda: stub.UpdateIdentity(pb.UpdateIdentityRequest(
                 identity_id="adm-vec", update_mask={"paths": ["face_ids"]}))),
             (N, "no identity", lambda: client.update_identity("adm-nobody", display_name="x")),
