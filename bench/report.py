@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["embedder", "gallery", "gallery_rw", "backends", "indexer", "server", "loadtest", "trainer"]
+ORDER = ["embedder", "gallery", "gallery_rw", "backends", "indexer", "server", "http", "loadtest", "trainer"]
 VERSIONS = ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
 BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
 
@@ -147,6 +147,24 @@ def section_server(d: dict) -> str:
     return md
 
 
+def section_http(d: dict) -> str:
+    md = ("One facesearch-server, both transports over one service; at each concurrency gRPC and REST runs "
+          f"alternate for {d.get('rounds', 1)} round(s), each keeping its median. gRPC: grpc.aio stubs; REST: one "
+          "httpx.AsyncClient, crops as multipart file parts, embeddings as JSON; both clients in the benchmark "
+          "process (client CPU ms: its CPU time per request, taken from the server's 2 cores). **Ratio = REST "
+          f"QPS / gRPC QPS**, same run. Goal: at least {d.get('goal_ratio_crops_c8', 0.8)} on crops at "
+          "concurrency 8.\n\n")
+    rows = []
+    for r in d.get("levels", []):
+        for kind in ("crops", "embedding"):
+            g, h = r[f"grpc_{kind}"], r[f"rest_{kind}"]
+            rows.append([r["concurrency"], kind, g["requests"], g["qps"], h["qps"], r[f"ratio_{kind}"], g["p50_ms"],
+                         h["p50_ms"], g["p99_ms"], h["p99_ms"], g.get("client_cpu_ms"), h.get("client_cpu_ms")])
+    return md + table(["concurrency", "Identify by", "requests", "gRPC QPS", "REST QPS", "REST / gRPC",
+                       "gRPC p50 ms", "REST p50 ms", "gRPC p99 ms", "REST p99 ms", "client CPU ms gRPC",
+                       "client CPU ms REST"], rows)
+
+
 def loadtest_runs(d: dict | None) -> list[dict]:
     """The ghz reports in loadtest.json, one per config (older files held one report at the top level)."""
     return (d.get("runs") or [d]) if d else []
@@ -255,12 +273,13 @@ def section_detect(d: dict) -> str:
 
 SECTIONS = {"embedder": section_embedder, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw,
-            "indexer": section_indexer, "server": section_server, "loadtest": section_loadtest,
+            "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
           "gallery_rw": "Gallery readers and a writer (`bench/gallery_rw.py`)",
           "backends": "Vector backends: FAISS, Milvus Lite, Milvus server (`bench/backends.py`)",
           "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
+          "http": "REST/JSON against gRPC (`bench/http.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
           "photos": "The photo path against the raw model (`bench/photos.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",

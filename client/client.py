@@ -127,7 +127,7 @@ class FaceSearchClient(_Base):
         return self.stub.GetIdentity(pb.GetIdentityRequest(identity_id=identity_id), **self._kw(timeout))
 
     def list_identities(self, page_size: int = 0, page_token: str = "", *, prefix: str = "",
-                        timeout=None) -> pb.ListIdentitiesResponse:
+                        timeout: float | None = None) -> pb.ListIdentitiesResponse:
         """prefix: only identities whose identity_id or display_name starts with it (case-sensitive)."""
         req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token, prefix=prefix)
         return self.stub.ListIdentities(req, **self._kw(timeout))
@@ -151,25 +151,25 @@ class FaceSearchClient(_Base):
 
     # -- admin (README "Managing identities") ---------------------------------------------------
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
-                        metadata: dict[str, str] | None = None, timeout=None) -> pb.Identity:
+                        metadata: dict[str, str] | None = None, timeout: float | None = None) -> pb.Identity:
         """Set the display name and/or metadata given (not None); "" or {} clears that field."""
         req = update_identity_request(identity_id, display_name=display_name, metadata=metadata)
         return self.stub.UpdateIdentity(req, **self._kw(timeout))
 
-    def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout=None) -> int:
+    def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout: float | None = None) -> int:
         """Move every face of the sources to the target and delete the sources; how many faces moved."""
         req = pb.MergeIdentitiesRequest(source_ids=list(source_ids), target_id=target_id)
         return self.stub.MergeIdentities(req, **self._kw(timeout)).faces_moved
 
     def move_faces(self, face_ids: Sequence[str], target_identity_id: str, *, create_if_missing: bool = False,
-                   timeout=None) -> int:
+                   timeout: float | None = None) -> int:
         """Move faces to another identity; how many moved."""
         req = pb.MoveFacesRequest(face_ids=[str(f) for f in face_ids], target_identity_id=target_identity_id,
                                   create_if_missing=create_if_missing)
         return self.stub.MoveFaces(req, **self._kw(timeout)).faces_moved
 
     def list_faces(self, identity_id: str, page_size: int = 0, page_token: str = "", *,
-                   timeout=None) -> pb.ListFacesResponse:
+                   timeout: float | None = None) -> pb.ListFacesResponse:
         req = pb.ListFacesRequest(identity_id=identity_id, page_size=page_size, page_token=page_token)
         return self.stub.ListFaces(req, **self._kw(timeout))
 
@@ -181,12 +181,12 @@ class FaceSearchClient(_Base):
             if not (token := page.next_page_token):
                 return
 
-    def face_image(self, face_id: str, *, timeout=None) -> bytes:
+    def face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
         """The face's stored crop (JPEG bytes); NOT_FOUND when it has none."""
         return self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout)).jpeg
 
     def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
-                  timeout=None) -> pb.CalibrateResponse:
+                  timeout: float | None = None) -> pb.CalibrateResponse:
         """Fit the cutoff to the enrolled faces; target_fnir decides when set, both 0: target_fnir 0.01."""
         req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
         return self.stub.Calibrate(req, **self._kw(timeout))
@@ -231,7 +231,7 @@ class AsyncFaceSearchClient(_Base):
         return await self.stub.GetIdentity(pb.GetIdentityRequest(identity_id=identity_id), **self._kw(timeout))
 
     async def list_identities(self, page_size: int = 0, page_token: str = "", *, prefix: str = "",
-                              timeout=None) -> pb.ListIdentitiesResponse:
+                              timeout: float | None = None) -> pb.ListIdentitiesResponse:
         req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token, prefix=prefix)
         return await self.stub.ListIdentities(req, **self._kw(timeout))
 
@@ -245,29 +245,29 @@ class AsyncFaceSearchClient(_Base):
         return await self.stub.GetInfo(pb.GetInfoRequest(), **self._kw(timeout))
 
     async def update_identity(self, identity_id: str, *, display_name: str | None = None,
-                              metadata: dict[str, str] | None = None, timeout=None) -> pb.Identity:
+                              metadata: dict[str, str] | None = None, timeout: float | None = None) -> pb.Identity:
         req = update_identity_request(identity_id, display_name=display_name, metadata=metadata)
         return await self.stub.UpdateIdentity(req, **self._kw(timeout))
 
-    async def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout=None) -> int:
+    async def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout: float | None = None) -> int:
         req = pb.MergeIdentitiesRequest(source_ids=list(source_ids), target_id=target_id)
         return (await self.stub.MergeIdentities(req, **self._kw(timeout))).faces_moved
 
     async def move_faces(self, face_ids: Sequence[str], target_identity_id: str, *, create_if_missing: bool = False,
-                         timeout=None) -> int:
+                         timeout: float | None = None) -> int:
         req = pb.MoveFacesRequest(face_ids=[str(f) for f in face_ids], target_identity_id=target_identity_id,
                                   create_if_missing=create_if_missing)
         return (await self.stub.MoveFaces(req, **self._kw(timeout))).faces_moved
 
     async def list_faces(self, identity_id: str, page_size: int = 0, page_token: str = "", *,
-                         timeout=None) -> pb.ListFacesResponse:
+                         timeout: float | None = None) -> pb.ListFacesResponse:
         req = pb.ListFacesRequest(identity_id=identity_id, page_size=page_size, page_token=page_token)
         return await self.stub.ListFaces(req, **self._kw(timeout))
 
-    async def face_image(self, face_id: str, *, timeout=None) -> bytes:
+    async def face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
         return (await self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout))).jpeg
 
     async def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
-                        timeout=None) -> pb.CalibrateResponse:
+                        timeout: float | None = None) -> pb.CalibrateResponse:
         req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
         return await self.stub.Calibrate(req, **self._kw(timeout))

@@ -41,12 +41,15 @@ class SettingError(ValueError):
 
 
 def setting(default: Any = ..., description: str = "", *, env: str | None = None, shown: str | None = None,
-            default_factory=None, **constraints) -> Any:
+            default_factory=None, empty_is_a_value: bool = False, **constraints) -> Any:
     """A field that is a setting: `description` is its help text; `env` the variable's name without
-    the prefix when it is not the field's; `shown` how --help and the README print the default."""
+    the prefix when it is not the field's; `shown` how --help and the README print the default;
+    `empty_is_a_value`: an empty variable sets "" (e.g. "off") rather than counting as unset."""
     extra: dict[str, Any] = {"setting": env or True}
     if shown is not None:
         extra["shown"] = shown
+    if empty_is_a_value:
+        extra["empty_is_a_value"] = True
     if default_factory is not None:
         return Field(default_factory=default_factory, description=description, json_schema_extra=extra,
                      **constraints)
@@ -99,7 +102,11 @@ class _Environment(EnvSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         if not _is_setting(field):
             return None, field_name, False
-        return self.env_vars.get(env_var(self.settings_cls, field_name)), field_name, False
+        name = env_var(self.settings_cls, field_name)
+        value = self.env_vars.get(name)   # empty variables are left out (env_ignore_empty) ...
+        if value is None and _extra(field).get("empty_is_a_value") and os.environ.get(name) == "":
+            value = ""                    # ... but where "" means something, it is a value
+        return value, field_name, False
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,8 @@ from .config import GalleryConfig
 from .calibration import Calibration
 from .calibrated import AppliedCalibration
 from .errors import (
+    CalibrationBudgetError,
+    CalibrationCancelled,
     CalibrationError,
     GalleryError,
     GalleryLockedError,
@@ -36,7 +38,8 @@ from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace
 from .store import Gallery
 
 __all__ = [
-    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
+    "AddResult", "AppliedCalibration", "Calibration", "CalibrationBudgetError", "CalibrationCancelled",
+    "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",

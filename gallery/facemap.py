@@ -10,6 +10,7 @@ SQL stays the source of truth: the map is rebuilt from it at start.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 GONE = -1
 
@@ -47,7 +48,7 @@ class FaceMap:
         pos, found = self._find(np.asarray(face_ids, np.int64))
         self._owners[pos[found]] = GONE
 
-    def move(self, face_ids, owners) -> None:
+    def move(self, face_ids: npt.ArrayLike, owners: npt.ArrayLike) -> None:
         """Give these faces new owners (identity pks); ids never added or deleted stay as they are."""
         face_ids, owners = np.asarray(face_ids, np.int64), np.asarray(owners, np.int64)
         pos, found = self._find(face_ids)

@@ -21,9 +21,10 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from .errors import IndexUnavailableError
 from .facemap import GONE
@@ -129,7 +130,7 @@ class Follow:
         self._apply(change, (self._applied_seq, rows[-1].seq))
 
     @staticmethod
-    def _owners_now(conn, face_ids) -> tuple[np.ndarray, np.ndarray]:
+    def _owners_now(conn: Connection, face_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(face ids, identity pks) of those of these faces SQL still holds: where moved faces are now."""
         found = [(r.id, r.identity_pk) for chunk in in_chunks(sorted(face_ids)) for r in conn.execute(
             select(faces.c.id, faces.c.identity_pk).where(faces.c.id.in_(chunk)))]

@@ -13,10 +13,10 @@ as a duplicate (logged as a delete), and not counted as moved.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Column, Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import InvalidInputError, NotFoundError
@@ -25,7 +25,16 @@ from .schema import faces, identities
 from .sql import in_chunks, serialise_writes
 from .validate import check_identity_id
 
+if TYPE_CHECKING:
+    import threading
+
+    from sqlalchemy import Engine
+
+    from .facemap import FaceMap
+    from .index import VectorIndex
+
 Key = tuple[str, str]   # dedupe key: ("source", image sha256) or ("embedding", embedding sha256)
+FaceKeys = Row[int, int, str | None, str | None]   # a face's id, identity_pk, source_sha256, embedding_sha256
 
 
 class Moved(NamedTuple):
@@ -38,6 +47,16 @@ class Moved(NamedTuple):
 
 class Moves:
     """Gallery methods that move faces between identities."""
+
+    if TYPE_CHECKING:   # what the Gallery brings (store.py, writes.py, recovery.py)
+        engine: Engine
+        map: FaceMap
+        index: VectorIndex
+        _write: threading.Lock
+        _pk: Callable[[Connection, str], int]
+        _log: Callable[[Connection, str, list[int]], int]
+        _known_keys: Callable[[Connection, list[int], list[Key]], set[tuple[int, str, str]]]
+        _apply: Callable[[Callable[[], None], tuple[int, int] | None], None]
 
     def move_faces(self, face_ids: Sequence[int], target_identity_id: str, *, create_if_missing: bool = False) -> int:
         """Move faces to an identity (created if missing and create_if_missing); how many moved.
@@ -109,7 +128,7 @@ class Moves:
             self._apply(change, None if last is None else (before, last))
         return len(done.moved)
 
-    def _relocate(self, conn: Connection, rows: Sequence[Row], target: int) -> tuple[list[int], list[int]]:
+    def _relocate(self, conn: Connection, rows: Sequence[FaceKeys], target: int) -> tuple[list[int], list[int]]:
         """Give these faces (rows of _face_keys, ascending ids) to the target, less those it holds
         already; delete those that duplicate one of its faces. (moved ids, deleted ids)."""
         rows = [r for r in rows if r.identity_pk != target]
@@ -132,16 +151,16 @@ class Moves:
         return moved, dropped
 
 
-def _face_keys(conn: Connection, column, values: Sequence[int]) -> list[Row]:
+def _face_keys(conn: Connection, column: Column[int], values: Sequence[int]) -> list[FaceKeys]:
     """(id, identity_pk, source_sha256, embedding_sha256) of the faces whose column is in values, by id."""
-    rows: list[Row] = []
+    rows: list[FaceKeys] = []
     for chunk in in_chunks(list(values)):
-        rows += conn.execute(select(faces.c.id, faces.c.identity_pk, faces.c.source_sha256, faces.c.embedding_sha256)
-                             .where(column.in_(chunk))).all()
+        rows.extend(conn.execute(select(faces.c.id, faces.c.identity_pk, faces.c.source_sha256,
+                                        faces.c.embedding_sha256).where(column.in_(chunk))).all())
     return sorted(rows, key=lambda r: r.id)
 
 
-def _key(row: Row) -> Key | None:
+def _key(row: FaceKeys) -> Key | None:
     """What makes the face a duplicate within an identity (records.dedupe_key, as stored); None:
     nothing (faces from before migration 0002 may have neither hash)."""
     if row.source_sha256:

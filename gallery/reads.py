@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
 
 from .errors import ModelMismatchError, NotFoundError
-from .grouping import group, nearest
+from .grouping import MAX_CANDIDATES, group, nearest
 from .paging import decode_token, encode_token
 from .records import GalleryInfo, Identity, Match, StoredFace, decode_vectors, identity_of, stored_face
 from .schema import faces, identities
@@ -160,7 +160,8 @@ class Reads:
     def search(self, embeddings, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
                model_id: str | None = None) -> list[list[Match]]:
         """For each query, the best face of each identity, best first, at most top_k
-        identities, distances on the service scale; max_distance=None: no cutoff."""
+        identities, distances on the service scale; max_distance=None: no cutoff. A query
+        looks at its MAX_CANDIDATES nearest faces at most (grouping.py)."""
         self.check_model(model_id)
         queries = self._embeddings(embeddings, "query")
         top_k = max(1, int(top_k))
@@ -173,7 +174,7 @@ class Reads:
             with self._rw.read():  # index and face map change together under the write side
                 # a shared durable index may hold more than this process counted (another replica's writes)
                 total = np.inf if self.index.durable else len(self.index)
-                k = int(min(k, total))
+                k = int(min(k, total, MAX_CANDIDATES))
                 if k == 0:
                     for qi in todo:
                         results[qi] = []
@@ -186,7 +187,7 @@ class Reads:
                     if top_k == 1:
                         per_query = nearest(dist, ids, owners, names, cutoff)
                     else:
-                        per_query = [group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+                        per_query = group(dist, ids, owners, names, cutoff, top_k)
             if len(unknown):   # another replica's write, in the shared index before our face map
                 self.follow()
                 followed = True
@@ -195,7 +196,7 @@ class Reads:
             retry = []
             for qi, matches, farthest, kth in zip(todo.tolist(), per_query, dist[:, -1].tolist(), ids[:, -1].tolist()):
                 # too few identities, yet there is a k-th face and it was still inside the cutoff: look deeper
-                if len(matches) < top_k and k < total and kth >= 0 and farthest <= cutoff:
+                if len(matches) < top_k and k < min(total, MAX_CANDIDATES) and kth >= 0 and farthest <= cutoff:
                     retry.append(qi)
                 results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4

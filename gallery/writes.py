@@ -211,7 +211,8 @@ class Writes:
                 pk = self._pk(conn, identity_id)
                 self._update_identity(conn, pk, display_name, metadata, now())
                 name = conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar()
-                logged = (before, self._log(conn, "identity", [pk])) if display_name is not None else None
+                changed = display_name is not None or metadata is not None   # logged: replicas follow every write
+                logged = (before, self._log(conn, "identity", [pk])) if changed else None
             self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), logged)
         return self.get_identity(identity_id)
 

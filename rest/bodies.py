@@ -61,8 +61,8 @@ async def parse(request: Request, model: type[M], image_fields: tuple[str, ...],
     if kind in (JSON, ""):
         try:
             data = json.loads(await request.body() or b"null")
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BodyError(f"the body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:   # RecursionError: nested too deep
+            raise BodyError(f"the body is not valid JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
         parsed = validated(model, data)
         images: dict[str, list[bytes]] = {}
         for name in image_fields:
@@ -93,7 +93,7 @@ async def _multipart(request: Request, model: type[M], image_fields: tuple[str, 
             elif key in FORM_JSON_FIELDS:
                 try:
                     fields[key] = json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise BodyError(f"{key}: a multipart field holding JSON, e.g. {{\"k\": \"v\"}}") from None
             elif key in fields:
                 raise BodyError(f"{key}: given twice")

@@ -25,7 +25,7 @@ class ServerConfig(Settings):
     address: str = setting("127.0.0.1:50051", "host:port to serve gRPC on; loopback by default")
     http_address: str = setting("127.0.0.1:8080", "host:port to serve the REST/JSON API, its OpenAPI docs and the "
                                                   "web console on (empty: off); the same token, TLS and loopback "
-                                                  "rules as gRPC")
+                                                  "rules as gRPC", empty_is_a_value=True)
     no_grpc: bool = setting(False, "serve only the REST/JSON API on --http-address, no gRPC")
     max_distance: float = max_distance_setting()
     auth_token: str = setting("", "require 'authorization: Bearer TOKEN' on every RPC and HTTP request but health "

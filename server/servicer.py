@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -24,6 +25,9 @@ from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
 from .errors import status_of
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
 
 log = logging.getLogger("facesearch.server")
 STREAM_WINDOW = 8   # IdentifyStream requests in flight at once
@@ -173,7 +177,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
     # -- admin ------------------------------------------------------------------------------------
     @rpc
-    async def UpdateIdentity(self, request: pb.UpdateIdentityRequest, context: grpc.aio.ServicerContext) -> pb.Identity:
+    async def UpdateIdentity(self, request: pb.UpdateIdentityRequest, context: Context) -> pb.Identity:
         """Without a mask proto3 cannot tell unset from empty: the non-empty fields are set."""
         paths = list(request.update_mask.paths)
         return _identity(await self.service.update_identity(
@@ -182,23 +186,23 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
     @rpc
     async def MergeIdentities(self, request: pb.MergeIdentitiesRequest,
-                              context: grpc.aio.ServicerContext) -> pb.MergeIdentitiesResponse:
+                              context: Context) -> pb.MergeIdentitiesResponse:
         moved = await self.service.merge_identities(list(request.source_ids), request.target_id)
         return pb.MergeIdentitiesResponse(faces_moved=moved)
 
     @rpc
-    async def MoveFaces(self, request: pb.MoveFacesRequest, context: grpc.aio.ServicerContext) -> pb.MoveFacesResponse:
+    async def MoveFaces(self, request: pb.MoveFacesRequest, context: Context) -> pb.MoveFacesResponse:
         moved = await self.service.move_faces(list(request.face_ids), request.target_identity_id,
                                               create_if_missing=request.create_if_missing)
         return pb.MoveFacesResponse(faces_moved=moved)
 
     @rpc
-    async def ListFaces(self, request: pb.ListFacesRequest, context: grpc.aio.ServicerContext) -> pb.ListFacesResponse:
+    async def ListFaces(self, request: pb.ListFacesRequest, context: Context) -> pb.ListFacesResponse:
         page, token = await self.service.list_faces(request.identity_id, request.page_size, request.page_token)
         return pb.ListFacesResponse(faces=[_face(f) for f in page], next_page_token=token)
 
     @rpc
-    async def GetFaceImage(self, request: pb.GetFaceImageRequest, context: grpc.aio.ServicerContext) -> pb.FaceImage:
+    async def GetFaceImage(self, request: pb.GetFaceImageRequest, context: Context) -> pb.FaceImage:
         return pb.FaceImage(jpeg=await self.service.face_image(request.face_id))
 
     @rpc

@@ -7,6 +7,7 @@ import inspect
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
+    CalibrationBudgetError,
     CalibrationError,
     IndexUnavailableError,
     InvalidInputError,
@@ -54,6 +55,7 @@ _DOMAIN = [
     (InvalidInputError, InvalidArgument),
     (InvalidTargetError, InvalidArgument),
     (ModelMismatchError, FailedPrecondition),
+    (CalibrationBudgetError, ResourceExhausted),
     (CalibrationError, FailedPrecondition),
     (NotFoundError, NotFound),
     (QueueFull, Overloaded),

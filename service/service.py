@@ -70,7 +70,7 @@ class FaceSearchService:
         result = await self.runtime.write(fn, *args, **kwargs)
         every = self.limits.recalibrate_every
         if every and (self._recalibration is None or self._recalibration.done()):
-            self._recalibration = asyncio.ensure_future(self.runtime.read(self.gallery.recalibrate_if_due, every))
+            self._recalibration = asyncio.ensure_future(self.runtime.calibrate(self.gallery.recalibrate_if_due, every))
         return result
 
     @property
@@ -169,6 +169,7 @@ class FaceSearchService:
 
     @translated
     async def get_identity(self, identity_id: str) -> Identity:
+        validate.check_identity_id(identity_id)
         return await self.runtime.read(self.gallery.get_identity, identity_id)
 
     @translated
@@ -242,6 +243,7 @@ class FaceSearchService:
     @translated
     async def delete_identity(self, identity_id: str) -> int:
         """Deletes an identity and its faces; returns how many faces went."""
+        validate.check_identity_id(identity_id)
         return await self._written(self.gallery.delete_identity, identity_id)
 
     @translated
@@ -261,6 +263,8 @@ class FaceSearchService:
     async def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0,
                         apply: bool = False) -> CalibrateResult:
         """Fit the cutoff to the enrolled faces (docs/calibration.md); apply: every replica uses it
-        for requests without max_distance, unless the operator set FACESEARCH_MAX_DISTANCE."""
-        result = await self.runtime.read(self.gallery.calibrate, target_fpir, target_fnir, apply)
+        for requests without max_distance, unless the operator set FACESEARCH_MAX_DISTANCE. One at a time,
+        on the runtime's calibration thread; over calibration.MAX_PAIRS comparisons: RESOURCE_EXHAUSTED
+        before any work; cancelled with the request."""
+        result = await self.runtime.calibrate(self.gallery.calibrate, target_fpir, target_fnir, apply)
         return CalibrateResult(result, apply)

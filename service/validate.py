@@ -11,14 +11,14 @@ import numpy as np
 
 from facesearch.embedder import FaceMode
 from facesearch.embedder.distances import MAX_DISTANCE
-from facesearch.gallery.validate import check_identity_id, unit_vectors
+from facesearch.gallery.validate import check_identity_id, text_problem, unit_vectors
 
 from .errors import InvalidArgument
 
 MAX_PAGE_SIZE = 1000
 INT64_MAX = (1 << 63) - 1
 # Caps on what an identity carries besides faces (README "Limits"): named in every refusal.
-MAX_DISPLAY_NAME = 256          # characters
+MAX_DISPLAY_NAME = 255          # characters: identities.display_name is VARCHAR(255)
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY = 128          # characters
 MAX_METADATA_VALUE = 2048       # characters
@@ -81,9 +81,10 @@ def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:
 
 
 def profile(display_name: str, metadata: dict[str, str] | None) -> None:
-    """An identity's display name and metadata, within their documented caps."""
-    if len(display_name) > MAX_DISPLAY_NAME:
-        raise InvalidArgument(f"display_name is {len(display_name)} characters; at most {MAX_DISPLAY_NAME}")
+    """An identity's display name and metadata, within their documented caps and their columns on
+    both databases (characters, UTF-8 bytes, no NUL: gallery.validate.text_problem)."""
+    if problem := text_problem(display_name, "display_name", MAX_DISPLAY_NAME):
+        raise InvalidArgument(problem)
     metadata = metadata or {}
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidArgument(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS}")
@@ -94,6 +95,9 @@ def profile(display_name: str, metadata: dict[str, str] | None) -> None:
         if len(value) > MAX_METADATA_VALUE:
             raise InvalidArgument(f"metadata value of {key[:40]!r} is {len(value)} characters; "
                                   f"at most {MAX_METADATA_VALUE}")
+        for what, text in ((f"metadata key {key[:40]!r}", key), (f"metadata value of {key[:40]!r}", value)):
+            if problem := text_problem(text, what, MAX_METADATA_VALUE):
+                raise InvalidArgument(problem)
         total += len(key.encode()) + len(value.encode())
     if total > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is {total} bytes in all; at most {MAX_METADATA_BYTES}")
@@ -126,7 +130,8 @@ def update_mask(paths: Sequence[str]) -> set[str]:
 
 
 def prefix(text: str) -> str:
-    """A ListIdentities filter: at most MAX_DISPLAY_NAME characters, no control characters."""
+    """A ListIdentities filter: at most MAX_DISPLAY_NAME characters (longer matches nothing), no control
+    characters (NUL included, which PostgreSQL refuses)."""
     if len(text) > MAX_DISPLAY_NAME:
         raise InvalidArgument(f"prefix is {len(text)} characters; at most {MAX_DISPLAY_NAME}")
     if any(unicodedata.category(ch) == "Cc" for ch in text):

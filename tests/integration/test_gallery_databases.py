@@ -155,3 +155,29 @@ def test_migration_0002_keeps_earlier_duplicates_and_enforces_uniqueness_from_th
             conn.execute(text("insert into faces (identity_pk, embedding, model_id, source_sha256, created_at) "
                               "values (:pk, :e, 'db-test', :s, :t)"),
                          {"pk": pk, "e": b"x", "s": "a" * 64, "t": when})
+
+
+def test_prefix_filter_and_face_pages_agree_on_both_databases(tmp_path, database_url):
+    """The prefix is case-sensitive and counts characters, not bytes, on SQLite and PostgreSQL alike;
+    a face page token is refused as an identity page token, and beyond BIGINT."""
+    import base64
+
+    rng = np.random.default_rng(3)
+    with open_gallery(tmp_path, database_url) as g:
+        for i, (iid, name) in enumerate([("emile", "Émile"), ("eve", "eve"), ("x_1", "Ève"), ("50%", "a_b")]):
+            g.add_faces(iid, [NewFace(v) for v in unit(rng, 3)] if i == 0 else [NewFace(unit(rng, 1)[0])],
+                        display_name=name)
+
+        def ids(prefix):
+            return [i.identity_id for i in g.list_identities(100, prefix=prefix)[0]]
+
+        assert (ids("É"), ids("e"), ids("Ève"), ids("E"), ids("5"), ids("%"), ids("a_")) == \
+            (["emile"], ["emile", "eve"], ["x_1"], [], ["50%"], [], ["50%"])
+        first, token = g.list_faces("emile", 2)
+        rest, end = g.list_faces("emile", 2, token)
+        assert [f.face_id for f in first + rest] == g.get_identity("emile").face_ids and end == ""
+        with pytest.raises(InvalidInputError, match="page_token"):
+            g.list_identities(10, token)
+        beyond = base64.urlsafe_b64encode(f"f:{2**63}".encode()).decode().rstrip("=")
+        with pytest.raises(InvalidInputError, match="page_token"):
+            g.list_faces("emile", 10, beyond)

@@ -15,7 +15,7 @@ from facesearch.service.batcher import QueueFull
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# docs/shared DESIGN.md, "Third wave: REST/JSON": every path and method.
+# The shared design's "Third wave: REST/JSON" contract: every path and method.
 DESIGN = {
     "/v1/identify": {"post"}, "/v1/verify": {"post"}, "/v1/embed": {"post"}, "/v1/calibrate": {"post"},
     "/v1/info": {"get"}, "/v1/identities": {"get", "post"}, "/v1/identities/{identity_id}": {"get", "patch", "delete"},
@@ -74,6 +74,8 @@ def test_a_body_over_the_limit_is_413_before_anything_reads_it(client):
 def test_bad_bodies_are_4xx_with_the_error_shape(client):
     cases = [
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422, "not valid JSON"),
+        ({"content": b"[" * 1500 + b"]" * 1500, "headers": {"Content-Type": "application/json"}}, 422, "JSON"),
+        ({"files": {"image": ("a.jpg", b"x")}, "data": {"embedding": "[" * 1500}}, 422, "embedding"),
         ({"json": {"top_k": -1}}, 422, "top_k"),
         ({"json": {"surprise": 1}}, 422, "surprise"),
         ({"json": {"max_distance": "NaN"}}, 422, "max_distance"),
@@ -114,3 +116,54 @@ def test_requests_beyond_the_limit_in_flight_answer_429():
 def test_one_error_table(error, status, code):
     assert status_of(error) == (status, code, "x")
     assert status_of(RuntimeError("bug")) is None   # 500 INTERNAL, logged
+
+
+def test_uvicorn_in_the_callers_loop_serves_on_an_ephemeral_port_and_stops():
+    import asyncio
+    import socket
+
+    import httpx
+
+    from facesearch.rest import HttpServer
+    from facesearch.rest.serve import listener
+
+    async def scenario():
+        server = HttpServer(create_app(), "127.0.0.1:0")
+        address = await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{address}") as c:
+                assert (await c.get("/healthz")).json() == {"status": "SERVING"}
+        finally:
+            await server.stop()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{address}/healthz", timeout=5)
+
+    asyncio.run(scenario())
+    # Nagle off on every connection (asyncio sets TCP_NODELAY only where the socket says TCP):
+    # with it on, each small answer waited ~40 ms for the client's delayed ACK.
+    sock = listener("127.0.0.1", 0, socket.AF_INET)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
+
+
+def test_the_http_port_follows_the_grpc_security_rules(monkeypatch):
+    from facesearch.server.config import ServerConfig
+    from facesearch.settings import SettingError
+
+    for name in ("FACESEARCH_AUTH_TOKEN", "FACESEARCH_INSECURE", "FACESEARCH_ADDRESS", "FACESEARCH_HTTP_ADDRESS",
+                 "FACESEARCH_NO_GRPC", "FACESEARCH_TLS_CERT", "FACESEARCH_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    default = ServerConfig.from_env()
+    assert default.http_address == "127.0.0.1:8080" and default.addresses == ["127.0.0.1:50051", "127.0.0.1:8080"]
+    monkeypatch.setenv("FACESEARCH_HTTP_ADDRESS", "0.0.0.0:8080")   # gRPC stays on loopback
+    with pytest.raises(SettingError, match="refusing to serve 0.0.0.0:8080 beyond loopback without a token"):
+        ServerConfig.from_env()
+    monkeypatch.setenv("FACESEARCH_AUTH_TOKEN", TOKEN)
+    assert ServerConfig.from_env().plaintext_token                  # the loud warning: a token without TLS
+    monkeypatch.setenv("FACESEARCH_HTTP_ADDRESS", "")
+    assert ServerConfig.from_env().addresses == ["127.0.0.1:50051"]  # empty: no HTTP
+    monkeypatch.setenv("FACESEARCH_NO_GRPC", "1")
+    with pytest.raises(SettingError, match="--no-grpc needs FACESEARCH_HTTP_ADDRESS"):
+        ServerConfig.from_env()
