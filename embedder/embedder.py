@@ -19,7 +19,8 @@ from enum import IntEnum
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import Face, FaceDetector, whole_image_face
+from .detect import Face, whole_image_face
+from .detectors import Detector, create_detector
 from .distances import l2_normalize
 from .errors import ImageError
 from .images import decode
@@ -49,7 +50,7 @@ class Embedder:
 
         self.config = config or EmbedderConfig.from_env()
         self.model = model
-        self._detector: FaceDetector | None = None
+        self._detector: Detector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
         # Keras's stateless_call with the weights as numpy arrays: they become constants of the graph,
@@ -80,10 +81,11 @@ class Embedder:
         return self.model.dimension
 
     @property
-    def detector(self) -> FaceDetector:
+    def detector(self) -> Detector:
+        """The configured detector (FACESEARCH_DETECTOR), built on first use."""
         with self._detector_lock:
             if self._detector is None:
-                self._detector = FaceDetector.from_config(self.config)
+                self._detector = create_detector(self.config)
             return self._detector
 
     # -- embedding --------------------------------------------------------

@@ -113,7 +113,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
                               detect_batch=config.detect_batch, max_wait_s=config.max_wait_ms / 1000,
                               snapshot_every=config.snapshot_every, max_queued=config.max_queued,
                               follow_s=config.follow_ms / 1000, on_batch=metrics.batch, on_stopped=stopped)
-            runtime.faces.detector.networks.warm()  # trace MTCNN's functions before SERVING
+            runtime.faces.detector.warm()  # load the detector (trace MTCNN's functions) before SERVING
             return embedder, opened, runtime
 
         embedder, gallery, runtime = await loop.run_in_executor(None, load)

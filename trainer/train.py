@@ -86,7 +86,7 @@ class Run:
         self.hardware = device.setup(cfg.seed, cfg.mixed_precision)
         t = time.perf_counter()
         dataset = load_dataset(cfg.data, cfg.split, cfg.test_fraction, cfg.seed)
-        embedder_config = EmbedderConfig.from_env(model=cfg.model)
+        embedder_config = cfg.embedder_config()
         crop_cache = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config)
         self.crops, rejected = crop_cache.load(dataset.train + dataset.test, cfg.progress)
         self.crop_folder = crop_cache.folder
