@@ -22,7 +22,8 @@ def max_batch_setting():
 class EmbedderConfig(Settings):
     """The model, image limits and face detection."""
 
-    model: str = setting(DEFAULT_MODEL, "model spec: facenet-128, keras-facenet:KEY or a trainer export folder")
+    model: str = setting(DEFAULT_MODEL, "model spec: facenet-128, facenet-128+sface (fused, 256-d; "
+                                          "docs/models.md), keras-facenet:KEY or a trainer export folder")
     cache_dir: UserPath = setting(default_factory=default_cache_dir, shown="~/.cache/facesearch",
                                   description="weights and sample gallery cache ($XDG_CACHE_HOME/facesearch "
                                               "when that is set)")

@@ -11,6 +11,7 @@ concurrent callers are safe.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
@@ -53,9 +54,11 @@ class Embedder:
         self._detector: Detector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._sface_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sface")
         # Keras's stateless_call with the weights as numpy arrays: they become constants of the graph,
         # read once, here (changing the Keras model afterwards changes nothing). Traced on first use.
         keras_model, size = model.keras_model, model.image_size
+        self._keras_dimension = int(keras_model.output_shape[-1])
         weights = ([v.numpy() for v in keras_model.trainable_variables],
                    [v.numpy() for v in keras_model.non_trainable_variables])
 
@@ -90,15 +93,25 @@ class Embedder:
 
     # -- embedding --------------------------------------------------------
     def embed_crops(self, crops) -> np.ndarray:
-        """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings."""
+        """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings.
+
+        The fused model: FaceNet's and SFace's unit embeddings of each crop, weighted
+        (LoadedModel.fusion_weights, whose squares sum to 1), side by side: unit norm again.
+        SFace runs on a thread of its own meanwhile (OpenCV and TensorFlow release the GIL)."""
         if len(crops) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         m = self.model
-        return self.embed_preprocessed(preprocess(crops, m.image_size, m.standardization))
+        sface = self._sface_thread.submit(m.sface.embed, list(crops)) if m.sface is not None else None
+        facenet = self.embed_preprocessed(preprocess(crops, m.image_size, m.standardization))
+        if sface is None:
+            return facenet
+        w_facenet, w_sface = m.fusion_weights
+        return l2_normalize(np.concatenate([w_facenet * facenet, w_sface * sface.result()], axis=1))
 
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
-        """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
-        out = np.empty((len(x), self.dimension), dtype=np.float32)
+        """Model-ready (N, size, size, 3) float32 -> the Keras model's (N, d) unit embeddings
+        (d: the dimension; FaceNet's 128 for the fused model)."""
+        out = np.empty((len(x), self._keras_dimension), dtype=np.float32)
         for start in range(0, len(x), self.config.max_batch):
             chunk = x[start:start + self.config.max_batch]
             with self._lock:

@@ -82,9 +82,9 @@ class YuNetDetector:
         _, found = net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))   # YuNet was trained on BGR
         if found is None:
             return np.zeros((0, 15), np.float32)
-        found = found[found[:, 14] >= self.min_score].astype(np.float32)
-        found[:, :14] /= scale
-        return found
+        rows: np.ndarray = found[found[:, 14] >= self.min_score].astype(np.float32)
+        rows[:, :14] /= scale
+        return rows
 
     def _faces(self, rgb: np.ndarray) -> list[Face]:
         h, w = rgb.shape[:2]

@@ -251,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("identity_id")
     p.set_defaults(run=cmd_delete)
     p = sub.add_parser("reindex", help="re-embed every stored crop with another model and switch to it")
-    p.add_argument("--model", required=True, help="model spec: facenet-128, keras-facenet:<key> or an export folder")
+    p.add_argument("--model", required=True, help="model spec: facenet-128, facenet-128+sface, keras-facenet:<key> "
+                                                  "or an export folder")
     p.set_defaults(run=cmd_reindex)
     p = sub.add_parser("export", help="JSONL of identities, metadata and embeddings")
     p.add_argument("--out", help="file to write (default: stdout)")
