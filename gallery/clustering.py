@@ -1,10 +1,16 @@
 """Faces into proposed people: DBSCAN over a k-nearest-neighbour graph from FAISS (docs/clustering.md).
 
 Each face's K nearest faces come from one FAISS search (exact up to EXACT_UP_TO faces, an IVF index
-beyond), so the cost grows as n x K, not n^2. A face is a core face when at least min_faces faces
-(itself included) lie within max_distance; cores joined by an edge within max_distance form one
-cluster (connected components); a face that is not a core joins the cluster of its nearest core
-within max_distance, or stays unclustered. Clusters left smaller than min_faces are dissolved.
+beyond), so the cost grows as n x K, not n^2.
+
+1. DBSCAN: a face is a core face when at least min_faces faces (itself included) lie within
+   max_distance; cores joined by an edge within max_distance form one cluster (connected
+   components); a face that is not a core joins the cluster of its nearest core within
+   max_distance. Clusters smaller than min_faces are dissolved.
+2. Attachment: a face still unclustered joins the cluster of its nearest clustered face when that
+   is within attach_distance. A lone face cannot link two clusters, so this looser distance adds
+   a person's harder photos without the chaining that merges look-alikes (docs/clustering.md).
+
 Nothing depends on the order of the input beyond tie-breaks by position, so a fixed input gives
 a fixed answer.
 """
@@ -43,10 +49,11 @@ def knn(vectors: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     return index.search(x, k)
 
 
-def cluster(vectors: np.ndarray, max_distance: float, min_faces: int, k: int = K) -> np.ndarray:
+def cluster(vectors: np.ndarray, max_distance: float, min_faces: int, attach_distance: float = 0.0,
+            k: int = K) -> np.ndarray:
     """A label per face: 0 for the largest cluster, 1 for the next..., -1 unclustered.
-    max_distance on the service scale; min_faces >= 1. Ties in size go to the cluster whose
-    first face comes first."""
+    Distances on the service scale; min_faces >= 1; attach_distance 0 (or under max_distance):
+    no attachment. Ties in size go to the cluster whose first face comes first."""
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64)
@@ -66,17 +73,24 @@ def cluster(vectors: np.ndarray, max_distance: float, min_faces: int, k: int = K
     border = ~core & reach.any(1)
     nearest = idx[border, reach[border].argmax(1)]
     labels[border] = labels[nearest]
-    return _ranked(labels, min_faces)
+    sizes = np.bincount(labels[labels >= 0], minlength=n)
+    labels[(labels >= 0) & (sizes[np.maximum(labels, 0)] < min_faces)] = -1
+    if attach_distance > max_distance:
+        within = (idx >= 0) & (dist <= float(to_squared_l2(attach_distance)))
+        reach = within & (labels[np.maximum(idx, 0)] >= 0)
+        lone = (labels < 0) & reach.any(1)
+        labels[lone] = labels[idx[lone, reach[lone].argmax(1)]]   # nearest first; labels as before this step
+    return _ranked(labels)
 
 
-def _ranked(labels: np.ndarray, min_faces: int) -> np.ndarray:
-    """Renumber: largest first, then by first face; clusters under min_faces become -1."""
+def _ranked(labels: np.ndarray) -> np.ndarray:
+    """Renumber: largest first, then by first face."""
     kept = labels[labels >= 0]
     if not len(kept):
         return np.full(len(labels), -1, np.int64)
     ids, first, sizes = np.unique(kept, return_index=True, return_counts=True)
     first = np.flatnonzero(labels >= 0)[first]
-    order = sorted((-int(s), int(f), int(c)) for c, f, s in zip(ids, first, sizes) if s >= min_faces)
+    order = sorted((-int(s), int(f), int(c)) for c, f, s in zip(ids, first, sizes))
     rank = np.full(int(ids.max()) + 1, -1, np.int64)
     for r, (_, _, c) in enumerate(order):
         rank[c] = r

@@ -93,9 +93,10 @@ def cmd_cluster(args) -> int:
 
     from . import cluster
 
-    if args.min_faces < 1 or not 0 < args.max_distance <= MAX_DISTANCE:
-        raise SystemExit(f"facesearch-indexer cluster: --min-faces must be at least 1 and --max-distance within "
-                         f"(0, {MAX_DISTANCE:g}]")
+    if (args.min_faces < 1 or not 0 < args.max_distance <= MAX_DISTANCE
+            or not 0 <= args.attach_distance <= MAX_DISTANCE):
+        raise SystemExit(f"facesearch-indexer cluster: --min-faces must be at least 1, --max-distance within "
+                         f"(0, {MAX_DISTANCE:g}] and --attach-distance within [0, {MAX_DISTANCE:g}]")
     paths = cluster.photos(args.photos)
     mode = FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT
     if args.gallery and args.server:
@@ -107,6 +108,7 @@ def cmd_cluster(args) -> int:
         def go(search=None):
             return cluster.run_cluster(paths, Path(args.out), embedder, mode, pool=pool,
                                        max_distance=args.max_distance, min_faces=args.min_faces,
+                                       attach_distance=args.attach_distance,
                                        batch_size=args.batch_size, progress=_progress(args), search=search)
         if args.gallery:
             config = _gallery_config(args).model_copy(update={"data_dir": Path(args.gallery)})
@@ -280,7 +282,7 @@ def cmd_migrate(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .cluster import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_FACES
+    from .cluster import DEFAULT_ATTACH_DISTANCE, DEFAULT_MAX_DISTANCE, DEFAULT_MIN_FACES
 
     parser = argparse.ArgumentParser(prog="facesearch-indexer", description=(
         "Bulk ingestion and maintenance of a facesearch gallery. Works on $FACESEARCH_DATA_DIR directly, "
@@ -327,10 +329,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder for clusters.json, index.html and faces/")
     p.add_argument("--max-distance", type=float, default=DEFAULT_MAX_DISTANCE,
                    help="faces within this distance (service scale) are neighbours; smaller splits people into "
-                        "more clusters, larger merges look-alikes [%(default)s, measured in docs/clustering.md]")
+                        "more clusters, larger merges look-alikes [%(default)s, chosen in docs/clustering.md]")
     p.add_argument("--min-faces", type=int, default=DEFAULT_MIN_FACES,
                    help="neighbours (itself included) a face needs to found a cluster; the smallest cluster kept "
                         "[%(default)s]")
+    p.add_argument("--attach-distance", type=float, default=DEFAULT_ATTACH_DISTANCE,
+                   help="then a face left unclustered joins the cluster of its nearest clustered face within this "
+                        "distance (it cannot link two clusters); 0: off [%(default)s]")
     p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
                    help="find every face with MTCNN, or take each image as one face crop [%(default)s]")
     p.add_argument("--gallery", metavar="DATA_DIR", help="name each cluster's nearest enrolled identity from this "

@@ -27,8 +27,9 @@ from . import add
 from .contact_sheet import write_contact_sheet
 
 # Defaults, measured in docs/clustering.md (bench/cluster.py).
-DEFAULT_MAX_DISTANCE = 2.2
+DEFAULT_MAX_DISTANCE = 2.4
 DEFAULT_MIN_FACES = 2
+DEFAULT_ATTACH_DISTANCE = 3.0
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 THUMB_SIDE = 112
 FACES_DIR = "faces"
@@ -155,7 +156,7 @@ def server_search(client, model_id: str):
 
 
 def result(faces: Faces, labels: np.ndarray, *, model_id: str, max_distance: float, min_faces: int,
-           matches: list[dict] | None = None) -> dict:
+           attach_distance: float, matches: list[dict] | None = None) -> dict:
     """clusters.json's content (docs/clustering.md#clustersjson)."""
     def face(i: int) -> dict:
         out = {"path": faces.paths[i], "box": list(faces.boxes[i]), "score": round(faces.scores[i], 4)}
@@ -168,7 +169,8 @@ def result(faces: Faces, labels: np.ndarray, *, model_id: str, max_distance: flo
         members = np.flatnonzero(labels == c)
         clusters.append({"id": f"c{c + 1:04d}", "size": len(members), "faces": [face(i) for i in members],
                          **(matches[c] if matches else {})})
-    return {"model_id": model_id, "max_distance": max_distance, "min_faces": min_faces, "clusters": clusters,
+    return {"model_id": model_id, "max_distance": max_distance, "min_faces": min_faces,
+            "attach_distance": attach_distance, "clusters": clusters,
             "unclustered": [face(i) for i in np.flatnonzero(labels < 0)],
             "images": faces.summary.images, "faces": len(faces.paths),
             "rejected": [{"path": r["path"], "reason": r["reason"]} for r in faces.summary.rejected]}
@@ -180,17 +182,18 @@ def write(out_dir: Path, content: dict) -> None:
 
 
 def run_cluster(paths: list[Path], out_dir: Path, embedder, mode: FaceMode, *, pool, max_distance: float,
-                min_faces: int, batch_size: int = 64, progress: bool = False, search=None) -> dict:
+                min_faces: int, attach_distance: float, batch_size: int = 64, progress: bool = False,
+                search=None) -> dict:
     """The whole `cluster` command once the model is loaded: faces, clusters, gallery, files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in (out_dir / FACES_DIR).glob("[0-9][0-9][0-9][0-9][0-9][0-9].jpg"):   # an earlier run's
         old.unlink()
     faces = collect(paths, embedder, mode, pool=pool, batch_size=batch_size, progress=progress,
                     thumbs_dir=out_dir / FACES_DIR)
-    labels = cluster(faces.vectors, max_distance, min_faces)
+    labels = cluster(faces.vectors, max_distance, min_faces, attach_distance)
     matches = nearest(labels, faces.vectors, search) if search else None
     content = result(faces, labels, model_id=embedder.model_id, max_distance=max_distance, min_faces=min_faces,
-                     matches=matches)
+                     attach_distance=attach_distance, matches=matches)
     write(out_dir, content)
     return content
 

@@ -25,8 +25,9 @@ def write_contact_sheet(path: Path, content: dict) -> None:
     clusters, loose = content["clusters"], content["unclustered"]
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>Face clusters</title><style>{STYLE}</style>"
              f"</head><body><h1>{len(clusters)} clusters, {len(loose)} faces unclustered</h1>"
-             f"<p class=meta>{content['faces']} faces in {content['images']} photos; model {escape(content['model_id'])}, "
-             f"max_distance {content['max_distance']}, min_faces {content['min_faces']}. "
+             f"<p class=meta>{content['faces']} faces in {content['images']} photos; model "
+             f"{escape(content['model_id'])}, max_distance {content['max_distance']}, min_faces "
+             f"{content['min_faces']}, attach_distance {content.get('attach_distance', 0)}. "
              "Name clusters in a CSV (cluster_id,identity_id[,display_name]) and run "
              "<code>facesearch-indexer enroll-clusters clusters.json --names names.csv</code>.</p>"]
     for c in clusters:

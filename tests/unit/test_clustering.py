@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facesearch.embedder.distances import pairwise
 from facesearch.gallery import clustering
 from tests.helpers import unit
 
@@ -73,3 +74,21 @@ def test_edge_cases():
     assert clustering.cluster(one, 2.2, 1).tolist() == [0]
     with pytest.raises(ValueError):
         clustering.cluster(one, 2.2, 0)
+
+
+
+def test_attachment_adds_lone_faces_one_step_only():
+    rng = np.random.default_rng(6)
+    a, b = unit(rng, 2)
+    x = np.concatenate([a + rng.normal(scale=0.02, size=(5, 128)), b + rng.normal(scale=0.02, size=(5, 128)),
+                        [a + 1.5 * unit(rng, 1)[0]]]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    step = x[10] + 1.5 * unit(rng, 1)[0]           # a face beyond a's harder photo x[10], reachable only through it
+    x = np.concatenate([x, [step / np.linalg.norm(step)]])
+    d = pairwise(x, x)
+    assert 2.4 < d[10, :5].min() < 3.0 and 2.4 < d[11, 10] < 3.0 < d[11, :10].min()
+    plain = clustering.cluster(x, 2.4, 2)
+    assert plain[10] == -1 and plain[11] == -1
+    attached = clustering.cluster(x, 2.4, 2, attach_distance=3.0)
+    assert attached[10] == attached[0] != attached[5]   # the harder photo joins its person
+    assert attached[11] == -1                            # but attached faces attach nothing further
