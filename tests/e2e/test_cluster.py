@@ -137,3 +137,26 @@ def test_enroll_clusters_round_trip(run):
     expected = {(iid, f["path"], *f["box"]) for iid, cid in (("first", 0), ("second", 1))
                 for f in run["content"]["clusters"][cid]["faces"]}
     assert {tuple(r) for r in rows} == expected   # each face enrolled at its cluster's box
+
+
+def test_nearest_identity_through_a_server(server):
+    """--server's search: Identify by embedding, voted per cluster."""
+    import numpy as np
+
+    from facesearch.client import FaceSearchClient
+    from facesearch.indexer.cluster import nearest, server_search
+    from tests.helpers import unit
+
+    rng = np.random.default_rng(23)
+    people = unit(rng, 2)
+    faces = np.concatenate([people[[0, 0, 0]], people[[1, 1]]]) + rng.normal(scale=0.01, size=(5, 128))
+    faces = (faces / np.linalg.norm(faces, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.array([0, 0, 0, 1, 1])
+    with FaceSearchClient(server.target, timeout=120) as client:
+        client.enroll("cluster-test-a", embeddings=[people[0]], display_name="A", model_id="facenet-128")
+        client.enroll("cluster-test-b", embeddings=[people[1]], model_id="facenet-128")
+        found = nearest(labels, faces, server_search(client, "facenet-128"))
+    assert [f["nearest_identity"] for f in found] == ["cluster-test-a", "cluster-test-b"]
+    assert found[0]["nearest_display_name"] == "A"
+    assert (found[0]["nearest_votes"], found[0]["nearest_queried"]) == (3, 3)
+    assert all(0 < f["nearest_distance"] < 0.2 for f in found)
