@@ -1,4 +1,5 @@
-"""facesearch-client: identify, enroll, verify, list, delete and info against a running server."""
+"""facesearch-client: identify, enroll, verify, list, delete, info, calibrate and the admin commands (rename,
+merge, move, faces, face-image) against a running server."""
 
 from __future__ import annotations
 
@@ -6,22 +7,51 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from .client import DEFAULT_TARGET, FaceMode, FaceSearchClient
+
+
+RAW = argparse.RawDescriptionHelpFormatter
 
 
 def _mode(args) -> int:
     return FaceMode.Value("FACE_MODE_CROPPED") if args.cropped else FaceMode.Value("FACE_MODE_DETECT")
 
 
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+          FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+
+
+def _numbers(descriptor, value):
+    """proto3's JSON mapping writes 64-bit integers as strings; scripts want numbers (Python's are exact)."""
+    if not isinstance(value, dict):
+        return value
+    for field in descriptor.fields:
+        if field.name not in value or field.message_type is not None and field.message_type.GetOptions().map_entry:
+            continue
+        if field.type in _INT64:
+            value[field.name] = ([int(v) for v in value[field.name]] if isinstance(value[field.name], list)
+                                 else int(value[field.name]))
+        elif field.message_type is not None:
+            items = value[field.name] if isinstance(value[field.name], list) else [value[field.name]]
+            for item in items:
+                _numbers(field.message_type, item)
+    return value
+
+
+def as_json(message) -> str:
+    """One line of JSON: every field, named as in the proto, numbers as numbers."""
+    return json.dumps(_numbers(message.DESCRIPTOR, MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)))
+
+
 def _say(args, message, human: str) -> None:
-    if args.json:
-        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)))
-    else:
-        print(human)
+    print(as_json(message) if args.json else human)
 
 
 def cmd_identify(c: FaceSearchClient, args) -> int:
@@ -59,7 +89,7 @@ def cmd_verify(c: FaceSearchClient, args) -> int:
 
 def cmd_list(c: FaceSearchClient, args) -> int:
     count = 0
-    for ident in c.iter_identities(page_size=args.page_size):
+    for ident in c.iter_identities(page_size=args.page_size, prefix=args.prefix):
         count += 1
         _say(args, ident, f"{ident.identity_id}\t{ident.display_name}\t{ident.face_count} face(s)")
     if not args.json:
@@ -70,6 +100,67 @@ def cmd_list(c: FaceSearchClient, args) -> int:
 def cmd_delete(c: FaceSearchClient, args) -> int:
     r = c.delete_identity(args.identity_id)
     _say(args, r, f"deleted {args.identity_id} and its {r.faces_deleted} face(s)")
+    return 0
+
+
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE arguments as a dict."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"facesearch-client: --metadata {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def cmd_rename(c: FaceSearchClient, args) -> int:
+    metadata = {} if args.clear_metadata else (_metadata(args.metadata) if args.metadata else None)
+    r = c.update_identity(args.identity_id, display_name=args.name, metadata=metadata)
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(r.metadata.items()))
+    _say(args, r, f"{r.identity_id}: display name {r.display_name!r}, metadata {{{meta}}}")
+    return 0
+
+
+def cmd_merge(c: FaceSearchClient, args) -> int:
+    moved = c.merge_identities(args.sources, args.into)
+    if args.json:
+        print(json.dumps({"faces_moved": moved}))
+    else:
+        print(f"merged {', '.join(args.sources)} into {args.into}: {moved} face(s) moved")
+    return 0
+
+
+def cmd_move(c: FaceSearchClient, args) -> int:
+    moved = c.move_faces(args.face_ids, args.to, create_if_missing=args.create)
+    if args.json:
+        print(json.dumps({"faces_moved": moved}))
+    else:
+        print(f"{moved} face(s) moved to {args.to}")
+    return 0
+
+
+def cmd_faces(c: FaceSearchClient, args) -> int:
+    count = 0
+    for f in c.iter_faces(args.identity_id, page_size=args.page_size):
+        count += 1
+        box = f"{f.box.x},{f.box.y} {f.box.width}x{f.box.height}" if f.HasField("box") else "-"
+        when = f.created_at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+        _say(args, f, f"{f.face_id}\t{box}\tscore {f.detection_score:.3f}\t{'crop' if f.has_image else 'no crop'}"
+                      f"\t{when}\t{f.source_path or f.source_sha256[:12] or '(embedding)'}")
+    if not args.json:
+        print(f"{count} face(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_face_image(c: FaceSearchClient, args) -> int:
+    jpeg = c.face_image(args.face_id)
+    if args.out == "-":
+        sys.stdout.buffer.write(jpeg)
+        return 0
+    out = Path(args.out or f"face-{args.face_id}.jpg")
+    out.write_bytes(jpeg)
+    print(f"wrote {out} ({len(jpeg)} bytes)", file=sys.stderr)
     return 0
 
 
@@ -108,7 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca-cert)")
     parser.add_argument("--ca-cert", help="PEM file to trust for TLS (e.g. a self-signed server certificate)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call [%(default)s]")
-    parser.add_argument("--json", action="store_true", help="print JSON, one object per line, for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON, one object per line, numbers as numbers, for scripts")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("identify", help="who is in these photos")
@@ -132,8 +224,10 @@ def main(argv=None) -> int:
     p.add_argument("--cropped", action="store_true")
     p.set_defaults(run=cmd_verify)
 
-    p = sub.add_parser("list", help="every identity")
+    p = sub.add_parser("list", help="every identity (or those matching --prefix)")
     p.add_argument("--page-size", type=int, default=100)
+    p.add_argument("--prefix", default="", help="only identities whose id or display name starts with it "
+                                                "(case-sensitive)")
     p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("delete", help="delete an identity and all its faces")
@@ -141,6 +235,54 @@ def main(argv=None) -> int:
     p.set_defaults(run=cmd_delete)
 
     sub.add_parser("info", help="model, counts and index of the server").set_defaults(run=cmd_info)
+
+    # -- admin: fix enrolments (README "Managing identities") --
+    p = sub.add_parser("rename", help="set an identity's display name and/or metadata", formatter_class=RAW,
+                       description="Set an identity's display name (an empty NAME clears it) and/or its\n"
+                                   "metadata. Its faces stay as they are.",
+                       epilog='example:\n  facesearch-client rename chris_evans "Chris Evans" --metadata team=avengers')
+    p.add_argument("identity_id")
+    p.add_argument("name", nargs="?", help="the new display name (\"\" clears it; omit to keep it)")
+    p.add_argument("--metadata", action="append", metavar="KEY=VALUE",
+                   help="replace the metadata with these pairs (repeat the option for several)")
+    p.add_argument("--clear-metadata", action="store_true", help="remove all metadata")
+    p.set_defaults(run=cmd_rename)
+
+    p = sub.add_parser("merge", help="move every face of some identities into another, and delete them",
+                       formatter_class=RAW,
+                       description="Move every face of the SOURCE identities to the --into identity and delete\n"
+                                   "the sources, in one transaction. A face whose photo the target already has\n"
+                                   "is dropped as a duplicate. The target keeps its display name and metadata.",
+                       epilog="example:\n  facesearch-client merge chris_evans_2 cevans --into chris_evans")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="identity ids to merge away")
+    p.add_argument("--into", required=True, metavar="TARGET", help="the identity that receives the faces")
+    p.set_defaults(run=cmd_merge)
+
+    p = sub.add_parser("move", help="move faces to another identity (fix a wrong enrolment)", formatter_class=RAW,
+                       description="Move faces (ids from `faces`, or from enroll) to another identity in one\n"
+                                   "transaction: all of them, or none if one does not exist. A face whose photo\n"
+                                   "the target already has is dropped as a duplicate.",
+                       epilog="example:\n  facesearch-client move 412 413 --to scarlett_johansson")
+    p.add_argument("face_ids", nargs="+", metavar="FACE_ID")
+    p.add_argument("--to", required=True, metavar="IDENTITY_ID", help="the identity that receives them")
+    p.add_argument("--create", action="store_true", help="create that identity if it does not exist")
+    p.set_defaults(run=cmd_move)
+
+    p = sub.add_parser("faces", help="an identity's faces: id, box, score, crop stored, when, source",
+                       formatter_class=RAW, description="An identity's faces, one a line, in enrolment order:\n"
+                       "face id, box (x,y WxH), detection score, whether a crop is stored, created (UTC), source.",
+                       epilog="example:\n  facesearch-client faces chris_evans")
+    p.add_argument("identity_id")
+    p.add_argument("--page-size", type=int, default=100)
+    p.set_defaults(run=cmd_faces)
+
+    p = sub.add_parser("face-image", help="save a face's stored crop as JPEG", formatter_class=RAW,
+                       description="Save the aligned face crop the gallery stored at enrolment, as JPEG.\n"
+                                   "A face enrolled as an embedding has none (NOT_FOUND).",
+                       epilog="example:\n  facesearch-client face-image 412 -o face.jpg")
+    p.add_argument("face_id")
+    p.add_argument("-o", "--out", help="file to write (- for stdout) [face-FACE_ID.jpg]")
+    p.set_defaults(run=cmd_face_image)
 
     p = sub.add_parser("calibrate", help="fit the default cutoff to the enrolled faces (docs/calibration.md)")
     g = p.add_mutually_exclusive_group()
@@ -154,7 +296,13 @@ def main(argv=None) -> int:
     try:
         with FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert,
                               timeout=args.timeout) as client:
-            return args.run(client, args)
+            code = args.run(client, args)
+            sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+            return code
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a command killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush goes nowhere
+        return 141
     except grpc.RpcError as exc:
         print(f"facesearch-client: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2

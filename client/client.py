@@ -63,6 +63,14 @@ def verify_request(identity_id: str, image=None, embedding=None, *, max_distance
     return req
 
 
+def update_identity_request(identity_id: str, *, display_name: str | None = None,
+                            metadata: dict[str, str] | None = None) -> pb.UpdateIdentityRequest:
+    """Sets the fields given (not None); an empty one clears that field."""
+    paths = [name for name, value in (("display_name", display_name), ("metadata", metadata)) if value is not None]
+    return pb.UpdateIdentityRequest(identity_id=identity_id, display_name=display_name or "",
+                                    metadata=metadata or {}, update_mask={"paths": paths})
+
+
 def embed_request(image, *, face_mode: int = pb.FACE_MODE_UNSPECIFIED, max_faces: int = 0) -> pb.EmbedRequest:
     return pb.EmbedRequest(image=_image(image), face_mode=face_mode, max_faces=max_faces)
 
@@ -118,14 +126,16 @@ class FaceSearchClient(_Base):
     def get_identity(self, identity_id: str, *, timeout=None) -> pb.Identity:
         return self.stub.GetIdentity(pb.GetIdentityRequest(identity_id=identity_id), **self._kw(timeout))
 
-    def list_identities(self, page_size: int = 0, page_token: str = "", *, timeout=None) -> pb.ListIdentitiesResponse:
-        req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token)
+    def list_identities(self, page_size: int = 0, page_token: str = "", *, prefix: str = "",
+                        timeout: float | None = None) -> pb.ListIdentitiesResponse:
+        """prefix: only identities whose identity_id or display_name starts with it (case-sensitive)."""
+        req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token, prefix=prefix)
         return self.stub.ListIdentities(req, **self._kw(timeout))
 
-    def iter_identities(self, page_size: int = 100) -> Iterator[pb.Identity]:
+    def iter_identities(self, page_size: int = 100, prefix: str = "") -> Iterator[pb.Identity]:
         token = ""
         while True:
-            page = self.list_identities(page_size, token)
+            page = self.list_identities(page_size, token, prefix=prefix)
             yield from page.identities
             if not (token := page.next_page_token):
                 return
@@ -139,8 +149,44 @@ class FaceSearchClient(_Base):
     def info(self, *, timeout=None) -> pb.Info:
         return self.stub.GetInfo(pb.GetInfoRequest(), **self._kw(timeout))
 
+    # -- admin (README "Managing identities") ---------------------------------------------------
+    def update_identity(self, identity_id: str, *, display_name: str | None = None,
+                        metadata: dict[str, str] | None = None, timeout: float | None = None) -> pb.Identity:
+        """Set the display name and/or metadata given (not None); "" or {} clears that field."""
+        req = update_identity_request(identity_id, display_name=display_name, metadata=metadata)
+        return self.stub.UpdateIdentity(req, **self._kw(timeout))
+
+    def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout: float | None = None) -> int:
+        """Move every face of the sources to the target and delete the sources; how many faces moved."""
+        req = pb.MergeIdentitiesRequest(source_ids=list(source_ids), target_id=target_id)
+        return self.stub.MergeIdentities(req, **self._kw(timeout)).faces_moved
+
+    def move_faces(self, face_ids: Sequence[str], target_identity_id: str, *, create_if_missing: bool = False,
+                   timeout: float | None = None) -> int:
+        """Move faces to another identity; how many moved."""
+        req = pb.MoveFacesRequest(face_ids=[str(f) for f in face_ids], target_identity_id=target_identity_id,
+                                  create_if_missing=create_if_missing)
+        return self.stub.MoveFaces(req, **self._kw(timeout)).faces_moved
+
+    def list_faces(self, identity_id: str, page_size: int = 0, page_token: str = "", *,
+                   timeout: float | None = None) -> pb.ListFacesResponse:
+        req = pb.ListFacesRequest(identity_id=identity_id, page_size=page_size, page_token=page_token)
+        return self.stub.ListFaces(req, **self._kw(timeout))
+
+    def iter_faces(self, identity_id: str, page_size: int = 100) -> Iterator[pb.Face]:
+        token = ""
+        while True:
+            page = self.list_faces(identity_id, page_size, token)
+            yield from page.faces
+            if not (token := page.next_page_token):
+                return
+
+    def face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
+        """The face's stored crop (JPEG bytes); NOT_FOUND when it has none."""
+        return self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout)).jpeg
+
     def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
-                  timeout=None) -> pb.CalibrateResponse:
+                  timeout: float | None = None) -> pb.CalibrateResponse:
         """Fit the cutoff to the enrolled faces; target_fnir decides when set, both 0: target_fnir 0.01."""
         req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
         return self.stub.Calibrate(req, **self._kw(timeout))
@@ -184,9 +230,9 @@ class AsyncFaceSearchClient(_Base):
     async def get_identity(self, identity_id: str, *, timeout=None) -> pb.Identity:
         return await self.stub.GetIdentity(pb.GetIdentityRequest(identity_id=identity_id), **self._kw(timeout))
 
-    async def list_identities(self, page_size: int = 0, page_token: str = "", *,
-                              timeout=None) -> pb.ListIdentitiesResponse:
-        req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token)
+    async def list_identities(self, page_size: int = 0, page_token: str = "", *, prefix: str = "",
+                              timeout: float | None = None) -> pb.ListIdentitiesResponse:
+        req = pb.ListIdentitiesRequest(page_size=page_size, page_token=page_token, prefix=prefix)
         return await self.stub.ListIdentities(req, **self._kw(timeout))
 
     async def delete_identity(self, identity_id: str, *, timeout=None) -> pb.DeleteIdentityResponse:
@@ -198,7 +244,30 @@ class AsyncFaceSearchClient(_Base):
     async def info(self, *, timeout=None) -> pb.Info:
         return await self.stub.GetInfo(pb.GetInfoRequest(), **self._kw(timeout))
 
+    async def update_identity(self, identity_id: str, *, display_name: str | None = None,
+                              metadata: dict[str, str] | None = None, timeout: float | None = None) -> pb.Identity:
+        req = update_identity_request(identity_id, display_name=display_name, metadata=metadata)
+        return await self.stub.UpdateIdentity(req, **self._kw(timeout))
+
+    async def merge_identities(self, source_ids: Sequence[str], target_id: str, *, timeout: float | None = None) -> int:
+        req = pb.MergeIdentitiesRequest(source_ids=list(source_ids), target_id=target_id)
+        return (await self.stub.MergeIdentities(req, **self._kw(timeout))).faces_moved
+
+    async def move_faces(self, face_ids: Sequence[str], target_identity_id: str, *, create_if_missing: bool = False,
+                         timeout: float | None = None) -> int:
+        req = pb.MoveFacesRequest(face_ids=[str(f) for f in face_ids], target_identity_id=target_identity_id,
+                                  create_if_missing=create_if_missing)
+        return (await self.stub.MoveFaces(req, **self._kw(timeout))).faces_moved
+
+    async def list_faces(self, identity_id: str, page_size: int = 0, page_token: str = "", *,
+                         timeout: float | None = None) -> pb.ListFacesResponse:
+        req = pb.ListFacesRequest(identity_id=identity_id, page_size=page_size, page_token=page_token)
+        return await self.stub.ListFaces(req, **self._kw(timeout))
+
+    async def face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
+        return (await self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout))).jpeg
+
     async def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
-                        timeout=None) -> pb.CalibrateResponse:
+                        timeout: float | None = None) -> pb.CalibrateResponse:
         req = pb.CalibrateRequest(target_fpir=target_fpir, target_fnir=target_fnir, apply=apply)
         return await self.stub.Calibrate(req, **self._kw(timeout))

@@ -5,8 +5,10 @@
                                                      # tensorflow-cpu and faiss-cpu (README "GPU")
     python docker/requirements.py --milvus > req.txt  # with the `milvus` extra (pymilvus)
 
-The images install these first, so that a source change does not reinstall TensorFlow,
-then install the project itself with --no-deps.
+`make lock` resolves requirements/gpu.lock from `--gpu --milvus` (written to requirements/gpu.in);
+the GPU image installs that lock, then the project itself with --no-deps. There pymilvus comes without
+Milvus Lite: milvus-lite depends on faiss-cpu, which would shadow faiss-gpu (the GPU image talks to a
+Milvus server, FACESEARCH_MILVUS_URI=http://...).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def requirements(pyproject: Path, gpu: bool = False, milvus: bool = False) -> li
     if gpu:
         deps = [d for d in deps if name(d) not in CPU_ONLY] + list(project["optional-dependencies"]["gpu"])
     if milvus:   # pymilvus for FACESEARCH_VECTOR_BACKEND=milvus (the compose `scale` profile)
-        deps += list(project["optional-dependencies"]["milvus"])
+        extra = list(project["optional-dependencies"]["milvus"])
+        deps += [re.sub(r"\[milvus_lite\]", "", d) for d in extra] if gpu else extra
     return deps
 
 

@@ -10,9 +10,9 @@ at start; flat, ivf or hnsw) is derived from it.
         g.add_faces("chris_evans", [NewFace(vec)], display_name="Chris Evans")
         g.search(query_vecs, top_k=1, max_distance=3.5)   # [[Match(...)], ...]
 
-Layout: store (open/close) composes writes, reads, recovery (snapshot, replay,
-rebuild) and reindex; records (the dataclasses), sql (engine and dialect setup),
-schema + migrations, index (the VectorIndex Protocol and its factory),
+Layout: store (open/close) composes writes, moves (move faces, merge identities), reads,
+recovery (snapshot, replay, rebuild) and reindex; records (the dataclasses), sql (engine and
+dialect setup), schema + migrations, index (the VectorIndex Protocol and its factory),
 faiss_index, milvus_index (with milvus_names), snapshot (manifest), facemap, grouping, paging, validate.
 """
 
@@ -20,6 +20,8 @@ from .config import GalleryConfig
 from .calibration import Calibration
 from .calibrated import AppliedCalibration
 from .errors import (
+    CalibrationBudgetError,
+    CalibrationCancelled,
     CalibrationError,
     GalleryError,
     GalleryLockedError,
@@ -32,13 +34,14 @@ from .errors import (
 )
 from .faiss_index import FaissIndex
 from .index import INDEX_TYPES, VECTOR_BACKENDS, IndexConfig, VectorIndex, build_index
-from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace
+from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace, StoredFace
 from .store import Gallery
 
 __all__ = [
-    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
+    "AddResult", "AppliedCalibration", "Calibration", "CalibrationBudgetError", "CalibrationCancelled",
+    "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",
-    "NotFoundError", "VECTOR_BACKENDS", "VectorIndex", "build_index",
+    "NotFoundError", "StoredFace", "VECTOR_BACKENDS", "VectorIndex", "build_index",
 ]

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from . import calibration
 from .calibration import Calibration
-from .errors import CalibrationError
-from .schema import gallery_meta
+from .errors import CalibrationBudgetError, CalibrationError
+from .schema import faces, gallery_meta
 from .sql import get_meta, last_seq, put_meta
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,20 @@ class Calibrated:
         vectors = np.frombuffer(b"".join(bytes(r[1]) for r in rows), "<f4").reshape(len(rows), self.dimension)
         return labels, vectors.astype(np.float32), seq
 
-    def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False) -> Calibration:
+    def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
+                  cancel: threading.Event | None = None) -> Calibration:
         """Fit the cutoff to the enrolled faces; apply: store it for every process.
 
-        Raises InvalidTargetError for a target outside [0, 1), CalibrationError when there is not
-        enough data or no cutoff reaches the target.
+        Raises InvalidTargetError for a target outside [0, 1), CalibrationBudgetError when it would
+        compare more than calibration.MAX_PAIRS pairs (checked on the face count, before any work),
+        CalibrationError when there is not enough data or no cutoff reaches the target, and
+        CalibrationCancelled once `cancel` is set.
         """
-        calibration.targets(target_fpir, target_fnir)
+        target_fpir, target_fnir = calibration.targets(target_fpir, target_fnir)
+        with self.engine.connect() as conn:
+            calibration.check_budget(conn.execute(select(func.count()).select_from(faces)).scalar() or 0, target_fpir)
         labels, vectors, seq = self.labelled_vectors()
-        result = calibration.calibrate(vectors, labels, target_fpir, target_fnir)
+        result = calibration.calibrate(vectors, labels, target_fpir, target_fnir, cancel=cancel)
         if apply:
             record = {**result.to_dict(), "calibrated_at": datetime.now(timezone.utc).isoformat(), "seq": seq,
                       "model_id": self.model_id}
@@ -98,15 +104,15 @@ class Calibrated:
         conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
         self._cutoff_cache = (-np.inf, None)
 
-    def recalibrate_if_due(self, every: int) -> Calibration | None:
+    def recalibrate_if_due(self, every: int, cancel: threading.Event | None = None) -> Calibration | None:
         """Recalibrate with the applied calibration's targets once `every` faces changed since; else None."""
         status = self.calibration_status()
         if every <= 0 or status is None or status.changes_since < every:
             return None
         c = status.calibration
         try:
-            return self.calibrate(c.target_fpir, c.target_fnir, apply=True)
-        except CalibrationError as exc:
+            return self.calibrate(c.target_fpir, c.target_fnir, apply=True, cancel=cancel)
+        except (CalibrationError, CalibrationBudgetError) as exc:
             log.warning("recalibration after %d changes failed, keeping max_distance %.4f: %s",
                         status.changes_since, c.max_distance, exc)
             return None

@@ -20,7 +20,9 @@ product per group of equal-size identities, other-identity neighbours as one
 flat FAISS k-NN search of all query faces against every face. Every face is a
 query while that costs at most QUERY_PAIRS comparisons (20,000 faces); beyond,
 a seeded sample of max(MIN_QUERIES, 10 / target_fpir, QUERY_PAIRS / faces)
-faces are the queries, still against every face, and the result says so. An approximate
+faces are the queries, still against every face, and the result says so. A calibration
+that would compare more than MAX_PAIRS (query, face) pairs, e.g. a tiny target_fpir, is refused
+before any work (check_budget). An approximate
 index (IVF) was tried instead and under-estimated FPIR by a third at 30k faces:
 a stranger's nearest face is about as far as a random one, which is where IVF
 misses most.
@@ -29,6 +31,7 @@ misses most.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import faiss
@@ -36,13 +39,16 @@ import numpy as np
 
 from facesearch.embedder.distances import MAX_DISTANCE, SCALE
 
-from .errors import CalibrationError, InvalidTargetError
+from .errors import CalibrationBudgetError, CalibrationCancelled, CalibrationError, InvalidTargetError
 
 DEFAULT_TARGET_FNIR = 0.01
 QUERY_PAIRS = 400_000_000    # most (query, face) pairs compared: about 4 s of flat search on 2 busy cores
 MIN_QUERIES = 4_000          # a sample has at least this many query faces (and 10 / target_fpir)
 MIN_IMPOSTOR_MISSES = 10     # the impostor side needs 10 / target_fpir comparisons
 _BLOCK = 1 << 22             # entries per same-identity distance block (16 MiB of float32)
+MAX_PAIRS = 8_000_000_000    # the most (query, face) pairs one calibration compares: about 80 s on 2 cores;
+                             # the default sample (MIN_QUERIES queries) fits it up to 2M faces
+_QUERY_CHUNK = 4096          # queries per k-NN search: a cancelled calibration stops within one
 
 
 @dataclass(frozen=True)
@@ -170,9 +176,35 @@ def query_count(faces: int, query_pairs: int = QUERY_PAIRS, min_queries: int = M
     return min(faces, max(min_queries, query_pairs // faces))
 
 
+def needed_queries(target_fpir: float) -> int:
+    """Query faces the impostor side needs for target_fpir: 10 / target_fpir (0 when unset)."""
+    return math.ceil(MIN_IMPOSTOR_MISSES / target_fpir - 1e-9) if target_fpir else 0
+
+
+def check_budget(faces: int, target_fpir: float = 0.0, max_pairs: int = MAX_PAIRS) -> int:
+    """The (query, face) pairs a calibration of `faces` faces compares, or CalibrationBudgetError
+    when over max_pairs; cheap, so it runs before anything is read or searched."""
+    need = needed_queries(target_fpir)
+    queries = max(query_count(faces, QUERY_PAIRS, max(MIN_QUERIES, need)), need)
+    pairs = queries * faces
+    if pairs > max_pairs:
+        why = f"target_fpir {target_fpir:g} needs {need:.3g} query faces" if need > MIN_QUERIES else \
+            f"{queries} query faces"
+        raise CalibrationBudgetError(f"calibrating {faces} faces: {why} against {faces} faces is {pairs:.3g} "
+                                     f"comparisons, over the budget of {max_pairs:.3g}; ask for a larger target_fpir "
+                                     "or a target_fnir")
+    return pairs
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CalibrationCancelled("calibration cancelled")
+
+
 def neighbours(vectors: np.ndarray, labels: np.ndarray, *, query_pairs: int = QUERY_PAIRS,
-               min_queries: int = MIN_QUERIES, seed: int = 0) -> Neighbours:
-    """Nearest same-identity and other-identity distances of each face (or of a seeded sample)."""
+               min_queries: int = MIN_QUERIES, seed: int = 0, cancel: threading.Event | None = None) -> Neighbours:
+    """Nearest same-identity and other-identity distances of each face (or of a seeded sample);
+    cancel, once set, stops it with CalibrationCancelled at the next block."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     labels = np.asarray(labels)
     n = len(x)
@@ -184,12 +216,12 @@ def neighbours(vectors: np.ndarray, labels: np.ndarray, *, query_pairs: int = QU
     q = query_count(n, query_pairs, min_queries)
     sampled = q < n
     queries = np.sort(np.random.default_rng(seed).choice(n, q, replace=False)) if sampled else np.arange(n)
-    genuine = _nearest_same(x, y)[queries]
-    impostor = _nearest_other(x, y, queries)
+    genuine = _nearest_same(x, y, cancel)[queries]
+    impostor = _nearest_other(x, y, queries, cancel)
     return Neighbours(genuine * SCALE, impostor * SCALE, identities, n, sampled)
 
 
-def _nearest_same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _nearest_same(x: np.ndarray, y: np.ndarray, cancel: threading.Event | None = None) -> np.ndarray:
     """Squared L2 from each face to its nearest other face of the same identity (inf when alone).
 
     Identities of equal size are stacked and done in one batched matrix product per block.
@@ -203,6 +235,7 @@ def _nearest_same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if size * size <= _BLOCK:
             per = max(1, _BLOCK // (size * size))
             for b in range(0, len(members), per):
+                _check(cancel)
                 m = members[b:b + per]
                 v = x[m]                                                         # (g, s, d)
                 sq = norms[m][:, :, None] + norms[m][:, None, :] - 2.0 * (v @ v.transpose(0, 2, 1))
@@ -213,13 +246,15 @@ def _nearest_same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             for m in members:
                 v, nm = x[m], norms[m]
                 for b in range(0, size, rows):
+                    _check(cancel)
                     sq = nm[b:b + rows, None] + nm[None, :] - 2.0 * (v[b:b + rows] @ v.T)
                     sq[np.arange(len(sq)), b + np.arange(len(sq))] = np.inf
                     out[m[b:b + rows]] = np.maximum(sq.min(1), 0.0)
     return out
 
 
-def _nearest_other(x: np.ndarray, y: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def _nearest_other(x: np.ndarray, y: np.ndarray, queries: np.ndarray,
+                   cancel: threading.Event | None = None) -> np.ndarray:
     """Squared L2 from each query face to the nearest face of another identity (inf when there is none).
 
     One exact k-NN search of all queries at once; the rows whose k neighbours are all their own
@@ -235,12 +270,17 @@ def _nearest_other(x: np.ndarray, y: np.ndarray, queries: np.ndarray) -> np.ndar
     k = min(k_max, 32)
     todo = np.arange(len(queries))
     while len(todo):
-        dist, ids = index.search(x[queries[todo]], k)
-        other = (ids >= 0) & (y[np.maximum(ids, 0)] != y[queries[todo]][:, None])
-        found = other.any(1)
-        first = other.argmax(1)
-        rows = np.flatnonzero(found)
-        out[todo[rows]] = np.maximum(dist[rows, first[rows]], 0.0)
+        found = np.zeros(len(todo), bool)
+        for start in range(0, len(todo), _QUERY_CHUNK):
+            _check(cancel)
+            part = todo[start:start + _QUERY_CHUNK]
+            dist, ids = index.search(x[queries[part]], k)
+            other = (ids >= 0) & (y[np.maximum(ids, 0)] != y[queries[part]][:, None])
+            hit = other.any(1)
+            first = other.argmax(1)
+            rows = np.flatnonzero(hit)
+            out[part[rows]] = np.maximum(dist[rows, first[rows]], 0.0)
+            found[start:start + len(part)] = hit
         if k >= k_max:
             break
         todo, k = todo[~found], min(k_max, k * 4)
@@ -302,8 +342,9 @@ def calibrate(vectors: np.ndarray, labels: np.ndarray, target_fpir: float = 0.0,
               **kw) -> Calibration:
     """neighbours() then choose(): the whole calibration of labelled unit vectors."""
     target_fpir, target_fnir = targets(target_fpir, target_fnir)   # a bad target fails before any search
+    check_budget(len(vectors), target_fpir)
     if target_fpir:   # a sample must still give the 10 / target_fpir comparisons _enough() asks for
-        kw.setdefault("min_queries", max(MIN_QUERIES, math.ceil(MIN_IMPOSTOR_MISSES / target_fpir - 1e-9)))
+        kw.setdefault("min_queries", max(MIN_QUERIES, needed_queries(target_fpir)))
     return choose(neighbours(vectors, labels, **kw), target_fpir, target_fnir)
 
 

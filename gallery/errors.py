@@ -45,3 +45,11 @@ class CalibrationError(GalleryError):
     def __init__(self, message: str, floor: float | None = None):
         super().__init__(message)
         self.floor = floor
+
+
+class CalibrationBudgetError(GalleryError):
+    """A calibration that would compare more pairs than calibration.MAX_PAIRS (RESOURCE_EXHAUSTED)."""
+
+
+class CalibrationCancelled(GalleryError):
+    """The caller cancelled a calibration (its thread stops at the next block of work)."""

@@ -10,6 +10,7 @@ SQL stays the source of truth: the map is rebuilt from it at start.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 GONE = -1
 
@@ -46,6 +47,14 @@ class FaceMap:
     def remove(self, face_ids) -> None:
         pos, found = self._find(np.asarray(face_ids, np.int64))
         self._owners[pos[found]] = GONE
+
+    def move(self, face_ids: npt.ArrayLike, owners: npt.ArrayLike) -> None:
+        """Give these faces new owners (identity pks); ids never added or deleted stay as they are."""
+        face_ids, owners = np.asarray(face_ids, np.int64), np.asarray(owners, np.int64)
+        pos, found = self._find(face_ids)
+        live = found.copy()
+        live[found] = self._owners[pos[found]] != GONE
+        self._owners[pos[live]] = owners[live]
 
     def owners(self, face_ids) -> np.ndarray:
         """Identity pk of each face id; GONE for unknown or deleted faces."""

@@ -11,6 +11,7 @@ the next Identify on any other.
 Each replica records in `replicas` the seq it could restart from. Pruning keeps every row
 that a replica seen within REPLICA_TTL_S still needs; one away for longer rebuilds from
 SQL when it comes back. A reindex (a new generation) is followed by rebuilding the index.
+A "move" row (moves.py) changes only the face map: the face's owner is read again from SQL.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from .errors import IndexUnavailableError
 from .facemap import GONE
-from .schema import changes, identities, replicas
+from .schema import changes, faces, identities, replicas
 from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,8 @@ class Follow:
         ids, vectors, owners = ids[new], vectors[new], owners[new]
         gone = np.array(sorted(deleted), np.int64)
         gone = gone[self.map.owners(gone) != GONE]
-        wanted = (set(owners.tolist()) - set(self.map.names)) | renamed
+        moved, movers = self._owners_now(conn, {r.face_id for r in rows if r.op == "move"} - deleted)
+        wanted = (set(owners.tolist()) - set(self.map.names)) | (set(movers.tolist()) - set(self.map.names)) | renamed
         names = {r.id: (r.identity_id, r.display_name) for chunk in in_chunks(sorted(wanted)) for r in conn.execute(
             select(identities.c.id, identities.c.identity_id, identities.c.display_name)
             .where(identities.c.id.in_(chunk)))}
@@ -119,11 +122,19 @@ class Follow:
                 if not self.index.durable:
                     self.index.add(ids, vectors)
                 self.map.add(ids, owners)
+            self.map.move(moved, movers)     # a face's identity is in the face map only (moves.py)
             self.map.names.update(names)
             for pk in wanted - set(names):   # deleted since
                 self.map.names.pop(pk, None)
 
         self._apply(change, (self._applied_seq, rows[-1].seq))
+
+    @staticmethod
+    def _owners_now(conn: Connection, face_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids, identity pks) of those of these faces SQL still holds: where moved faces are now."""
+        found = [(r.id, r.identity_pk) for chunk in in_chunks(sorted(face_ids)) for r in conn.execute(
+            select(faces.c.id, faces.c.identity_pk).where(faces.c.id.in_(chunk)))]
+        return np.array([f for f, _ in found], np.int64), np.array([o for _, o in found], np.int64)
 
     def _follow_reindex(self, conn) -> None:
         """Another process reindexed: take the gallery's model and generation, rebuild the index."""

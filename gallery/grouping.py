@@ -9,6 +9,12 @@ from facesearch.embedder.distances import SCALE, from_squared_l2
 from .facemap import GONE
 from .records import Match
 
+# The most nearest faces one query looks at, whatever its top_k and max_distance (README "Limits"):
+# a search asks the index for 4 * top_k + 4 faces and, while too few identities are within the
+# cutoff, four times as many again, up to this. An identity whose best face is beyond the first
+# MAX_CANDIDATES faces is not returned, so a query can get fewer than top_k identities.
+MAX_CANDIDATES = 8192
+
 
 def nearest(dist, ids, owners, names: dict, cutoff: float) -> list[list[Match]]:
     """group() for top_k = 1, vectorised: the first live face within the cutoff of each row."""
@@ -25,15 +31,27 @@ def nearest(dist, ids, owners, names: dict, cutoff: float) -> list[list[Match]]:
     return out
 
 
-def group(dist, ids, owners, names: dict, cutoff: float, top_k: int) -> list[Match]:
-    best: dict[int, Match] = {}
-    for d, fid, owner in zip(dist.tolist(), ids.tolist(), owners.tolist()):
-        if d > cutoff:
-            break  # ascending: the rest are farther
-        if owner == GONE or owner in best:
-            continue  # empty slot or deleted face, or an identity already placed
+def group(dist, ids, owners, names: dict, cutoff: float, top_k: int) -> list[list[Match]]:
+    """For each row of (dist, ids, owners), ascending by distance: the best face of each identity
+    within the cutoff, best first, at most top_k. Vectorised over the whole (n, k) answer; only the
+    matches returned become Python objects."""
+    n, k = dist.shape
+    rows, cols = np.nonzero((owners != GONE) & (dist <= cutoff))  # row-major: by row, then column
+    who = owners[rows, cols]
+    # first (nearest) face of each (row, owner): sort by row, owner, column; keep the first of each run
+    order = np.lexsort((cols, who, rows))
+    rows, cols, who = rows[order], cols[order], who[order]
+    first = np.ones(len(rows), bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (who[1:] != who[:-1])
+    rows, cols, who = rows[first], cols[first], who[first]
+    # back to distance order in each row, then at most top_k per row
+    order = np.lexsort((cols, rows))
+    rows, cols, who = rows[order], cols[order], who[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = rank < top_k
+    rows, cols, who = rows[keep], cols[keep], who[keep]
+    out: list[list[Match]] = [[] for _ in range(n)]
+    for r, d, fid, owner in zip(rows.tolist(), dist[rows, cols].tolist(), ids[rows, cols].tolist(), who.tolist()):
         identity_id, name = names[owner]
-        best[owner] = Match(identity_id, name, float(from_squared_l2(max(d, 0.0))), fid)
-        if len(best) == top_k:
-            break
-    return list(best.values())
+        out[r].append(Match(identity_id, name, float(from_squared_l2(max(d, 0.0))), fid))
+    return out

@@ -5,19 +5,23 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
 
 from .errors import ModelMismatchError, NotFoundError
-from .grouping import group, nearest
+from .grouping import MAX_CANDIDATES, group, nearest
 from .paging import decode_token, encode_token
-from .records import GalleryInfo, Identity, Match, decode_vectors, identity_of
+from .records import GalleryInfo, Identity, Match, StoredFace, decode_vectors, identity_of, stored_face
 from .schema import faces, identities
 from .sql import in_chunks
 from .validate import unit_vectors
 
 MAX_PAGE = 1000
+# What list_faces and get_face read of a face: everything but the embedding and the crop itself.
+FACE_COLUMNS = (faces.c.id, identities.c.identity_id, faces.c.model_id, faces.c.box_x, faces.c.box_y,
+                faces.c.box_w, faces.c.box_h, faces.c.detection_score, faces.c.source_sha256,
+                faces.c.source_path, faces.c.created_at, faces.c.crop_jpeg.is_not(None).label("has_image"))
 
 
 class Reads:
@@ -41,13 +45,19 @@ class Reads:
                                     .order_by(faces.c.id)).scalars())
         return identity_of(row, ids)
 
-    def list_identities(self, page_size: int = 100, page_token: str = "") -> tuple[list[Identity], str]:
-        """A page of identities in creation order; the token stays valid across writes."""
+    def list_identities(self, page_size: int = 100, page_token: str = "",
+                        prefix: str = "") -> tuple[list[Identity], str]:
+        """A page of identities in creation order; the token stays valid across writes.
+        prefix: only identities whose identity_id or display_name starts with it (case-sensitive,
+        alike on every database); pass the same prefix with the page token."""
         page_size = max(1, min(int(page_size or 100), MAX_PAGE))
         after = decode_token(page_token)
+        query = select(identities).where(identities.c.id > after)
+        if prefix:
+            query = query.where(or_(*(func.substr(column, 1, len(prefix)) == prefix
+                                      for column in (identities.c.identity_id, identities.c.display_name))))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(identities).where(identities.c.id > after)
-                                .order_by(identities.c.id).limit(page_size + 1)).all()
+            rows = conn.execute(query.order_by(identities.c.id).limit(page_size + 1)).all()
             more, rows = len(rows) > page_size, rows[:page_size]
             by_pk: dict[int, list[int]] = {r.id: [] for r in rows}
             for chunk in in_chunks(list(by_pk)):
@@ -55,6 +65,36 @@ class Reads:
                                             .where(faces.c.identity_pk.in_(chunk)).order_by(faces.c.id)):
                     by_pk[pk].append(fid)
         return [identity_of(r, by_pk[r.id]) for r in rows], (encode_token(rows[-1].id) if more else "")
+
+    def list_faces(self, identity_id: str, page_size: int = 100, page_token: str = "") -> tuple[list[StoredFace], str]:
+        """A page of an identity's faces in enrolment (face id) order; NotFoundError for no such identity."""
+        page_size = max(1, min(int(page_size or 100), MAX_PAGE))
+        after = decode_token(page_token, "f")
+        with self.engine.connect() as conn:
+            pk = self._pk(conn, identity_id)
+            rows = conn.execute(select(*FACE_COLUMNS).join(identities, identities.c.id == faces.c.identity_pk)
+                                .where(faces.c.identity_pk == pk, faces.c.id > after)
+                                .order_by(faces.c.id).limit(page_size + 1)).all()
+        more, rows = len(rows) > page_size, rows[:page_size]
+        return [stored_face(r) for r in rows], (encode_token(rows[-1].id, "f") if more else "")
+
+    def get_face(self, face_id: int) -> StoredFace:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*FACE_COLUMNS).join(identities, identities.c.id == faces.c.identity_pk)
+                               .where(faces.c.id == int(face_id))).first()
+        if row is None:
+            raise NotFoundError(f"no face {face_id}")
+        return stored_face(row)
+
+    def face_image(self, face_id: int) -> bytes:
+        """The face's stored crop (JPEG); NotFoundError when there is no such face or it has no crop."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(faces.c.crop_jpeg).where(faces.c.id == int(face_id))).first()
+        if row is None:
+            raise NotFoundError(f"no face {face_id}")
+        if row.crop_jpeg is None:
+            raise NotFoundError(f"face {face_id} has no stored image")
+        return bytes(row.crop_jpeg)
 
     def existing_sources(self, identity_id: str, sha256s: Iterable[str]) -> set[str]:
         """Which of these image hashes this identity already has faces from."""
@@ -120,7 +160,8 @@ class Reads:
     def search(self, embeddings, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
                model_id: str | None = None) -> list[list[Match]]:
         """For each query, the best face of each identity, best first, at most top_k
-        identities, distances on the service scale; max_distance=None: no cutoff."""
+        identities, distances on the service scale; max_distance=None: no cutoff. A query
+        looks at its MAX_CANDIDATES nearest faces at most (grouping.py)."""
         self.check_model(model_id)
         queries = self._embeddings(embeddings, "query")
         top_k = max(1, int(top_k))
@@ -133,7 +174,7 @@ class Reads:
             with self._rw.read():  # index and face map change together under the write side
                 # a shared durable index may hold more than this process counted (another replica's writes)
                 total = np.inf if self.index.durable else len(self.index)
-                k = int(min(k, total))
+                k = int(min(k, total, MAX_CANDIDATES))
                 if k == 0:
                     for qi in todo:
                         results[qi] = []
@@ -146,7 +187,7 @@ class Reads:
                     if top_k == 1:
                         per_query = nearest(dist, ids, owners, names, cutoff)
                     else:
-                        per_query = [group(d, i, o, names, cutoff, top_k) for d, i, o in zip(dist, ids, owners)]
+                        per_query = group(dist, ids, owners, names, cutoff, top_k)
             if len(unknown):   # another replica's write, in the shared index before our face map
                 self.follow()
                 followed = True
@@ -155,7 +196,7 @@ class Reads:
             retry = []
             for qi, matches, farthest, kth in zip(todo.tolist(), per_query, dist[:, -1].tolist(), ids[:, -1].tolist()):
                 # too few identities, yet there is a k-th face and it was still inside the cutoff: look deeper
-                if len(matches) < top_k and k < total and kth >= 0 and farthest <= cutoff:
+                if len(matches) < top_k and k < min(total, MAX_CANDIDATES) and kth >= 0 and farthest <= cutoff:
                     retry.append(qi)
                 results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4

@@ -51,6 +51,20 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class StoredFace:
+    """A face as the gallery holds it, without its embedding or crop (Reads.list_faces)."""
+    face_id: int
+    identity_id: str
+    model_id: str
+    box: tuple[int, int, int, int] | None   # x, y, width, height in the source photo; None for an embedding
+    detection_score: float | None
+    source_sha256: str | None
+    source_path: str | None
+    created_at: datetime
+    has_image: bool                          # a crop_jpeg is stored
+
+
+@dataclass(frozen=True)
 class Match:
     identity_id: str
     display_name: str
@@ -81,6 +95,13 @@ def aware(value: datetime | None) -> datetime | None:
 def identity_of(row, face_ids: list[int]) -> Identity:
     return Identity(row.identity_id, row.display_name, row.metadata, face_ids, aware(row.created_at),
                     aware(row.updated_at))
+
+
+def stored_face(row) -> StoredFace:
+    """A row of Reads.FACE_COLUMNS as a StoredFace."""
+    box = None if row.box_x is None else (row.box_x, row.box_y, row.box_w, row.box_h)
+    return StoredFace(row.id, row.identity_id, row.model_id, box, row.detection_score, row.source_sha256,
+                      row.source_path, aware(row.created_at), bool(row.has_image))
 
 
 def face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str, when: datetime) -> dict:

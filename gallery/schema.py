@@ -65,8 +65,9 @@ faces = Table(
     sqlite_autoincrement=True,
 )
 
-# Append-only log of index changes: "add" and "delete" of a face (face_id), and
-# "identity" (face_id holds the identity's pk) when an existing identity is renamed.
+# Append-only log of index changes: "add" and "delete" of a face (face_id), "move" of a face
+# to another identity (face_id; moves.py), and "identity" (face_id holds the identity's pk)
+# when an existing identity is renamed or merged away.
 # Seqs commit in order (sql.serialise_writes). A snapshot records the last seq it
 # holds and start-up replays the rows after it; replicas sharing the database
 # follow it (follow.py). Rows every replica has are pruned (gallery_meta's
@@ -74,7 +75,7 @@ faces = Table(
 changes = Table(
     "changes", metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("op", String(8), nullable=False),                # "add" or "delete"
+    Column("op", String(8), nullable=False),                # "add", "delete", "move" or "identity"
     Column("face_id", BigInteger, nullable=False),
     sqlite_autoincrement=True,
 )

@@ -13,7 +13,7 @@ Several processes may share one PostgreSQL database: each follows the change log
 of the others (follow.py). The data-directory lock only keeps two processes off one
 data directory (its SQLite file and snapshots); writes are coordinated in the database.
 
-The methods live by responsibility in writes.py, reads.py, recovery.py, follow.py,
+The methods live by responsibility in writes.py, moves.py, reads.py, recovery.py, follow.py,
 reindex.py and calibrated.py; this module opens and closes.
 """
 
@@ -35,6 +35,7 @@ from .facemap import FaceMap
 from .follow import Follow
 from .index import VectorIndex, build_index
 from .migrate import upgrade
+from .moves import Moves
 from .reads import Reads
 from .recovery import Recovery, _deferring
 from .reindex import Reindex
@@ -43,7 +44,7 @@ from .sql import bind_model, connect, generation, shown
 from .writes import Writes
 
 
-class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
+class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated):
     """Open with Gallery.open(); close() (or a with-block) snapshots the index."""
 
     def __init__(self, engine: Engine, config: GalleryConfig, model_id: str, dimension: int,

@@ -8,15 +8,35 @@ import numpy as np
 
 from .errors import InvalidEmbeddingError, InvalidInputError
 
-MAX_IDENTITY_ID = 255
+MAX_IDENTITY_ID = 255   # characters: identities.identity_id is VARCHAR(255) (schema.py)
+MAX_TEXT_BYTES = 4 * 255   # UTF-8 bytes of a VARCHAR(255) value: under PostgreSQL's btree key limit (2,704)
+
+
+def text_problem(value: str, what: str, max_chars: int) -> str | None:
+    """Why a string cannot go into a VARCHAR(max_chars) column on both databases, or None.
+
+    PostgreSQL counts characters and refuses NUL; a lone surrogate (possible from Python callers,
+    never from protobuf) is not UTF-8 at all; SQLite stores anything, so these are checked here.
+    """
+    if len(value) > max_chars:
+        return f"{what} is {len(value)} characters; at most {max_chars}"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"{what} is not valid UTF-8"
+    if size > 4 * max_chars:
+        return f"{what} is {size} bytes; at most {4 * max_chars}"
+    if "\x00" in value:
+        return f"{what} contains a NUL character"
+    return None
 
 
 def check_identity_id(identity_id: str) -> str:
-    """1 to 255 characters, no control or format characters."""
+    """1 to 255 characters of UTF-8, no control or format characters (NUL included)."""
     if not identity_id:
         raise InvalidInputError("identity_id is empty")
-    if len(identity_id) > MAX_IDENTITY_ID:
-        raise InvalidInputError(f"identity_id is {len(identity_id)} characters; at most {MAX_IDENTITY_ID}")
+    if problem := text_problem(identity_id, "identity_id", MAX_IDENTITY_ID):
+        raise InvalidInputError(problem)
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in identity_id):
         raise InvalidInputError("identity_id contains control characters")
     return identity_id

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -13,6 +14,7 @@ from facesearch.service import (
     CalibrateResult,
     EmbeddingInput,
     FaceMatches,
+    FaceRecord,
     FaceSearchService,
     Identity,
     Match,
@@ -23,6 +25,9 @@ from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
 from .errors import status_of
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
 
 log = logging.getLogger("facesearch.server")
 STREAM_WINDOW = 8   # IdentifyStream requests in flight at once
@@ -158,7 +163,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
     @rpc
     async def ListIdentities(self, request, context):
-        page, token = await self.service.list_identities(request.page_size, request.page_token)
+        page, token = await self.service.list_identities(request.page_size, request.page_token, request.prefix)
         return pb.ListIdentitiesResponse(identities=[_identity(i) for i in page], next_page_token=token)
 
     @rpc
@@ -169,6 +174,36 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
     async def DeleteFace(self, request, context):
         await self.service.delete_face(request.face_id)
         return pb.DeleteFaceResponse()
+
+    # -- admin ------------------------------------------------------------------------------------
+    @rpc
+    async def UpdateIdentity(self, request: pb.UpdateIdentityRequest, context: Context) -> pb.Identity:
+        """Without a mask proto3 cannot tell unset from empty: the non-empty fields are set."""
+        paths = list(request.update_mask.paths)
+        return _identity(await self.service.update_identity(
+            request.identity_id, display_name=request.display_name if paths else request.display_name or None,
+            metadata=dict(request.metadata) if paths else dict(request.metadata) or None, update_mask=paths))
+
+    @rpc
+    async def MergeIdentities(self, request: pb.MergeIdentitiesRequest,
+                              context: Context) -> pb.MergeIdentitiesResponse:
+        moved = await self.service.merge_identities(list(request.source_ids), request.target_id)
+        return pb.MergeIdentitiesResponse(faces_moved=moved)
+
+    @rpc
+    async def MoveFaces(self, request: pb.MoveFacesRequest, context: Context) -> pb.MoveFacesResponse:
+        moved = await self.service.move_faces(list(request.face_ids), request.target_identity_id,
+                                              create_if_missing=request.create_if_missing)
+        return pb.MoveFacesResponse(faces_moved=moved)
+
+    @rpc
+    async def ListFaces(self, request: pb.ListFacesRequest, context: Context) -> pb.ListFacesResponse:
+        page, token = await self.service.list_faces(request.identity_id, request.page_size, request.page_token)
+        return pb.ListFacesResponse(faces=[_face(f) for f in page], next_page_token=token)
+
+    @rpc
+    async def GetFaceImage(self, request: pb.GetFaceImageRequest, context: Context) -> pb.FaceImage:
+        return pb.FaceImage(jpeg=await self.service.face_image(request.face_id))
 
     @rpc
     async def GetInfo(self, request, context):
@@ -213,6 +248,12 @@ def _identity(i: Identity) -> pb.Identity:
     return pb.Identity(identity_id=i.identity_id, display_name=i.display_name,
                        metadata={str(k): str(v) for k, v in (i.metadata or {}).items()},
                        face_count=i.face_count, face_ids=[str(f) for f in i.face_ids])
+
+
+def _face(f: FaceRecord) -> pb.Face:
+    return pb.Face(face_id=f.face_id, identity_id=f.identity_id, model_id=f.model_id, box=_box(f.box),
+                   detection_score=f.detection_score, source_sha256=f.source_sha256, source_path=f.source_path,
+                   created_at=f.created_at, has_image=f.has_image)
 
 
 _SOURCES = {"configured": pb.CUTOFF_SOURCE_CONFIGURED, "calibrated": pb.CUTOFF_SOURCE_CALIBRATED,

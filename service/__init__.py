@@ -1,4 +1,4 @@
-"""facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity operations)
+"""facesearch.service: the use cases (Identify, Enroll, Verify, Embed, identity and admin operations)
 between the transports and the embedder and gallery.
 
     runtime = Runtime(embedder, gallery)      # detection threads, micro-batches, one writer
@@ -22,6 +22,7 @@ from .results import (
     EmbedResult,
     EnrollResult,
     FaceMatches,
+    FaceRecord,
     IdentifyResult,
     Identity,
     Match,
@@ -34,7 +35,8 @@ from .service import FaceSearchService, Limits, Query
 from .validate import EmbeddingInput
 
 __all__ = [
-    "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceSearchService",
+    "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceRecord",
+    "FaceSearchService",
     "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
     "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",
     "as_service_error",

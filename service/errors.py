@@ -7,6 +7,7 @@ import inspect
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
+    CalibrationBudgetError,
     CalibrationError,
     IndexUnavailableError,
     InvalidInputError,
@@ -49,6 +50,7 @@ _DOMAIN = [
     (InvalidInputError, InvalidArgument),
     (InvalidTargetError, InvalidArgument),
     (ModelMismatchError, FailedPrecondition),
+    (CalibrationBudgetError, ResourceExhausted),
     (CalibrationError, FailedPrecondition),
     (NotFoundError, NotFound),
     (QueueFull, ResourceExhausted),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
 from facesearch.embedder import Box
-from facesearch.gallery import Calibration, Identity, Match
+from facesearch.gallery import Calibration, Identity, Match, StoredFace
 
-__all__ = ["CalibrateResult", "Calibration", "EmbedResult", "EmbeddedFace", "EnrollResult", "FaceMatches", "IdentifyResult", "Identity", "Match",
-           "Rejection", "ServiceInfo", "VerifyResult"]
+__all__ = ["CalibrateResult", "Calibration", "EmbedResult", "EmbeddedFace", "EnrollResult", "FaceMatches",
+           "FaceRecord", "IdentifyResult", "Identity", "Match", "Rejection", "ServiceInfo", "VerifyResult"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,23 @@ class ServiceInfo:
     calibration_stale: bool = False
     changes_since_calibration: int = 0
     calibrated_at: float = 0.0                       # Unix time; 0: never calibrated
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One stored face, without its embedding (ListFaces)."""
+    face_id: str
+    identity_id: str
+    model_id: str
+    box: Box | None                 # in the source photo; None for a face enrolled as an embedding
+    detection_score: float          # 0.0 when none
+    source_sha256: str              # "" when none
+    source_path: str                # "" when none
+    created_at: datetime            # UTC
+    has_image: bool                 # a crop is stored (FaceSearchService.face_image)
+
+    @classmethod
+    def of(cls, face: StoredFace) -> "FaceRecord":
+        return cls(str(face.face_id), face.identity_id, face.model_id, None if face.box is None else Box(*face.box),
+                   face.detection_score or 0.0, face.source_sha256 or "", face.source_path or "", face.created_at,
+                   face.has_image)

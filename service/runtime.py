@@ -40,6 +40,9 @@ class Runtime:
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
         self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-snapshots")
         self._maintenance: concurrent.futures.Future | None = None
+        # Calibrations: one at a time on their own thread, so they never hold up reads (README "Limits")
+        self._calibrations = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="calibrate")
+        self._cancels: set[threading.Event] = set()
 
         def hook(name):
             return (lambda n: on_batch(name, n)) if on_batch else None
@@ -69,6 +72,9 @@ class Runtime:
         await self.faces.stop()
         for batcher in (self._embed, self._search):
             await batcher.stop()
+        for cancel in list(self._cancels):
+            cancel.set()
+        self._calibrations.shutdown(wait=True, cancel_futures=True)
         self._writes.shutdown(wait=True)
         self._background.shutdown(wait=True)
         if self._follower.is_alive():
@@ -117,6 +123,18 @@ class Runtime:
     async def read(self, fn, *args, **kwargs):
         """A gallery read in a worker thread."""
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    async def calibrate(self, fn, *args, **kwargs):
+        """fn(*args, cancel=event) on the calibration thread. Cancelling the awaiting task (a client
+        that went away) sets the event, and the calibration stops at its next block of work."""
+        cancel = threading.Event()
+        self._cancels.add(cancel)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._calibrations, functools.partial(fn, *args, cancel=cancel, **kwargs))
+        finally:
+            cancel.set()   # cancelled, or done: either way nothing more to compute
+            self._cancels.discard(cancel)
 
     async def write(self, fn, *args, **kwargs):
         """A gallery write on the one writer thread. A snapshot, when enough changes piled up, runs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from .results import (
     EmbedResult,
     EnrollResult,
     FaceMatches,
+    FaceRecord,
     IdentifyResult,
     Rejection,
     ServiceInfo,
@@ -68,7 +70,7 @@ class FaceSearchService:
         result = await self.runtime.write(fn, *args, **kwargs)
         every = self.limits.recalibrate_every
         if every and (self._recalibration is None or self._recalibration.done()):
-            self._recalibration = asyncio.ensure_future(self.runtime.read(self.gallery.recalibrate_if_due, every))
+            self._recalibration = asyncio.ensure_future(self.runtime.calibrate(self.gallery.recalibrate_if_due, every))
         return result
 
     @property
@@ -167,16 +169,81 @@ class FaceSearchService:
 
     @translated
     async def get_identity(self, identity_id: str) -> Identity:
+        validate.check_identity_id(identity_id)
         return await self.runtime.read(self.gallery.get_identity, identity_id)
 
     @translated
-    async def list_identities(self, page_size: int = 0, page_token: str = "") -> tuple[list[Identity], str]:
-        """A page in creation order, and the token of the next page ("" at the end)."""
-        return await self.runtime.read(self.gallery.list_identities, validate.page_size(page_size), page_token)
+    async def list_identities(self, page_size: int = 0, page_token: str = "",
+                              prefix: str = "") -> tuple[list[Identity], str]:
+        """A page in creation order, and the token of the next page ("" at the end).
+        prefix: only identities whose identity_id or display_name starts with it (case-sensitive)."""
+        return await self.runtime.read(self.gallery.list_identities, validate.page_size(page_size), page_token,
+                                       validate.prefix(prefix))
+
+    # -- admin: fix enrolments (README "Managing identities") ----------------------------------------
+    @translated
+    async def update_identity(self, identity_id: str, *, display_name: str | None = None,
+                              metadata: dict[str, str] | None = None, update_mask: Sequence[str] = ()) -> Identity:
+        """Change the display name and/or metadata. update_mask paths ("display_name", "metadata") name
+        the fields to set, and one given as None or empty is cleared; without a mask, the fields given
+        (not None) are set. No face needed."""
+        validate.check_identity_id(identity_id)
+        paths = validate.update_mask(update_mask)
+        if paths:
+            name = (display_name or "") if "display_name" in paths else None
+            meta = dict(metadata or {}) if "metadata" in paths else None
+        else:
+            name, meta = display_name, None if metadata is None else dict(metadata)
+        validate.profile(name or "", meta)
+        identity: Identity = await self._written(self.gallery.update_identity, identity_id, display_name=name,
+                                                 metadata=meta)
+        return identity
+
+    @translated
+    async def merge_identities(self, source_ids: Sequence[str], target_id: str) -> int:
+        """Every face of the sources moves to the target, and the sources are deleted, in one transaction;
+        returns how many faces moved (a face whose image the target has already is dropped, not moved)."""
+        sources = validate.identity_ids(source_ids, "source_ids")
+        validate.check_identity_id(target_id)
+        if target_id in sources:
+            raise InvalidArgument(f"target_id {target_id!r} is also one of the source_ids")
+        moved: int = await self._written(self.gallery.merge_identities, sources, target_id)
+        return moved
+
+    @translated
+    async def move_faces(self, face_ids: Sequence[str], target_identity_id: str, *,
+                         create_if_missing: bool = False) -> int:
+        """Move faces to another identity (created if missing and create_if_missing), in one transaction;
+        returns how many moved (not those already there, nor those dropped as the target's duplicates)."""
+        ids = validate.face_ids(face_ids)
+        validate.check_identity_id(target_identity_id)
+        moved: int = await self._written(self.gallery.move_faces, ids, target_identity_id,
+                                         create_if_missing=create_if_missing)
+        return moved
+
+    @translated
+    async def list_faces(self, identity_id: str, page_size: int = 0,
+                         page_token: str = "") -> tuple[list[FaceRecord], str]:
+        """A page of an identity's faces in enrolment order, and the next page's token ("" at the end)."""
+        validate.check_identity_id(identity_id)
+        page, token = await self.runtime.read(self.gallery.list_faces, identity_id, validate.page_size(page_size),
+                                              page_token)
+        return [FaceRecord.of(f) for f in page], token
+
+    @translated
+    async def get_face(self, face_id: str) -> FaceRecord:
+        return FaceRecord.of(await self.runtime.read(self.gallery.get_face, validate.face_id(face_id)))
+
+    @translated
+    async def face_image(self, face_id: str) -> bytes:
+        """The face's stored crop as JPEG; NotFound when the face or its crop is missing."""
+        jpeg: bytes = await self.runtime.read(self.gallery.face_image, validate.face_id(face_id))
+        return jpeg
 
     @translated
     async def delete_identity(self, identity_id: str) -> int:
         """Deletes an identity and its faces; returns how many faces went."""
+        validate.check_identity_id(identity_id)
         return await self._written(self.gallery.delete_identity, identity_id)
 
     @translated
@@ -196,6 +263,8 @@ class FaceSearchService:
     async def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0,
                         apply: bool = False) -> CalibrateResult:
         """Fit the cutoff to the enrolled faces (docs/calibration.md); apply: every replica uses it
-        for requests without max_distance, unless the operator set FACESEARCH_MAX_DISTANCE."""
-        result = await self.runtime.read(self.gallery.calibrate, target_fpir, target_fnir, apply)
+        for requests without max_distance, unless the operator set FACESEARCH_MAX_DISTANCE. One at a time,
+        on the runtime's calibration thread; over calibration.MAX_PAIRS comparisons: RESOURCE_EXHAUSTED
+        before any work; cancelled with the request."""
+        result = await self.runtime.calibrate(self.gallery.calibrate, target_fpir, target_fnir, apply)
         return CalibrateResult(result, apply)

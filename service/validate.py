@@ -3,27 +3,31 @@ validators (facesearch.gallery.validate), so every way in applies the same rules
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from facesearch.embedder import FaceMode
 from facesearch.embedder.distances import MAX_DISTANCE
-from facesearch.gallery.validate import check_identity_id, unit_vectors
+from facesearch.gallery.validate import check_identity_id, text_problem, unit_vectors
 
 from .errors import InvalidArgument
 
 MAX_PAGE_SIZE = 1000
 INT64_MAX = (1 << 63) - 1
 # Caps on what an identity carries besides faces (README "Limits"): named in every refusal.
-MAX_DISPLAY_NAME = 256          # characters
+MAX_DISPLAY_NAME = 255          # characters: identities.display_name is VARCHAR(255)
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY = 128          # characters
 MAX_METADATA_VALUE = 2048       # characters
 MAX_METADATA_BYTES = 16 * 1024  # UTF-8 bytes of all keys and values together
+MAX_IDS = 1000                  # face ids of one MoveFaces, source identities of one MergeIdentities
+UPDATE_PATHS = ("display_name", "metadata")   # UpdateIdentity's update_mask
 
-__all__ = ["check_identity_id", "cutoff", "face_id", "face_mode", "page_size", "profile", "top_k", "vector",
-           "EmbeddingInput"]
+__all__ = ["check_identity_id", "cutoff", "face_id", "face_ids", "face_mode", "identity_ids", "page_size", "prefix",
+           "profile", "top_k", "update_mask", "vector", "EmbeddingInput"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,10 @@ def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:
 
 
 def profile(display_name: str, metadata: dict[str, str] | None) -> None:
-    """An identity's display name and metadata, within their documented caps."""
-    if len(display_name) > MAX_DISPLAY_NAME:
-        raise InvalidArgument(f"display_name is {len(display_name)} characters; at most {MAX_DISPLAY_NAME}")
+    """An identity's display name and metadata, within their documented caps and their columns on
+    both databases (characters, UTF-8 bytes, no NUL: gallery.validate.text_problem)."""
+    if problem := text_problem(display_name, "display_name", MAX_DISPLAY_NAME):
+        raise InvalidArgument(problem)
     metadata = metadata or {}
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidArgument(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS}")
@@ -90,6 +95,44 @@ def profile(display_name: str, metadata: dict[str, str] | None) -> None:
         if len(value) > MAX_METADATA_VALUE:
             raise InvalidArgument(f"metadata value of {key[:40]!r} is {len(value)} characters; "
                                   f"at most {MAX_METADATA_VALUE}")
+        for what, text in ((f"metadata key {key[:40]!r}", key), (f"metadata value of {key[:40]!r}", value)):
+            if problem := text_problem(text, what, MAX_METADATA_VALUE):
+                raise InvalidArgument(problem)
         total += len(key.encode()) + len(value.encode())
     if total > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is {total} bytes in all; at most {MAX_METADATA_BYTES}")
+
+
+def face_ids(texts: Sequence[str]) -> list[int]:
+    """1 to MAX_IDS face ids, each as face_id() checks it."""
+    if not texts:
+        raise InvalidArgument("no face_ids given")
+    if len(texts) > MAX_IDS:
+        raise InvalidArgument(f"{len(texts)} face_ids in one call; at most {MAX_IDS}")
+    return [face_id(t) for t in texts]
+
+
+def identity_ids(ids: Sequence[str], what: str) -> list[str]:
+    """1 to MAX_IDS identity ids, each as check_identity_id() checks it."""
+    if not ids:
+        raise InvalidArgument(f"no {what} given")
+    if len(ids) > MAX_IDS:
+        raise InvalidArgument(f"{len(ids)} {what} in one call; at most {MAX_IDS}")
+    return [check_identity_id(i) for i in ids]
+
+
+def update_mask(paths: Sequence[str]) -> set[str]:
+    """The fields an UpdateIdentity changes: its mask's paths, each one of UPDATE_PATHS."""
+    unknown = [p for p in paths if p not in UPDATE_PATHS]
+    if unknown:
+        raise InvalidArgument(f"update_mask path {unknown[0][:40]!r} is not one of {', '.join(UPDATE_PATHS)}")
+    return set(paths)
+
+
+def prefix(text: str) -> str:
+    """A ListIdentities filter: at most MAX_DISPLAY_NAME characters, no control characters."""
+    if len(text) > MAX_DISPLAY_NAME:
+        raise InvalidArgument(f"prefix is {len(text)} characters; at most {MAX_DISPLAY_NAME}")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvalidArgument("prefix contains control characters")
+    return text

@@ -1,3 +1,7 @@
+import datetime
+
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -204,12 +208,14 @@ class Identity(_message.Message):
     def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., face_count: _Optional[int] = ..., face_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListIdentitiesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "prefix")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    prefix: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., prefix: _Optional[str] = ...) -> None: ...
 
 class ListIdentitiesResponse(_message.Message):
     __slots__ = ("identities", "next_page_token")
@@ -328,3 +334,104 @@ class EmbedResponse(_message.Message):
     FACES_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[FaceEmbedding]
     def __init__(self, faces: _Optional[_Iterable[_Union[FaceEmbedding, _Mapping]]] = ...) -> None: ...
+
+class UpdateIdentityRequest(_message.Message):
+    __slots__ = ("identity_id", "display_name", "metadata", "update_mask")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    display_name: str
+    metadata: _containers.ScalarMap[str, str]
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, identity_id: _Optional[str] = ..., display_name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class MergeIdentitiesRequest(_message.Message):
+    __slots__ = ("source_ids", "target_id")
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    target_id: str
+    def __init__(self, source_ids: _Optional[_Iterable[str]] = ..., target_id: _Optional[str] = ...) -> None: ...
+
+class MergeIdentitiesResponse(_message.Message):
+    __slots__ = ("faces_moved",)
+    FACES_MOVED_FIELD_NUMBER: _ClassVar[int]
+    faces_moved: int
+    def __init__(self, faces_moved: _Optional[int] = ...) -> None: ...
+
+class MoveFacesRequest(_message.Message):
+    __slots__ = ("face_ids", "target_identity_id", "create_if_missing")
+    FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_IF_MISSING_FIELD_NUMBER: _ClassVar[int]
+    face_ids: _containers.RepeatedScalarFieldContainer[str]
+    target_identity_id: str
+    create_if_missing: bool
+    def __init__(self, face_ids: _Optional[_Iterable[str]] = ..., target_identity_id: _Optional[str] = ..., create_if_missing: _Optional[bool] = ...) -> None: ...
+
+class MoveFacesResponse(_message.Message):
+    __slots__ = ("faces_moved",)
+    FACES_MOVED_FIELD_NUMBER: _ClassVar[int]
+    faces_moved: int
+    def __init__(self, faces_moved: _Optional[int] = ...) -> None: ...
+
+class ListFacesRequest(_message.Message):
+    __slots__ = ("identity_id", "page_size", "page_token")
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, identity_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Face(_message.Message):
+    __slots__ = ("face_id", "identity_id", "model_id", "box", "detection_score", "source_sha256", "source_path", "created_at", "has_image")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HAS_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    identity_id: str
+    model_id: str
+    box: BoundingBox
+    detection_score: float
+    source_sha256: str
+    source_path: str
+    created_at: _timestamp_pb2.Timestamp
+    has_image: bool
+    def __init__(self, face_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., model_id: _Optional[str] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., source_sha256: _Optional[str] = ..., source_path: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_image: _Optional[bool] = ...) -> None: ...
+
+class ListFacesResponse(_message.Message):
+    __slots__ = ("faces", "next_page_token")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[Face]
+    next_page_token: str
+    def __init__(self, faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetFaceImageRequest(_message.Message):
+    __slots__ = ("face_id",)
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    def __init__(self, face_id: _Optional[str] = ...) -> None: ...
+
+class FaceImage(_message.Message):
+    __slots__ = ("jpeg",)
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    jpeg: bytes
+    def __init__(self, jpeg: _Optional[bytes] = ...) -> None: ...

@@ -89,6 +89,31 @@ class FaceSearchStub:
                 request_serializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.SerializeToString,
                 response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.FromString,
                 _registered_method=True)
+        self.UpdateIdentity = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/UpdateIdentity',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.UpdateIdentityRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.Identity.FromString,
+                _registered_method=True)
+        self.MergeIdentities = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/MergeIdentities',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesResponse.FromString,
+                _registered_method=True)
+        self.MoveFaces = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/MoveFaces',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.MoveFacesRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.MoveFacesResponse.FromString,
+                _registered_method=True)
+        self.ListFaces = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/ListFaces',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.ListFacesRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.ListFacesResponse.FromString,
+                _registered_method=True)
+        self.GetFaceImage = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/GetFaceImage',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
+                _registered_method=True)
 
 
 class FaceSearchServicer:
@@ -165,6 +190,41 @@ class FaceSearchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateIdentity(self, request, context):
+        """Admin: fix enrolments (README "Managing identities").
+        display name and metadata
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeIdentities(self, request, context):
+        """one transaction
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveFaces(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFaces(self, request, context):
+        """paged
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFaceImage(self, request, context):
+        """the stored crop
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceSearchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +282,31 @@ def add_FaceSearchServicer_to_server(servicer, server):
                     servicer.Calibrate,
                     request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.FromString,
                     response_serializer=facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.SerializeToString,
+            ),
+            'UpdateIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateIdentity,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.UpdateIdentityRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.Identity.SerializeToString,
+            ),
+            'MergeIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeIdentities,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesResponse.SerializeToString,
+            ),
+            'MoveFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveFaces,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.MoveFacesRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.MoveFacesResponse.SerializeToString,
+            ),
+            'ListFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFaces,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.ListFacesRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.ListFacesResponse.SerializeToString,
+            ),
+            'GetFaceImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFaceImage,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +606,141 @@ class FaceSearch:
             '/facesearch.v1.FaceSearch/Calibrate',
             facesearch_dot_v1_dot_facesearch__pb2.CalibrateRequest.SerializeToString,
             facesearch_dot_v1_dot_facesearch__pb2.CalibrateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/UpdateIdentity',
+            facesearch_dot_v1_dot_facesearch__pb2.UpdateIdentityRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.Identity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/MergeIdentities',
+            facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.MergeIdentitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/MoveFaces',
+            facesearch_dot_v1_dot_facesearch__pb2.MoveFacesRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.MoveFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/ListFaces',
+            facesearch_dot_v1_dot_facesearch__pb2.ListFacesRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.ListFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFaceImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/GetFaceImage',
+            facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
             options,
             channel_credentials,
             insecure,

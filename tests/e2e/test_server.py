@@ -254,7 +254,15 @@ def test_metrics_and_the_cli(server, client):
     out = subprocess.run([sys.executable, "-m", "facesearch.client.cli", "--server", server.target, "--json", "info"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["model_id"] == "facenet-128"
+    info = json.loads(out.stdout)
+    assert info["model_id"] == "facenet-128"
+    assert type(info["identity_count"]) is int and type(info["face_count"]) is int  # uint64 as numbers
+    # `facesearch-client ... | head`: the reader is gone before the client writes; it stops quietly
+    closed = subprocess.Popen([sys.executable, "-m", "facesearch.client.cli", "--server", server.target, "info"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed.stdout.close()
+    stderr = closed.stderr.read().decode()
+    assert closed.wait(timeout=60) == 141 and stderr == ""
     bad = subprocess.run([sys.executable, "-m", "facesearch.client.cli", "--server", server.target, "delete", "nobody"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
@@ -337,3 +345,10 @@ def test_the_server_will_not_listen_beyond_loopback_without_a_token(tmp_path, ad
     assert r.returncode == 2
     assert "without a token" in r.stderr and "FACESEARCH_AUTH_TOKEN" in r.stderr and "FACESEARCH_INSECURE=1" in r.stderr
     assert not (tmp_path / "gallery.db").exists(), "it refused before opening anything"
+
+
+def test_the_log_has_no_retracing_warnings(server):
+    """Warm-up traces each TensorFlow function once; neither it nor this module's requests (photos of
+    many sizes, batches of many sizes) retrace: TensorFlow would log "triggered tf.function retracing"."""
+    assert any('"msg": "serving"' in line for line in server.lines)
+    assert not [line for line in server.lines if "retracing" in line.lower()]

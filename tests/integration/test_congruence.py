@@ -4,7 +4,8 @@ In the style of qdrant-client's congruence tests: the same writes and reads run 
 each vector backend (FAISS, Milvus Lite) and index type (flat, ivf trained for real,
 hnsw) and each database (SQLite, PostgreSQL), and every answer must equal FAISS
 flat + SQLite's: the same
-identities and face ids in the same order, distances within 1e-4. ivf probes every
+identities and face ids in the same order, distances within 1e-4. The admin writes (moves,
+a merge, a rename) are part of the scenario, before a restart and before a replay. ivf probes every
 list and hnsw searches a wide beam, so the exact answer is the expected one.
 No model: clustered random unit vectors stand in for faces.
 """
@@ -61,6 +62,12 @@ def answers(g: Gallery, known, unknown) -> dict:
             break
     info = g.info()
     v = g.verify(known[1], "id03")
+    faces, token = [], ""
+    while True:   # an identity that admin() gives moved faces
+        page, token = g.list_faces("id00", 3, token)
+        faces.append([(f.face_id, f.identity_id, f.model_id, f.box, f.has_image) for f in page])
+        if not token:
+            break
     return {
         "top3": matches(g.search(np.vstack([known, unknown]), top_k=3, max_distance=None)),
         "top1_cutoff": matches(g.search(np.vstack([known, unknown]))),   # unknown faces: no match
@@ -70,6 +77,19 @@ def answers(g: Gallery, known, unknown) -> dict:
                                 i.created_at.tzinfo is not None))(g.get_identity("id09")),
         "verify": (v.identity_id, v.face_id, v.distance),
         "counts": (info.identity_count, info.face_count, g.indexed_count(), g.indexed_ids().tolist()),
+        "faces": faces,
+        "prefix": [i.identity_id for i in g.list_identities(100, prefix="id3")[0]],
+    }
+
+
+def admin(g: Gallery, faces) -> dict:
+    """The admin writes: moves (one creating its target), a merge dropping a duplicate, a rename."""
+    g.add_faces("id09", [NewFace(faces[20][0])])   # id20's first face: a duplicate once merged into id09
+    return {
+        "moved": g.move_faces(g.get_identity("id31").face_ids[:2], "id00"),
+        "created": g.move_faces(g.get_identity("id39").face_ids[:1], "id3-new", create_if_missing=True),
+        "merged": g.merge_identities(["id20", "id21"], "id09"),
+        "renamed": g.update_identity("id00", display_name="", metadata={}).display_name,
     }
 
 
@@ -89,12 +109,15 @@ def scenario(data_dir: Path, database_url: str, index: IndexConfig, backend: str
     out["deleted_face"] = g.delete_identity("id05")
     g.update_identity("id09", display_name="Renamed", metadata={"team": "x"})
     out["after_deletes"] = answers(g, known, unknown)
+    out["admin"] = admin(g, faces)
+    out["after_admin"] = answers(g, known, unknown)
 
     g.close()                                   # clean restart: from the snapshot
     g = Gallery.open(config, model_id="congruence", dimension=D)
     out["after_restart"] = answers(g, known, unknown)
     g.add_faces("id05", [NewFace(faces[5][0])], display_name="Back")
     g.delete_face(g.get_identity("id17").face_ids[-1])
+    g.move_faces(g.get_identity("id17").face_ids[:1], "id05")
     g.close(snapshot=False)                     # as after a crash: replay the change log
     g = Gallery.open(config, model_id="congruence", dimension=D)
     out["after_replay"] = answers(g, known, unknown)
@@ -146,5 +169,10 @@ def test_every_backend_answers_like_flat_on_sqlite(backend, kind, database, refe
         assert got["description"] == "ivf(nlist=4,nprobe=4)", "ivf did not train: the test would compare flat"
     assert got["enrolled"]["top1_cutoff"][-5:] == [[]] * 5, "unknown faces matched someone"
     assert got["enrolled"]["identity"][-1], "created_at is not timezone-aware"
+    assert got["admin"] == {"moved": 2, "created": 1, "merged": FACES_EACH * 2 - 1, "renamed": ""}
+    assert got["after_admin"]["prefix"] == ["id30", "id31", "id32", "id33", "id34", "id35", "id36", "id37", "id38",
+                                            "id39", "id3-new"]
+    moved_in = [f for page in got["after_admin"]["faces"] for f in page]
+    assert len(moved_in) == FACES_EACH + 2 and {f[1] for f in moved_in} == {"id00"}
     assert_congruent({k: v for k, v in reference.items() if k != "description"},
                      {k: v for k, v in got.items() if k != "description"})

@@ -38,10 +38,16 @@ def photos(samples, split):
 
 
 def assert_same_rows(ours: np.ndarray, eager: np.ndarray, what) -> None:
-    """Rows [id, x1, y1, x2, y2, score, landmarks...]: the same faces, boxes equal once rounded."""
-    assert ours.shape == eager.shape, what
+    """Rows [id, x1, y1, x2, y2, score, landmarks...]: the same faces, boxes equal once rounded.
+
+    Compared whenever either side finds a face. With none on both sides only the row counts are
+    compared: an empty result's width differs (16 columns here, 6 in the package), and whether a
+    face near the threshold is found at all depends on the CPU and library build.
+    """
+    assert len(ours) == len(eager), what
     if len(ours) == 0:
         return
+    assert ours.shape == eager.shape, what
     np.testing.assert_array_equal(np.round(ours[:, 1:5]), np.round(eager[:, 1:5]), err_msg=str(what))
     np.testing.assert_allclose(ours[:, 1:], eager[:, 1:], atol=TOL, rtol=0, err_msg=str(what))
 

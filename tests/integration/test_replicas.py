@@ -80,6 +80,34 @@ def test_a_write_on_one_replica_is_followed_by_the_other(tmp_path, shared_url):
         assert state(a) == state(b) == ([fb[0]], {fb[0]: "bob"})
 
 
+def test_admin_writes_on_one_replica_are_followed_by_the_other(tmp_path, shared_url):
+    """Moves, renames and merges change only SQL and the writer's face map; the other replica
+    follows the change log and finds each face under its new identity."""
+    rng = np.random.default_rng(7)
+    x = unit(rng, 4)
+    with two_replicas(tmp_path, shared_url) as (a, b):
+        ann = a.add_faces("ann", [NewFace(x[0]), NewFace(x[1]), NewFace(x[2])], display_name="Ann").face_ids
+        bob = a.add_faces("bob", [NewFace(x[3]), NewFace(x[0])]).face_ids   # x[0]: ann has it too
+        b.follow()
+        assert a.move_faces([ann[2]], "cat", create_if_missing=True) == 1
+        a.update_identity("bob", display_name="Bob B.")
+        assert b.search(x[2])[0][0].identity_id == "ann"     # not followed yet
+        b.follow()
+        assert b.search(x[2])[0][0].identity_id == "cat"
+        assert b.search(x[3])[0][0].display_name == "Bob B."
+        assert a.merge_identities(["bob"], "ann") == 1      # bob's x[0] duplicates ann's: dropped, not moved
+        b.follow()
+        expected = ([*ann, bob[0]], {ann[0]: "ann", ann[1]: "ann", ann[2]: "cat", bob[0]: "ann"})
+        assert state(a) == state(b) == expected
+        assert b.search(x[3])[0][0].display_name == "Ann"
+        b.move_faces([bob[0]], "cat")                        # and back the other way
+        a.follow()
+        assert a.search(x[3])[0][0].identity_id == "cat"
+        b.close(snapshot=False)                              # a restart replays: the face map comes from SQL
+        with replica(tmp_path, "b", shared_url) as again:
+            assert state(again) == state(a)
+
+
 def test_interleaved_writes_of_both_replicas_end_identical(tmp_path, shared_url):
     """Each applies its own writes at once and the other's when it follows; neither skips a seq."""
     rng = np.random.default_rng(2)
@@ -158,6 +186,9 @@ def test_on_a_shared_milvus_collection_a_write_is_found_at_once_by_the_other_rep
         assert b.search(x[0], max_distance=1e-3)[0] == []
         other = b.add_faces("bob", [NewFace(x[1])]).face_ids[0]
         assert a.search(x[1])[0][0].face_id == other
+        b.move_faces([other], "cat", create_if_missing=True)   # only the face map changes: followed from the log
+        a.follow()
+        assert a.search(x[1])[0][0].identity_id == "cat"
 
 
 def test_while_milvus_is_unreachable_the_gallery_says_so_loses_nothing_and_catches_up(tmp_path, milvus_server_uri,

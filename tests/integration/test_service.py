@@ -96,3 +96,67 @@ def test_the_service_raises_its_own_error_kinds(embedder, tmp_path):
     assert isinstance(errors["too many faces"], ResourceExhausted) and "the limit is 8" in str(errors["too many faces"])
     assert isinstance(errors["bad face id"], InvalidArgument)
     assert isinstance(errors["bad mode"], InvalidArgument) and "face_mode 7" in str(errors["bad mode"])
+
+
+def test_admin_use_cases_fix_a_wrong_enrolment(embedder, samples, tmp_path):
+    """A madonna photo enrolled under ben: listed with its crop, moved to a new identity, then found there;
+    rename with an update mask, merge, and the admin errors."""
+    ben, madonna = _photos(samples, "train", "ben_afflek")[:2], _photos(samples, "train", "madonna")[:2]
+    query = _photos(samples, "val", "madonna")[0]
+
+    async def scenario(svc: FaceSearchService):
+        out: dict = {}
+        await svc.enroll("ben", images=ben + madonna[:1], display_name="Ben", metadata={"team": "a"})
+        await svc.enroll("vec", embeddings=[EmbeddingInput(np.eye(128)[0].tolist())])
+        faces, token = await svc.list_faces("ben", page_size=2)
+        rest, end = await svc.list_faces("ben", page_size=2, page_token=token)
+        out["faces"], out["end"] = faces + rest, end
+        out["before"] = (await svc.identify(query)).faces[0].matches[0].identity_id
+        wrong = out["faces"][2].face_id
+        out["image"] = await svc.face_image(wrong)
+        out["moved"] = await svc.move_faces([wrong], "madonna", create_if_missing=True)
+        out["after"] = (await svc.identify(query)).faces[0].matches[0].identity_id
+        out["face"] = await svc.get_face(wrong)
+        out["renamed"] = await svc.update_identity("madonna", display_name="Madonna", metadata={"x": "1"})
+        out["cleared"] = await svc.update_identity("madonna", update_mask=["metadata"])
+        out["prefix"] = [i.identity_id for i in (await svc.list_identities(prefix="Mad"))[0]]
+        out["merged"] = await svc.merge_identities(["madonna"], "ben")
+        out["merged_into"] = (await svc.identify(query)).faces[0].matches[0].identity_id
+        errors = {}
+        vec_face = (await svc.list_faces("vec"))[0][0].face_id
+        for name, call in {
+            "no crop": svc.face_image(vec_face),
+            "unknown face": svc.get_face("999999"),
+            "bad mask": svc.update_identity("ben", update_mask=["face_ids"]),
+            "bad face id": svc.move_faces(["x1"], "ben"),
+            "no target": svc.move_faces([vec_face], "nobody"),
+            "target is a source": svc.merge_identities(["ben", "vec"], "ben"),
+            "unknown source": svc.merge_identities(["nobody"], "ben"),
+        }.items():
+            try:
+                await call
+            except Exception as exc:
+                errors[name] = exc
+        out["errors"] = errors
+        return out
+
+    out = _run(embedder, tmp_path, scenario)
+    faces = out["faces"]
+    assert len(faces) == 3 and out["end"] == "" and [f.identity_id for f in faces] == ["ben"] * 3
+    assert all(f.has_image and f.box is not None and f.box.width > 0 and len(f.source_sha256) == 64
+               and f.detection_score > 0.5 and f.created_at.tzinfo is not None for f in faces)
+    assert out["image"][:2] == b"\xff\xd8"
+    assert (out["before"], out["moved"], out["after"]) == ("ben", 1, "madonna")
+    assert out["face"].identity_id == "madonna" and out["face"].face_id == faces[2].face_id
+    assert (out["renamed"].display_name, out["renamed"].metadata) == ("Madonna", {"x": "1"})
+    assert (out["cleared"].display_name, out["cleared"].metadata) == ("Madonna", {})
+    assert out["prefix"] == ["madonna"]
+    assert (out["merged"], out["merged_into"]) == (1, "ben")
+    errors = out["errors"]
+    assert set(errors) == {"no crop", "unknown face", "bad mask", "bad face id", "no target", "target is a source",
+                           "unknown source"}, errors
+    for name in ("no crop", "unknown face", "no target", "unknown source"):
+        assert isinstance(errors[name], NotFound), (name, errors[name])
+    for name in ("bad mask", "bad face id", "target is a source"):
+        assert isinstance(errors[name], InvalidArgument), (name, errors[name])
+    assert "has no stored image" in str(errors["no crop"])

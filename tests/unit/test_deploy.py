@@ -280,7 +280,7 @@ def test_scale_replicas_share_postgresql_and_milvus_with_their_own_data_dirs():
         assert s["environment"]["FACESEARCH_AUTH_TOKEN"] == "${FACESEARCH_AUTH_TOKEN:-}", name
         assert "FACESEARCH_INSECURE" in s["environment"], name
         assert "ports" not in s, f"{name}: the replicas are reached through the load balancer only"
-        assert s["build"]["args"]["MILVUS"] == "1", f"{name}: the image needs pymilvus"
+        assert s["build"]["dockerfile"] == "docker/Dockerfile" and "args" not in s["build"], name
         data = [v for v in s["volumes"] if v.endswith(":/data")]
         assert len(data) == 1, name
         volumes.add(data[0])
@@ -291,12 +291,9 @@ def test_scale_replicas_share_postgresql_and_milvus_with_their_own_data_dirs():
     assert services["facesearch-1"]["depends_on"]["milvus"]["condition"] == "service_healthy"
     # one replica migrates the database before the other starts
     assert services["facesearch-2"]["depends_on"]["facesearch-1"]["condition"] == "service_healthy"
-    # the image's requirements get pymilvus with MILVUS=1
-    dockerfile = DOCKERFILES[0].read_text()
-    assert "ARG MILVUS" in dockerfile and "${MILVUS:+--milvus}" in dockerfile
-    out = subprocess.run([sys.executable, str(REPO / "docker" / "requirements.py"), "--milvus",
-                          str(REPO / "pyproject.toml")], capture_output=True, text=True, check=True).stdout
-    assert any(line.startswith("pymilvus") for line in out.splitlines())
+    # the image needs pymilvus: the CPU image's lock has it
+    assert installed_lock(DOCKERFILES[0]) == "requirements/runtime.lock"
+    assert re.search(r"^pymilvus==", (REPO / "requirements" / "runtime.lock").read_text(), re.M)
 
 
 def test_scale_load_balancer_speaks_grpc_to_every_replica():
@@ -422,6 +419,40 @@ def test_dockerfile_copies_every_package_folder(dockerfile):
     for source in sources:
         assert (REPO / source).exists(), source
         assert not ignored(source, patterns), f"{source} is excluded by .dockerignore"
+
+
+LOCKS = {"Dockerfile": "requirements/runtime.lock", "Dockerfile.gpu": "requirements/gpu.lock"}
+
+
+def installed_lock(dockerfile: Path) -> str:
+    """The lock the builder installs; every pip install there is either it, with hashes, or the project."""
+    locks = []
+    for keyword, rest in stages(dockerfile)[0]:
+        if keyword != "RUN":
+            continue
+        for command in re.split(r"&&", rest):
+            words = command.split()
+            if "pip" not in words or "install" not in words:
+                continue
+            args = words[words.index("install") + 1:]
+            if args == ["--upgrade", "pip"]:
+                continue
+            if "-r" in args:
+                assert "--require-hashes" in args, f"{dockerfile.name}: {command.strip()}"
+                locks.append(args[args.index("-r") + 1])
+            else:
+                assert args == ["--no-deps", "."], f"{dockerfile.name} resolves outside the lock: {command.strip()}"
+    assert len(locks) == 1, locks
+    return locks[0]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_installs_from_its_lock(dockerfile):
+    lock = installed_lock(dockerfile)
+    assert lock == LOCKS[dockerfile.name]
+    copies = [rest.split() for kw, rest in stages(dockerfile)[0] if kw == "COPY"]
+    assert [lock, lock] in copies, f"{dockerfile.name} does not copy {lock}"
+    assert not ignored(lock, dockerignore_patterns())
 
 
 def test_dockerignore_keeps_local_state_out():

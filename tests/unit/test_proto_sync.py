@@ -17,4 +17,5 @@ def test_service_has_the_fixed_rpc_names():
     service = facesearch_pb2.DESCRIPTOR.services_by_name["FaceSearch"]
     assert {m.name for m in service.methods} == {
         "Identify", "IdentifyStream", "Enroll", "Verify", "Embed", "GetIdentity", "ListIdentities",
-        "DeleteIdentity", "DeleteFace", "GetInfo", "Calibrate"}
+        "DeleteIdentity", "DeleteFace", "GetInfo", "Calibrate",
+        "UpdateIdentity", "MergeIdentities", "MoveFaces", "ListFaces", "GetFaceImage"}

@@ -66,7 +66,8 @@ def test_bad_embeddings_are_named(raw, message):
 
 
 @pytest.mark.parametrize("identity_id, message", [
-    ("", "empty"), ("x" * 256, "256 characters"), ("a\nb", "control characters"), ("a\u200bb", "control")])
+    ("", "empty"), ("x" * 256, "256 characters"), ("a\nb", "control characters"), ("a\u200bb", "control"),
+    ("a\x00b", "NUL"), ("\udc80", "not valid UTF-8")])
 def test_identity_ids_are_checked_once(identity_id, message):
     with pytest.raises(InvalidInputError, match=message):
         check_identity_id(identity_id)
@@ -103,7 +104,11 @@ def test_service_methods_raise_service_errors_only():
 
 
 @pytest.mark.parametrize("name, metadata, message", [
-    ("x" * 257, {}, "display_name is 257 characters; at most 256"),
+    ("x" * 256, {}, "display_name is 256 characters; at most 255"),
+    ("a\x00b", {}, "display_name contains a NUL character"),
+    ("\ud800", {}, "display_name is not valid UTF-8"),
+    ("", {"k\x00": "v"}, "metadata key 'k.x00' contains a NUL"),
+    ("", {"k": "v\x00"}, "metadata value of 'k' contains a NUL"),
     ("", {f"k{i}": "v" for i in range(65)}, "65 keys; at most 64"),
     ("", {"k" * 129: "v"}, "1 to 128 characters"),
     ("", {"": "v"}, "1 to 128 characters"),
@@ -116,4 +121,5 @@ def test_identity_profiles_over_their_caps_are_refused_by_name(name, metadata, m
 
 
 def test_profiles_within_the_caps_pass():
-    validate.profile("n" * 256, {f"k{i}": "v" * 200 for i in range(64)})
+    validate.profile("n" * 255, {f"k{i}": "v" * 200 for i in range(64)})
+    validate.profile("𝔑" * 255, {})   # 255 characters of 4 UTF-8 bytes each: VARCHAR(255) holds them
