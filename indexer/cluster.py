@@ -114,13 +114,21 @@ def collect(paths: list[Path], embedder, mode: FaceMode, *, pool, batch_size: in
     return faces
 
 
+def members_of(labels: np.ndarray) -> list[np.ndarray]:
+    """Each cluster's faces (label order), in input order: one stable sort, not a scan per cluster."""
+    order = np.argsort(labels, kind="stable")
+    order = order[labels[order] >= 0]
+    ends = np.searchsorted(labels[order], np.arange(int(labels.max()) + 1 if len(labels) else 0), side="right")
+    return np.split(order, ends[:-1]) if len(ends) else []
+
+
 def nearest(labels: np.ndarray, vectors: np.ndarray, search) -> list[dict]:
     """Per cluster (label order), its nearest enrolled identity: the one nearest to most of its
     first NEAREST_QUERIES faces (ties: the smaller median distance), with the median distance over
     those faces. search(vectors) -> per face a (identity_id, display_name, distance) or None."""
     out = []
-    for c in range(int(labels.max()) + 1 if len(labels) else 0):
-        members = np.flatnonzero(labels == c)[:NEAREST_QUERIES]
+    for members in members_of(labels):
+        members = members[:NEAREST_QUERIES]
         votes: dict[str, list] = {}
         for match in search(vectors[members]):
             if match is not None:
@@ -165,8 +173,7 @@ def result(faces: Faces, labels: np.ndarray, *, model_id: str, max_distance: flo
         return out
 
     clusters = []
-    for c in range(int(labels.max()) + 1 if len(labels) else 0):
-        members = np.flatnonzero(labels == c)
+    for c, members in enumerate(members_of(labels)):
         clusters.append({"id": f"c{c + 1:04d}", "size": len(members), "faces": [face(i) for i in members],
                          **(matches[c] if matches else {})})
     return {"model_id": model_id, "max_distance": max_distance, "min_faces": min_faces,
