@@ -178,3 +178,13 @@ def test_deletes_agree(rest, rpc, enrolled):
     assert list(rpc.get_identity("rest-elton").face_ids) == list(faces[1:])
     assert ok(rest.delete("/v1/identities/rest-elton")) == {"faces_deleted": len(faces) - 1}
     assert grpc_error(rpc.get_identity, "rest-elton") == "NOT_FOUND"
+
+
+def test_health_readiness_and_metrics_on_the_http_port(rest, enrolled):
+    assert ok(rest.get("/healthz")) == {"status": "SERVING"} and ok(rest.get("/readyz")) == {"status": "SERVING"}
+    assert rest.get("/v1/identities/rest-nobody").status_code == 404
+    metrics = rest.get("/metrics")   # the session's server has --metrics-port: the same registry here
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'facesearch_requests_total{code="OK",method="POST /v1/identities"}' in metrics.text
+    assert 'facesearch_requests_total{code="NOT_FOUND",method="GET /v1/identities/{identity_id}"}' in metrics.text
+    assert 'method="Enroll"' in metrics.text   # gRPC's calls in the same counter
