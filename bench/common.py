@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-AVENGERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "avengers"  # the seed's crops
+SHARED = Path(os.environ.get("FACESEARCH_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+AVENGERS = SHARED / "data" / "avengers"  # the seed's crops (FACESEARCH_SHARED, as the tests read it)
 
 
 def face_crops(embedder, photos: list[Path]) -> list[tuple[Path, object]]:

@@ -271,7 +271,35 @@ def section_detect(d: dict) -> str:
     return md
 
 
-SECTIONS = {"embedder": section_embedder, "detect": section_detect, "gallery": section_gallery,
+def section_models(d: dict) -> str:
+    t = d["throughput"]
+    md = ("Detectors and models in one run (`bench/models.py`, rounds interleaved). Accuracy is over every pair "
+          "of each set, cut to the images where both detectors find a face; distances on the service scale; "
+          "10-fold over the genuine pairs and as many impostor pairs.\n\n")
+    md += table(["detector", "ms per photo (25 val photos, 16 a call)", "5-celebrity photos with a face",
+                 "Avengers crops with a face"],
+                [[name, r["ms_per_photo"], r["photos_with_a_face"].get("5-celebrity"),
+                  r["photos_with_a_face"].get("avengers")] for name, r in d["detection"].items()])
+    md += (f"\n**Embedding at batch 64**: facenet-128 {num(t['facenet-128_crops_per_s'])} crops/s, "
+           f"facenet-128+sface {num(t['facenet-128+sface_crops_per_s'])} crops/s "
+           f"(**{num(t['fused_vs_facenet'])}×**), SFace alone {num(t['sface_alone_crops_per_s'])} crops/s.\n\n")
+    rows = []
+    for model, per in d["accuracy"].items():
+        for det, sets in per.items():
+            for name, f in sets.items():
+                rows.append([model, det, name, f"{f['tar_at_far_1e-3']:.2%}", f"{f['accuracy_10fold_balanced']:.2%}",
+                             f["d_prime"],
+                             f"{f['genuine']['mean']:.2f} ± {f['genuine']['sd']:.2f}",
+                             f"{f['impostor']['mean']:.2f} ± {f['impostor']['sd']:.2f}"])
+    md += table(["model", "detector", "set", "TAR at FAR 1e-3", "10-fold", "d'", "genuine", "impostor"], rows)
+    for det, r in d.get("open_set", {}).items():
+        rejected = r["strangers_rejected_at_3.5"]
+        md += (f"\nAvengers seed split, facenet-128 + {det} (photos mode): top-1 {num(r['top1_whole_gallery'])}, "
+               f"strangers rejected at 3.5: {rejected[0]}/{rejected[1]}.\n")
+    return md
+
+
+SECTIONS = {"embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends}
@@ -282,6 +310,8 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "http": "REST/JSON against gRPC (`bench/http.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
           "photos": "The photo path against the raw model (`bench/photos.py`)",
+          "photos-yunet": "The photo path with YuNet against the raw model (`bench/photos.py --detector yunet`)",
+          "models": "Detectors and models: speed and accuracy of each pair (`bench/models.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",
           "calibrate": "Calibrate at 100k faces (`bench/calibrate.py`)",
           "soak": "Soak (`make soak`, `bench/soak.py`)"}

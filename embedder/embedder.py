@@ -11,6 +11,7 @@ concurrent callers are safe.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from enum import IntEnum
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import Face, FaceDetector, whole_image_face
+from .detect import Face, whole_image_face
+from .detectors import Detector, create_detector
 from .distances import l2_normalize
 from .errors import ImageError
 from .images import decode
@@ -49,12 +51,14 @@ class Embedder:
 
         self.config = config or EmbedderConfig.from_env()
         self.model = model
-        self._detector: FaceDetector | None = None
+        self._detector: Detector | None = None
         self._detector_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._sface_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sface")
         # Keras's stateless_call with the weights as numpy arrays: they become constants of the graph,
         # read once, here (changing the Keras model afterwards changes nothing). Traced on first use.
         keras_model, size = model.keras_model, model.image_size
+        self._keras_dimension = int(keras_model.output_shape[-1])
         weights = ([v.numpy() for v in keras_model.trainable_variables],
                    [v.numpy() for v in keras_model.non_trainable_variables])
 
@@ -80,23 +84,34 @@ class Embedder:
         return self.model.dimension
 
     @property
-    def detector(self) -> FaceDetector:
+    def detector(self) -> Detector:
+        """The configured detector (FACESEARCH_DETECTOR), built on first use."""
         with self._detector_lock:
             if self._detector is None:
-                self._detector = FaceDetector.from_config(self.config)
+                self._detector = create_detector(self.config)
             return self._detector
 
     # -- embedding --------------------------------------------------------
     def embed_crops(self, crops) -> np.ndarray:
-        """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings."""
+        """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings.
+
+        The fused model: FaceNet's and SFace's unit embeddings of each crop, weighted
+        (LoadedModel.fusion_weights, whose squares sum to 1), side by side: unit norm again.
+        SFace runs on a thread of its own meanwhile (OpenCV and TensorFlow release the GIL)."""
         if len(crops) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         m = self.model
-        return self.embed_preprocessed(preprocess(crops, m.image_size, m.standardization))
+        sface = self._sface_thread.submit(m.sface.embed, list(crops)) if m.sface is not None else None
+        facenet = self.embed_preprocessed(preprocess(crops, m.image_size, m.standardization))
+        if sface is None:
+            return facenet
+        w_facenet, w_sface = m.fusion_weights
+        return l2_normalize(np.concatenate([w_facenet * facenet, w_sface * sface.result()], axis=1))
 
     def embed_preprocessed(self, x: np.ndarray) -> np.ndarray:
-        """Model-ready (N, size, size, 3) float32 -> (N, dimension) unit embeddings."""
-        out = np.empty((len(x), self.dimension), dtype=np.float32)
+        """Model-ready (N, size, size, 3) float32 -> the Keras model's (N, d) unit embeddings
+        (d: the dimension; FaceNet's 128 for the fused model)."""
+        out = np.empty((len(x), self._keras_dimension), dtype=np.float32)
         for start in range(0, len(x), self.config.max_batch):
             chunk = x[start:start + self.config.max_batch]
             with self._lock:

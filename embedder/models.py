@@ -3,6 +3,8 @@
 Specs:
   facenet-128            the default: keras-facenet's InceptionResNetV1(classes=128)
                          with the seed's MS-Celeb-1M weights facenet_keras.h5
+  facenet-128+sface      facenet-128 and OpenCV Zoo's SFace, fused into one 256-d embedding
+                         (docs/models.md#the-fused-model)
   keras-facenet:<key>    keras-facenet's own FaceNet class and download
                          (keys: 20180402-114759, 20180408-102900, 20170511-185253, 20170512-110547)
   <path>                 a folder exported by the trainer, holding EXPORT_MANIFEST
@@ -26,11 +28,19 @@ from facesearch.files import fsync_path, sha256_file
 
 from .errors import NetworkUnavailableError, UnknownModelError, WeightsError
 from .preprocess import IMAGE_SIZE, STANDARDIZERS
+from .sface import DIMENSION as SFACE_DIMENSION
+from .sface import SFace
 from .weights import WeightsCache
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "facenet-128"
+FUSED_MODEL_ID = "facenet-128+sface"
+# The fused model's halves are weighted by w_i^2 = 1 / sigma_i, sigma_i the spread of each model's
+# squared-L2 distances: the root mean square of the genuine and the impostor standard deviations, on
+# the 5-celebrity train photos, MTCNN's and YuNet's crops averaged (bench/models.py prints them). Then the
+# fused squared distance is the sum of the two models' distances, each scaled by its spread (a z-score).
+FUSION_SPREADS = (0.304, 0.285)   # FaceNet, SFace
 KERAS_FACENET_PREFIX = "keras-facenet:"
 EXPORT_MANIFEST = "model.json"
 EXPORT_FORMAT = "facesearch-model/1"
@@ -41,22 +51,33 @@ _BUILD_LOCK = threading.Lock()   # build_inception_resnet_v1 swaps a module attr
 class LoadedModel:
     model_id: str
     dimension: int
-    keras_model: object  # keras.Model: (N, size, size, 3) float32 -> (N, dimension)
+    keras_model: object  # keras.Model: (N, size, size, 3) float32 -> (N, dimension), or FaceNet's part when fused
     image_size: int = IMAGE_SIZE
     standardization: str = "per_image"
+    sface: SFace | None = None   # the fused model's second half (the Keras model is the first)
+
+    @property
+    def fusion_weights(self) -> tuple[float, float]:
+        """(w_facenet, w_sface), scaled so that w_facenet^2 + w_sface^2 = 1."""
+        inverse = [1.0 / s for s in FUSION_SPREADS]
+        return float(np.sqrt(inverse[0] / sum(inverse))), float(np.sqrt(inverse[1] / sum(inverse)))
 
 
 def load_model(spec: str, cache: WeightsCache, *, download_timeout: float = 15.0) -> LoadedModel:
     """Resolve and load a model spec; see the module docstring."""
     if spec == DEFAULT_MODEL_ID:
         return _load_facenet_128(cache)
+    if spec == FUSED_MODEL_ID:
+        facenet = _load_facenet_128(cache)
+        return LoadedModel(FUSED_MODEL_ID, facenet.dimension + SFACE_DIMENSION, facenet.keras_model,
+                           sface=SFace.load(cache))
     if spec.startswith(KERAS_FACENET_PREFIX):
         return _load_keras_facenet(spec[len(KERAS_FACENET_PREFIX):], cache, download_timeout)
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_export(path)
     raise UnknownModelError(
-        f"unknown model {spec!r}: use {DEFAULT_MODEL_ID!r}, '{KERAS_FACENET_PREFIX}<key>', "
+        f"unknown model {spec!r}: use {DEFAULT_MODEL_ID!r}, {FUSED_MODEL_ID!r}, '{KERAS_FACENET_PREFIX}<key>', "
         f"or the path of a folder exported by facesearch-trainer"
     )
 

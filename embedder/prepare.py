@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import Face, FaceDetector, primary_face, whole_image_face
+from .detect import Face, primary_face, whole_image_face
+from .detectors import Detector, create_detector
 from .embedder import FaceMode
 from .errors import ImageError
 from .images import decode, encode_jpeg
 
-_detector = None
+_detector: Detector | None = None
+_detector_config: EmbedderConfig | None = None
 _config: EmbedderConfig | None = None
 
 NO_FACE = "no face found"
@@ -47,17 +49,18 @@ def init(config: EmbedderConfig, tf_threads: int = 0) -> None:
 
 def warm() -> None:
     """Load and trace this process's detector now rather than on the first images."""
-    _process_detector(_config or EmbedderConfig.from_env()).networks.warm()
+    _process_detector(_config or EmbedderConfig.from_env()).warm()
 
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _process_detector(config: EmbedderConfig) -> FaceDetector:
-    global _detector
-    if _detector is None:
-        _detector = FaceDetector.from_config(config)
+def _process_detector(config: EmbedderConfig) -> Detector:
+    """This process's detector for `config`, built again when the config names other settings."""
+    global _detector, _detector_config
+    if _detector is None or _detector_config != config:
+        _detector, _detector_config = create_detector(config), config
     return _detector
 
 
@@ -76,7 +79,7 @@ def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False) 
 
 
 def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None,
-            detector: FaceDetector | None = None, keep_jpeg: bool = False) -> Prepared:
+            detector: Detector | None = None, keep_jpeg: bool = False) -> Prepared:
     """The whole image (CROPPED) or the largest, most central face found (DETECT).
 
     A bad image or no face is a rejection with a reason, not an exception.
@@ -93,7 +96,7 @@ def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None
 
 
 def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,
-                 detector: FaceDetector | None = None, keep_jpeg: bool = False) -> list[Prepared]:
+                 detector: Detector | None = None, keep_jpeg: bool = False) -> list[Prepared]:
     """prepare() for several images, with one batched detection pass over all of them."""
     config = config or _config or EmbedderConfig.from_env()
     out: list[Prepared | None] = [None] * len(items)

@@ -219,7 +219,7 @@ def main(argv=None) -> int:
                                    "resumes.")
     p.add_argument("gallery")
     p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
-                   help="detect faces with MTCNN (photos), or take each image as a face crop [%(default)s]")
+                   help="detect faces (photos, with --detector), or take each image as a face crop [%(default)s]")
     p.add_argument("--workers", type=int, help="decode/detect processes, one TensorFlow thread each, besides this "
                                              "one, which detects too rather than wait (default: 1 for detect, 0 for "
                                              "cropped)")
@@ -229,7 +229,7 @@ def main(argv=None) -> int:
                    help="bearer token for --server [FACESEARCH_AUTH_TOKEN, the server's]")
     p.add_argument("--tls", action="store_true", help="connect to --server with TLS (system roots unless --ca-cert)")
     p.add_argument("--ca-cert", help="PEM file to trust for --server's TLS (e.g. a self-signed certificate)")
-    add_flags(p, EmbedderConfig, only=["model"])
+    add_flags(p, EmbedderConfig, only=["model", "detector"])
     p.add_argument("--report", help="write the summary, with every rejected file and why, to this JSON file")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     p.set_defaults(run=cmd_add)
@@ -251,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("identity_id")
     p.set_defaults(run=cmd_delete)
     p = sub.add_parser("reindex", help="re-embed every stored crop with another model and switch to it")
-    p.add_argument("--model", required=True, help="model spec: facenet-128, keras-facenet:<key> or an export folder")
+    p.add_argument("--model", required=True, help="model spec: facenet-128, facenet-128+sface, keras-facenet:<key> "
+                                                  "or an export folder")
     p.set_defaults(run=cmd_reindex)
     p = sub.add_parser("export", help="JSONL of identities, metadata and embeddings")
     p.add_argument("--out", help="file to write (default: stdout)")

@@ -1,9 +1,9 @@
 """Turning request images into faces, off the event loop, with detection batched across requests.
 
 Images are decoded in a pool of threads. Detection is a micro-batch like embedding: the
-photos of all requests in flight go through MTCNN together (PNet per size, RNet and ONet
-once over every candidate; embedder/detect.py), on a thread of its own, so detection and
-embedding overlap on the two cores. Picking the face, copying the crop and encoding its
+photos of all requests in flight go to the configured detector together (MTCNN: PNet per size,
+RNet and ONet once over every candidate, embedder/detect.py; YuNet: spread over its own worker
+threads, embedder/yunet.py), from a thread of its own, so detection and embedding overlap. Picking the face, copying the crop and encoding its
 JPEG run back in the decode threads.
 """
 
@@ -15,8 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from facesearch.embedder import EmbedderConfig, Face, FaceDetector, FaceMode, ImageError, decode, primary_face
+from facesearch.embedder import EmbedderConfig, Face, FaceMode, ImageError, decode, primary_face
 from facesearch.embedder.detect import whole_image_face
+from facesearch.embedder.detectors import create_detector
 from facesearch.embedder.prepare import Prepared, pick
 
 from .batcher import MicroBatcher
@@ -27,7 +28,7 @@ class FacePool:
                  max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
                  on_stopped: Callable[[BaseException | None], None] | None = None):
         self.config = config
-        self.detector = FaceDetector.from_config(config)
+        self.detector = create_detector(config)
         self._executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
         self._detect = MicroBatcher(self.detector.detect_many, max_batch=max_batch, max_wait_s=max_wait_s,
                                     name="detect", max_queued=max_queued, on_batch=on_batch, on_stopped=on_stopped)

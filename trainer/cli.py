@@ -26,8 +26,8 @@ examples:
   facesearch-trainer evaluate --model models/avengers --data gallery/ --out eval/
   facesearch-trainer calibrate --model facenet-128 --data gallery/ --target-fpir 0.01
 
-The data folder is laid out as <person>/<images>. Photos go through MTCNN and the
-crops are cached under --cache-dir; --face-mode cropped takes each image as a crop.
+The data folder is laid out as <person>/<images>. Photos go through the detector
+(--detector: MTCNN or YuNet) and the crops are cached under --cache-dir; --face-mode cropped takes each image as a crop.
 Distances and cutoffs are on the service scale: 3 x squared L2 of unit embeddings.
 """
 
@@ -47,7 +47,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="held-out share per person when there is no --split [0.2]")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, sampling, augmentation and dropout [0]")
     p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
-                   help="detect faces with MTCNN (photos) or take each image as a face crop [detect]")
+                   help="detect faces (photos, with --detector) or take each image as a face crop [detect]")
+    add_flags(p, EmbedderConfig, only=["detector"])
     add_flags(p, ReportSettings, rename={"max_distance": "--cutoff"})
     p.add_argument("--target-fpir", type=float, default=0.01,
                    help="open-set false positive identification rate for the recommended cutoff [0.01]")
@@ -126,6 +127,7 @@ def _common(args) -> dict:
     return dict(data=args.data, split=args.split, test_fraction=args.test_fraction, seed=args.seed,
                 face_mode=FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT,
                 cutoff=_cutoff(args), target_fpir=args.target_fpir, progress=not args.no_progress,
+                detector=EmbedderConfig.from_args(args).detector,
                 **({"target_fnir": args.target_fnir} if getattr(args, "target_fnir", None) else {}),
                 **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
 

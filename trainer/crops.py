@@ -25,6 +25,8 @@ class CropCache:
         if FaceMode(mode) == FaceMode.DETECT:
             params.update(score=config.min_face_score, size=config.min_face_size, margin=config.crop_margin,
                           max_side=config.detect_max_side, scale_factor=config.detect_scale_factor)
+            if config.detector != "mtcnn":   # (MTCNN's keys stay as they were before there was a choice)
+                params.update(detector=config.detector, score=config.yunet_min_score, max_side=config.yunet_max_side)
         key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(root) / "crops" / f"{FaceMode(mode).name.lower()}-{key}"
         self.mode = FaceMode(mode)
@@ -47,7 +49,7 @@ class CropCache:
                 todo[s.sha256] = s
         pending = list(todo.values())
         with tqdm(total=len(pending), desc="faces", unit="img", disable=not progress, leave=False) as bar:
-            for i in range(0, len(pending), CHUNK):  # one batched MTCNN pass per chunk
+            for i in range(0, len(pending), CHUNK):  # one batched detection pass per chunk
                 part = pending[i:i + CHUNK]
                 for s, result in zip(part, prep.prepare_many([x.path.read_bytes() for x in part], self.mode)):
                     self._keep(s, result, crops, rejected)

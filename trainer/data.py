@@ -28,8 +28,13 @@ class DataConfig:
     cutoff: float = DEFAULT_CUTOFF           # acceptance is reported at this service cutoff
     target_fpir: float = 0.01                # the recommended max_distance reaches this open-set FPIR
     target_fnir: float = 0.01                # gallery calibration (the service's Calibrate) on the train images
+    detector: str | None = None              # the crop pass's detector; None: FACESEARCH_DETECTOR
     cache_dir: Path = field(default_factory=lambda: EmbedderConfig.from_env().cache_dir / "trainer")
     progress: bool = True
+
+    def embedder_config(self) -> EmbedderConfig:
+        """The embedder's settings for this run: FACESEARCH_* variables, with this model and detector."""
+        return EmbedderConfig.from_env(model=self.model, **({"detector": self.detector} if self.detector else {}))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ EvalConfig = DataConfig   # evaluate and calibrate need nothing more
 def evaluate_model(cfg: EvalConfig, embedder: Embedder | None = None) -> dict:
     """The report of metrics.evaluate, plus the model id and dataset notes."""
     dataset = load_dataset(cfg.data, cfg.split, cfg.test_fraction, cfg.seed)
-    embedder_config = EmbedderConfig.from_env(model=cfg.model)
+    embedder_config = cfg.embedder_config()
     crops, rejected = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config).load(
         dataset.train + dataset.test, cfg.progress)
     dataset = dataset.without(set(rejected))

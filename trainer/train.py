@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facesearch.embedder import EmbedderConfig, FaceMode
-from facesearch.embedder.models import LoadedModel, load_model, write_export
+from facesearch.embedder.models import FUSED_MODEL_ID, LoadedModel, load_model, write_export
 from facesearch.embedder.preprocess import preprocess
 from facesearch.embedder.weights import WeightsCache
 
@@ -82,11 +82,15 @@ class Run:
         if cfg.mining != "random" and cfg.batch_size < 2 * cfg.images_per_identity:
             raise TrainerError(f"--batch-size {cfg.batch_size} holds fewer than two identities of "
                                f"{cfg.images_per_identity} images; raise it or lower --images-per-identity")
+        if cfg.model == FUSED_MODEL_ID:
+            raise TrainerError(f"{FUSED_MODEL_ID} cannot be fine-tuned: it fuses FaceNet with SFace, an ONNX "
+                               "model the trainer does not train. Fine-tune facenet-128 (--model facenet-128) "
+                               "and serve that export; evaluate and calibrate take the fused model")
         self._check_out()
         self.hardware = device.setup(cfg.seed, cfg.mixed_precision)
         t = time.perf_counter()
         dataset = load_dataset(cfg.data, cfg.split, cfg.test_fraction, cfg.seed)
-        embedder_config = EmbedderConfig.from_env(model=cfg.model)
+        embedder_config = cfg.embedder_config()
         crop_cache = CropCache(cfg.cache_dir, cfg.face_mode, embedder_config)
         self.crops, rejected = crop_cache.load(dataset.train + dataset.test, cfg.progress)
         self.crop_folder = crop_cache.folder

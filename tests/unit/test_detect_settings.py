@@ -75,3 +75,49 @@ def test_pnet_canvas_packing_keeps_levels_apart_at_even_offsets():
                 assert not used[y:y + h, x:x + w].any()
                 used[y:y + h, x:x + w] = True
     assert pack_levels([]) == []
+
+
+def test_detector_setting_names_one_of_the_registry(monkeypatch):
+    from facesearch.embedder.detectors import DETECTORS, create_detector
+
+    monkeypatch.delenv("FACESEARCH_DETECTOR", raising=False)
+    assert EmbedderConfig.from_env().detector == "mtcnn" and DETECTORS == ("mtcnn", "yunet")
+    monkeypatch.setenv("FACESEARCH_DETECTOR", "yunet")
+    config = EmbedderConfig.from_env()
+    assert (config.detector, config.yunet_min_score, config.yunet_max_side) == ("yunet", 0.6, 640)
+    monkeypatch.setenv("FACESEARCH_DETECTOR", "retinaface")
+    with pytest.raises(SettingError, match="FACESEARCH_DETECTOR='retinaface'"):
+        EmbedderConfig.from_env()
+    with pytest.raises(ValueError, match="unknown detector 'hog'"):
+        create_detector(config, name="hog")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_score": 1.5}, "min_score=1.5 must be within [0.0, 1.0]"),
+    ({"max_side": 10}, "max_side=10 must be at least 64"),
+    ({"threads": 0}, "threads=0 must be at least 1"),
+])
+def test_yunet_refuses_out_of_range_arguments(kwargs, message):
+    from facesearch.embedder.yunet import YuNetDetector
+
+    with pytest.raises(ValueError) as err:
+        YuNetDetector(b"", **kwargs)
+    assert message in str(err.value)
+
+
+def test_indexer_server_and_trainer_take_a_detector_flag(monkeypatch):
+    from facesearch.indexer.cli import main as indexer_main
+    import argparse
+
+    from facesearch.server.config import add_arguments
+    from facesearch.trainer.cli import _common, build_parser
+
+    monkeypatch.delenv("FACESEARCH_DETECTOR", raising=False)
+    args = build_parser().parse_args(["evaluate", "--data", "x", "--detector", "yunet"])
+    assert _common(args)["detector"] == "yunet"
+    assert _common(build_parser().parse_args(["evaluate", "--data", "x"]))["detector"] == "mtcnn"
+    with pytest.raises(SystemExit):
+        indexer_main(["add", "folder", "--detector", "hog"])   # argparse refuses an unknown choice
+    server = argparse.ArgumentParser()
+    add_arguments(server)
+    assert EmbedderConfig.from_args(server.parse_args(["--detector", "yunet"])).detector == "yunet"

@@ -63,3 +63,21 @@ def test_broken_export_folders_are_refused(tmp_path):
                                                    '"dimension": 128, "weights": "missing.weights.h5"}')
     with pytest.raises(WeightsError, match="missing"):
         models.load_export(tmp_path)
+
+
+def test_the_fused_model_has_a_milvus_collection_of_its_own():
+    from facesearch.gallery.milvus_names import collection_name
+
+    assert collection_name("", models.FUSED_MODEL_ID, 0) == "facesearch_facenet_128_sface"
+    assert collection_name("", models.FUSED_MODEL_ID, 2) == "facesearch_facenet_128_sface_g2"
+    assert collection_name("", models.FUSED_MODEL_ID, 0) != collection_name("", models.DEFAULT_MODEL_ID, 0)
+
+
+def test_the_trainer_refuses_to_fine_tune_the_fused_model_before_loading_anything(tmp_path):
+    from facesearch.trainer.errors import TrainerError
+    from facesearch.trainer.train import Run, TrainConfig
+
+    cfg = TrainConfig(data=tmp_path, out=tmp_path / "out", model=models.FUSED_MODEL_ID)
+    with pytest.raises(TrainerError, match=r"facenet-128\+sface cannot be fine-tuned.*--model facenet-128"):
+        Run(cfg).prepare()
+    assert not (tmp_path / "out").exists()
