@@ -129,10 +129,6 @@ class FaceDetector:
         """The shared PNet/RNet/ONet (their tracing_counts() show whether anything retraced)."""
         return self._pipeline.nets
 
-    def warm(self) -> None:
-        """Trace the networks now rather than on the first photos."""
-        self.networks.warm()
-
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every face scoring at least min_score, largest first."""
         return self.detect_many([rgb])[0]

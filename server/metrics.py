@@ -15,10 +15,10 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("facesearch_requests_total", "RPCs and HTTP requests by method and status code", ["method", "code"],
-                                registry=r)
-        self.latency = Histogram("facesearch_request_seconds", "RPC and HTTP request latency", ["method"], buckets=LATENCY_BUCKETS,
-                                 registry=r)
+        self.requests = Counter("facesearch_requests_total", "RPCs and HTTP requests by method and status code",
+                                ["method", "code"], registry=r)
+        self.latency = Histogram("facesearch_request_seconds", "RPC and HTTP request latency", ["method"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("facesearch_batch_size", "items per micro-batch", ["batcher"],
                                     buckets=BATCH_BUCKETS, registry=r)
         self.queue_depth = Gauge("facesearch_queue_depth", "requests waiting for a micro-batch", ["batcher"],

@@ -71,7 +71,7 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
                           detect_batch=tuning.detect_batch, max_wait_s=tuning.max_wait_s,
                           snapshot_every=tuning.snapshot_every, max_queued=tuning.max_queued,
                           follow_s=tuning.follow_s, on_batch=on_batch, on_stopped=on_stopped)
-        runtime.faces.warm()  # trace MTCNN's functions before serving
+        runtime.faces.warm()  # trace the detector before serving
     except BaseException:
         gallery.close()
         raise

@@ -150,7 +150,8 @@ def test_the_same_errors_with_their_http_statuses(rest, rpc, samples, enrolled):
         (lambda: rpc.get_identity("rest-nobody"), lambda: rest.get("/v1/identities/rest-nobody"), 404),
         (lambda: rpc.delete_face("999999999"), lambda: rest.delete("/v1/faces/999999999"), 404),
         (lambda: rpc.delete_face("x"), lambda: rest.delete("/v1/faces/x"), 400),
-        (lambda: rpc.identify(b"not an image"), lambda: rest.post("/v1/identify", files={"image": ("a", b"nope")}), 400),
+        (lambda: rpc.identify(b"not an image"),
+         lambda: rest.post("/v1/identify", files={"image": ("a", b"nope")}), 400),
         (lambda: rpc.identify(embedding=[0.1] * 128, model_id="another-model"),
          lambda: rest.post("/v1/identify", json={"embedding": {"values": [0.1] * 128, "model_id": "another-model"}}),
          409),
@@ -177,3 +178,13 @@ def test_deletes_agree(rest, rpc, enrolled):
     assert list(rpc.get_identity("rest-elton").face_ids) == list(faces[1:])
     assert ok(rest.delete("/v1/identities/rest-elton")) == {"faces_deleted": len(faces) - 1}
     assert grpc_error(rpc.get_identity, "rest-elton") == "NOT_FOUND"
+
+
+def test_health_readiness_and_metrics_on_the_http_port(rest, enrolled):
+    assert ok(rest.get("/healthz")) == {"status": "SERVING"} and ok(rest.get("/readyz")) == {"status": "SERVING"}
+    assert rest.get("/v1/identities/rest-nobody").status_code == 404
+    metrics = rest.get("/metrics")   # the session's server has --metrics-port: the same registry here
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'facesearch_requests_total{code="OK",method="POST /v1/identities"}' in metrics.text
+    assert 'facesearch_requests_total{code="NOT_FOUND",method="GET /v1/identities/{identity_id}"}' in metrics.text
+    assert 'method="Enroll"' in metrics.text   # gRPC's calls in the same counter
