@@ -56,7 +56,8 @@ def _say(args, message, human: str) -> None:
 
 def cmd_identify(c: FaceSearchClient, args) -> int:
     for path in args.photos:
-        r = c.identify(path, top_k=args.top_k, max_distance=args.max_distance, face_mode=_mode(args))
+        r = c.identify(path, top_k=args.top_k, max_distance=args.max_distance, face_mode=_mode(args),
+                       source=args.source)
         lines = [f"{path}: {len(r.faces)} face(s)"]
         for f in r.faces:
             where = f"at {f.box.x},{f.box.y} {f.box.width}x{f.box.height}"
@@ -164,6 +165,42 @@ def cmd_face_image(c: FaceSearchClient, args) -> int:
     return 0
 
 
+def cmd_unknown(c: FaceSearchClient, args) -> int:
+    count = 0
+    for u in c.iter_unknown_clusters(page_size=args.page_size):
+        count += 1
+        first, last = (t.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ") for t in (u.first_seen, u.last_seen))
+        _say(args, u, f"{u.cluster_id}\t{u.size} face(s)\t{first} .. {last}\t{','.join(u.sources) or '-'}"
+                      f"\tfaces {' '.join(u.sample_face_ids)}")
+    if not args.json:
+        print(f"{count} cluster(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_unknown_image(c: FaceSearchClient, args) -> int:
+    jpeg = c.unknown_face_image(args.face_id)
+    out = Path(args.out or f"unknown-{args.face_id}.jpg")
+    out.write_bytes(jpeg)
+    print(f"wrote {out} ({len(jpeg)} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_unknown_enroll(c: FaceSearchClient, args) -> int:
+    r = c.enroll_unknown_cluster(args.cluster_id, args.identity_id, display_name=args.name or "")
+    _say(args, r, f"{r.identity_id}: {'created, ' if r.created else ''}{len(r.face_ids)} face(s) enrolled"
+                  f"{f', {len(r.duplicates)} duplicate(s)' if r.duplicates else ''}")
+    return 0
+
+
+def cmd_unknown_delete(c: FaceSearchClient, args) -> int:
+    if bool(args.cluster_id) == args.all:
+        print("facesearch-client: give a CLUSTER_ID or --all", file=sys.stderr)
+        return 2
+    n = c.delete_unknown(args.cluster_id or "", all=args.all)
+    print(f"{n} unknown face(s) deleted")
+    return 0
+
+
 def cmd_info(c: FaceSearchClient, args) -> int:
     r = c.info()
     source = {1: "configured", 2: "calibrated", 3: "built-in"}.get(r.default_max_distance_source, "")
@@ -208,6 +245,8 @@ def main(argv=None) -> int:
     p.add_argument("--top-k", type=int, default=1, help="identities per face [%(default)s]")
     p.add_argument("--max-distance", type=float, default=0.0, help="cutoff (0: the server's default)")
     p.add_argument("--cropped", action="store_true", help="the photos are face crops: skip detection")
+    p.add_argument("--source", default="", help="e.g. a camera's name, kept with unknown faces by a server "
+                                                "with --keep-unknown-days")
     p.set_defaults(run=cmd_identify)
 
     p = sub.add_parser("enroll", help="add photos of one person (created if new)")
@@ -283,6 +322,32 @@ def main(argv=None) -> int:
     p.add_argument("face_id")
     p.add_argument("-o", "--out", help="file to write (- for stdout) [face-FACE_ID.jpg]")
     p.set_defaults(run=cmd_face_image)
+
+    # -- unknown faces (README "Unknown visitors"; the server's --keep-unknown-days) --
+    p = sub.add_parser("unknown", help="clusters of the faces Identify answered as unknown", formatter_class=RAW,
+                       description="Clusters of kept unknown faces, largest first, one a line: cluster id, size,\n"
+                                   "first and last seen (UTC), sources, and up to 8 face ids (unknown-image).",
+                       epilog="example:\n  facesearch-client unknown")
+    p.add_argument("--page-size", type=int, default=100)
+    p.set_defaults(run=cmd_unknown)
+
+    p = sub.add_parser("unknown-image", help="save an unknown face's crop as JPEG")
+    p.add_argument("face_id")
+    p.add_argument("-o", "--out", help="file to write [unknown-FACE_ID.jpg]")
+    p.set_defaults(run=cmd_unknown_image)
+
+    p = sub.add_parser("unknown-enroll", help="enrol an unknown cluster as a person (created if new)",
+                       formatter_class=RAW, epilog="example:\n  facesearch-client unknown-enroll 17 jane_doe --name "
+                                                   "\"Jane Doe\"")
+    p.add_argument("cluster_id")
+    p.add_argument("identity_id")
+    p.add_argument("--name", help="display name")
+    p.set_defaults(run=cmd_unknown_enroll)
+
+    p = sub.add_parser("unknown-delete", help="forget one unknown cluster, or --all unknown faces")
+    p.add_argument("cluster_id", nargs="?")
+    p.add_argument("--all", action="store_true", help="every unknown face")
+    p.set_defaults(run=cmd_unknown_delete)
 
     p = sub.add_parser("calibrate", help="fit the default cutoff to the enrolled faces (docs/calibration.md)")
     g = p.add_mutually_exclusive_group()

@@ -35,8 +35,11 @@ def _image(image) -> bytes:
 
 
 def identify_request(image=None, embedding=None, *, model_id: str = "", top_k: int = 0, max_distance: float = 0.0,
-                     face_mode: int = pb.FACE_MODE_UNSPECIFIED, max_faces: int = 0) -> pb.IdentifyRequest:
-    req = pb.IdentifyRequest(top_k=top_k, max_distance=max_distance, face_mode=face_mode, max_faces=max_faces)
+                     face_mode: int = pb.FACE_MODE_UNSPECIFIED, max_faces: int = 0,
+                     source: str = "") -> pb.IdentifyRequest:
+    """source: e.g. a camera's name, kept with unknown faces by a server with --keep-unknown-days."""
+    req = pb.IdentifyRequest(top_k=top_k, max_distance=max_distance, face_mode=face_mode, max_faces=max_faces,
+                             source=source)
     if embedding is not None:
         req.embedding.CopyFrom(pb.Embedding(values=list(map(float, embedding)), model_id=model_id))
     else:
@@ -185,6 +188,36 @@ class FaceSearchClient(_Base):
         """The face's stored crop (JPEG bytes); NOT_FOUND when it has none."""
         return self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout)).jpeg
 
+    # -- unknown faces (README "Unknown visitors") ---------------------------------------------
+    def list_unknown_clusters(self, page_size: int = 0, page_token: str = "", *,
+                              timeout: float | None = None) -> pb.ListUnknownClustersResponse:
+        req = pb.ListUnknownClustersRequest(page_size=page_size, page_token=page_token)
+        return self.stub.ListUnknownClusters(req, **self._kw(timeout))
+
+    def iter_unknown_clusters(self, page_size: int = 100) -> Iterator[pb.UnknownCluster]:
+        token = ""
+        while True:
+            page = self.list_unknown_clusters(page_size, token)
+            yield from page.clusters
+            if not (token := page.next_page_token):
+                return
+
+    def unknown_face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
+        req = pb.GetUnknownFaceImageRequest(face_id=str(face_id))
+        return self.stub.GetUnknownFaceImage(req, **self._kw(timeout)).jpeg
+
+    def enroll_unknown_cluster(self, cluster_id: str, identity_id: str, *, display_name: str = "",
+                               timeout: float | None = None) -> pb.EnrollResponse:
+        """The cluster's faces join the identity (created if new) and leave the unknown faces."""
+        req = pb.EnrollUnknownClusterRequest(cluster_id=str(cluster_id), identity_id=identity_id,
+                                             display_name=display_name)
+        return self.stub.EnrollUnknownCluster(req, **self._kw(timeout))
+
+    def delete_unknown(self, cluster_id: str = "", *, all: bool = False, timeout: float | None = None) -> int:
+        """Forget one cluster's faces, or all=True every unknown face; how many went."""
+        req = pb.DeleteUnknownRequest(cluster_id=str(cluster_id), all=all)
+        return self.stub.DeleteUnknown(req, **self._kw(timeout)).faces_deleted
+
     def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
                   timeout: float | None = None) -> pb.CalibrateResponse:
         """Fit the cutoff to the enrolled faces; target_fnir decides when set, both 0: target_fnir 0.01."""
@@ -266,6 +299,25 @@ class AsyncFaceSearchClient(_Base):
 
     async def face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
         return (await self.stub.GetFaceImage(pb.GetFaceImageRequest(face_id=str(face_id)), **self._kw(timeout))).jpeg
+
+    async def list_unknown_clusters(self, page_size: int = 0, page_token: str = "", *,
+                                    timeout: float | None = None) -> pb.ListUnknownClustersResponse:
+        req = pb.ListUnknownClustersRequest(page_size=page_size, page_token=page_token)
+        return await self.stub.ListUnknownClusters(req, **self._kw(timeout))
+
+    async def unknown_face_image(self, face_id: str, *, timeout: float | None = None) -> bytes:
+        req = pb.GetUnknownFaceImageRequest(face_id=str(face_id))
+        return (await self.stub.GetUnknownFaceImage(req, **self._kw(timeout))).jpeg
+
+    async def enroll_unknown_cluster(self, cluster_id: str, identity_id: str, *, display_name: str = "",
+                                     timeout: float | None = None) -> pb.EnrollResponse:
+        req = pb.EnrollUnknownClusterRequest(cluster_id=str(cluster_id), identity_id=identity_id,
+                                             display_name=display_name)
+        return await self.stub.EnrollUnknownCluster(req, **self._kw(timeout))
+
+    async def delete_unknown(self, cluster_id: str = "", *, all: bool = False, timeout: float | None = None) -> int:
+        req = pb.DeleteUnknownRequest(cluster_id=str(cluster_id), all=all)
+        return (await self.stub.DeleteUnknown(req, **self._kw(timeout))).faces_deleted
 
     async def calibrate(self, *, target_fpir: float = 0.0, target_fnir: float = 0.0, apply: bool = False,
                         timeout: float | None = None) -> pb.CalibrateResponse:

@@ -13,7 +13,8 @@ at start; flat, ivf or hnsw) is derived from it.
 Layout: store (open/close) composes writes, moves (move faces, merge identities), reads,
 recovery (snapshot, replay, rebuild) and reindex; records (the dataclasses), sql (engine and
 dialect setup), schema + migrations, index (the VectorIndex Protocol and its factory),
-faiss_index, milvus_index (with milvus_names), snapshot (manifest), facemap, grouping, paging, validate.
+faiss_index, milvus_index (with milvus_names), snapshot (manifest), facemap, grouping, paging, validate;
+unknown (faces Identify answered as unknown, --keep-unknown-days).
 """
 
 from .config import GalleryConfig
@@ -36,6 +37,7 @@ from .faiss_index import FaissIndex
 from .index import INDEX_TYPES, VECTOR_BACKENDS, IndexConfig, VectorIndex, build_index
 from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace, StoredFace
 from .store import Gallery
+from .unknown import UnknownCluster, UnknownFace, UnknownPage
 
 __all__ = [
     "AddResult", "AppliedCalibration", "Calibration", "CalibrationBudgetError", "CalibrationCancelled",
@@ -43,5 +45,6 @@ __all__ = [
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",
-    "NotFoundError", "StoredFace", "VECTOR_BACKENDS", "VectorIndex", "build_index",
+    "NotFoundError", "StoredFace", "UnknownCluster", "UnknownFace", "UnknownPage", "VECTOR_BACKENDS", "VectorIndex",
+    "build_index",
 ]

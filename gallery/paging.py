@@ -14,7 +14,7 @@ from .errors import InvalidInputError
 # (and would fail in SQL rather than as a bad token). faces.id is a BIGINT.
 MAX_POSITION = (1 << 31) - 1
 MAX_FACE_POSITION = (1 << 63) - 1
-LIMITS = {"i": MAX_POSITION, "f": MAX_FACE_POSITION}
+LIMITS = {"i": MAX_POSITION, "f": MAX_FACE_POSITION, "u": MAX_FACE_POSITION}   # u: an offset (unknown.py)
 
 
 def encode_token(pk: int, kind: str = "i") -> str:

@@ -89,3 +89,21 @@ replicas = Table(
     Column("seq", BigInteger, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
 )
+
+# Faces Identify answered as unknown, kept only with --keep-unknown-days (gallery/unknown.py):
+# the embedding, the crop, when (database time) and the caller's `source`; nothing else.
+# cluster_id: NULL while waiting for a cluster, else the id of the cluster's first face.
+# Never in the vector index. AUTOINCREMENT: ids (and so cluster ids) are never reused.
+unknown_faces = Table(
+    "unknown_faces", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("embedding", LargeBinary, nullable=False),      # float32, little-endian
+    Column("model_id", String(255), nullable=False),
+    Column("crop_jpeg", LargeBinary, nullable=True),
+    Column("source", String(255), nullable=False, default=""),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("cluster_id", BigInteger, nullable=True),
+    Index("ix_unknown_faces_seen_at", "seen_at"),
+    Index("ix_unknown_faces_cluster_id", "cluster_id"),
+    sqlite_autoincrement=True,
+)

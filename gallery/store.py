@@ -41,10 +41,11 @@ from .recovery import Recovery, deferring
 from .reindex import Reindex
 from .rwlock import RWLock
 from .sql import bind_model, connect, generation, shown
+from .unknown import Unknown
 from .writes import Writes
 
 
-class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated):
+class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unknown):
     """Open with Gallery.open(); close() (or a with-block) snapshots the index."""
 
     def __init__(self, engine: Engine, config: GalleryConfig, model_id: str, dimension: int,

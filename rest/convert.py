@@ -6,6 +6,7 @@ from datetime import timezone
 
 from facesearch.embedder import FaceMode
 from facesearch.service import (
+    UnknownPage,
     CalibrateResult,
     EmbeddingInput,
     EmbedResult,
@@ -74,8 +75,19 @@ def identity(i: Identity) -> dict:
             "face_count": i.face_count, "face_ids": [str(f) for f in i.face_ids]}
 
 
+def rfc3339(when) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def unknown_page(p: UnknownPage) -> dict:
+    return {"clusters": [{"cluster_id": str(c.cluster_id), "size": c.size, "first_seen": rfc3339(c.first_seen),
+                          "last_seen": rfc3339(c.last_seen), "sample_face_ids": [str(i) for i in c.sample_face_ids],
+                          "sources": list(c.sources)} for c in p.clusters],
+            "next_page_token": p.next_page_token, "waiting_faces": p.waiting, "total_faces": p.total}
+
+
 def face(f: FaceRecord) -> dict:
-    created = f.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    created = rfc3339(f.created_at)
     return {"face_id": str(f.face_id), "identity_id": f.identity_id, "model_id": f.model_id, "box": box(f.box),
             "detection_score": float(f.detection_score), "source_sha256": f.source_sha256,
             "source_path": f.source_path, "created_at": created, "has_image": f.has_image}

@@ -75,7 +75,8 @@ async def identify(request: Request):
     body, images = await parse(request, schemas.IdentifyRequest, ("image",), max_files(request))
     result = await service(request).identify(query_of(body, images), top_k=body.top_k,
                                              max_distance=body.max_distance,
-                                             face_mode=convert.face_mode(body.face_mode), max_faces=body.max_faces)
+                                             face_mode=convert.face_mode(body.face_mode), max_faces=body.max_faces,
+                                             source=body.source)
     return JSONResponse(convert.identify(result))
 
 
@@ -208,3 +209,41 @@ async def info(request: Request):
 async def calibrate(request: Request, body: schemas.CalibrateRequest):
     result = await service(request).calibrate(body.target_fpir, body.target_fnir, body.apply)
     return JSONResponse(convert.calibration(result))
+
+
+# -- unknown faces (--keep-unknown-days; README "Unknown visitors") ----------------------------------
+@router.get("/unknown/clusters", response_model=schemas.ListUnknownClustersResponse,
+            operation_id="list_unknown_clusters", summary="Clusters of faces Identify answered as unknown, "
+                                                          "largest first, a page at a time")
+async def list_unknown_clusters(request: Request, page_size: int = Query(0, ge=0, le=schemas.UINT32),
+                                page_token: str = Query("", max_length=1024)):
+    return JSONResponse(convert.unknown_page(await service(request).list_unknown_clusters(page_size, page_token)))
+
+
+@router.get("/unknown/faces/{face_id}/image", operation_id="get_unknown_face_image",
+            summary="An unknown face's crop", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}})
+async def get_unknown_face_image(request: Request, face_id: str):
+    return Response(await service(request).unknown_face_image(face_id), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("/unknown/clusters/{cluster_id}:enroll", response_model=schemas.EnrollResponse,
+             operation_id="enroll_unknown_cluster",
+             summary="Enrol a cluster's faces as an identity (created if new); they leave the unknown faces")
+async def enroll_unknown_cluster(request: Request, cluster_id: str, body: schemas.EnrollUnknownClusterRequest):
+    result = await service(request).enroll_unknown_cluster(cluster_id, body.identity_id,
+                                                           display_name=body.display_name)
+    return JSONResponse(convert.enroll(result))
+
+
+@router.delete("/unknown/clusters/{cluster_id}", response_model=schemas.DeleteUnknownResponse,
+               operation_id="delete_unknown_cluster", summary="Forget one cluster's faces")
+async def delete_unknown_cluster(request: Request, cluster_id: str):
+    return JSONResponse({"faces_deleted": await service(request).delete_unknown(cluster_id)})
+
+
+@router.delete("/unknown/clusters", response_model=schemas.DeleteUnknownResponse, operation_id="delete_unknown",
+               summary="Forget every unknown face")
+async def delete_unknown(request: Request):
+    return JSONResponse({"faces_deleted": await service(request).delete_unknown(all_faces=True)})

@@ -76,6 +76,8 @@ class IdentifyRequest(Strict):
     max_distance: float = Field(0.0, description="the cutoff (0: the server's default)")
     face_mode: FaceModeName = "FACE_MODE_UNSPECIFIED"
     max_faces: int = Field(0, ge=0, le=UINT32, description="0: every face found")
+    source: str = Field("", max_length=255, description="e.g. a camera's name; kept with an unknown face when "
+                                                        "the server keeps them (--keep-unknown-days)")
 
 
 class VerifyRequest(Strict):
@@ -227,6 +229,31 @@ class Face(Out):
 class ListFacesResponse(Out):
     faces: list[Face]
     next_page_token: str
+
+
+class UnknownCluster(Out):
+    cluster_id: str
+    size: int
+    first_seen: str = Field(description="RFC 3339, UTC (database time)")
+    last_seen: str = Field(description="RFC 3339, UTC")
+    sample_face_ids: list[str] = Field(description="up to 8, the most recent first: GET /v1/unknown/faces/{id}/image")
+    sources: list[str] = Field(description="distinct Identify sources, up to 8")
+
+
+class ListUnknownClustersResponse(Out):
+    clusters: list[UnknownCluster]
+    next_page_token: str
+    waiting_faces: int = Field(description="kept faces in no cluster (yet)")
+    total_faces: int
+
+
+class EnrollUnknownClusterRequest(Strict):
+    identity_id: str
+    display_name: str = Field("", description="empty keeps an existing identity's name")
+
+
+class DeleteUnknownResponse(Out):
+    faces_deleted: int
 
 
 class Health(Out):

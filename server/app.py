@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from facesearch.embedder import EmbedderConfig, EmbedderError
 from facesearch.gallery import GalleryConfig, GalleryError
 from facesearch.rest import HttpOptions, HttpServer, create_app
-from facesearch.service import Assembled, Limits, Tuning, assemble
+from facesearch.service import Assembled, Limits, Retention, Tuning, assemble
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
 
@@ -50,6 +50,10 @@ def limits(config: ServerConfig) -> Limits:
     return Limits(max_distance=config.max_distance, max_distance_explicit=config.max_distance_explicit,
                   max_top_k=config.max_top_k, max_enroll_images=config.max_enroll_images,
                   recalibrate_every=config.recalibrate_every)
+
+
+def retention(config: ServerConfig) -> Retention:
+    return Retention(keep_days=config.keep_unknown_days, max_faces=config.keep_unknown_max)
 
 
 def credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -156,7 +160,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
             set_health(reason is None and not dead)
 
         built = await assemble(embedder_config, gallery_config, tuning(config), limits(config),
-                               on_batch=metrics.batch, on_stopped=stopped)
+                               retention=retention(config), on_batch=metrics.batch, on_stopped=stopped)
         built.gallery.on_health = gallery_health
         for transport in (rpc.servicer if rpc else None, rest.state if rest else None):
             if transport is not None:

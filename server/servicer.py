@@ -13,12 +13,14 @@ import grpc
 from facesearch.service import (
     CalibrateResult,
     EmbeddingInput,
+    EnrollResult,
     FaceMatches,
     FaceRecord,
     FaceSearchService,
     Identity,
     Match,
     ServiceInfo,
+    UnknownCluster,
 )
 from facesearch.v1 import facesearch_pb2 as pb
 from facesearch.v1 import facesearch_pb2_grpc as pb_grpc
@@ -83,7 +85,8 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
 
     async def _identify(self, request) -> pb.IdentifyResponse:
         result = await self.service.identify(_query(request), top_k=request.top_k, max_distance=request.max_distance,
-                                             face_mode=request.face_mode, max_faces=request.max_faces)
+                                             face_mode=request.face_mode, max_faces=request.max_faces,
+                                             source=request.source)
         return pb.IdentifyResponse(model_id=result.model_id, faces=[_face_result(f) for f in result.faces])
 
     async def IdentifyStream(self, request_iterator, context):
@@ -137,11 +140,7 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
         r = await self.service.enroll(
             request.identity_id, images=list(request.images), embeddings=[_embedding(e) for e in request.embeddings],
             face_mode=request.face_mode, display_name=request.display_name, metadata=dict(request.metadata))
-        return pb.EnrollResponse(
-            identity_id=r.identity_id, created=r.created, face_ids=[str(i) for i in r.face_ids],
-            rejected=[pb.Rejected(index=x.index, reason=x.reason) for x in r.rejected],
-            warnings=[pb.EnrollWarning(index=x.index, message=x.reason) for x in r.warnings],
-            duplicates=r.duplicates)
+        return _enrolled(r)
 
     @rpc
     async def Verify(self, request, context):
@@ -205,6 +204,30 @@ class FaceSearchServicer(pb_grpc.FaceSearchServicer):
     async def GetFaceImage(self, request: pb.GetFaceImageRequest, context: Context) -> pb.FaceImage:
         return pb.FaceImage(jpeg=await self.service.face_image(request.face_id))
 
+    # -- unknown faces (--keep-unknown-days) ------------------------------------------------------
+    @rpc
+    async def ListUnknownClusters(self, request: pb.ListUnknownClustersRequest,
+                                  context: Context) -> pb.ListUnknownClustersResponse:
+        page = await self.service.list_unknown_clusters(request.page_size, request.page_token)
+        return pb.ListUnknownClustersResponse(clusters=[_unknown_cluster(c) for c in page.clusters],
+                                              next_page_token=page.next_page_token, waiting_faces=page.waiting,
+                                              total_faces=page.total)
+
+    @rpc
+    async def GetUnknownFaceImage(self, request: pb.GetUnknownFaceImageRequest, context: Context) -> pb.FaceImage:
+        return pb.FaceImage(jpeg=await self.service.unknown_face_image(request.face_id))
+
+    @rpc
+    async def EnrollUnknownCluster(self, request: pb.EnrollUnknownClusterRequest,
+                                   context: Context) -> pb.EnrollResponse:
+        return _enrolled(await self.service.enroll_unknown_cluster(request.cluster_id, request.identity_id,
+                                                                   display_name=request.display_name))
+
+    @rpc
+    async def DeleteUnknown(self, request: pb.DeleteUnknownRequest, context: Context) -> pb.DeleteUnknownResponse:
+        return pb.DeleteUnknownResponse(faces_deleted=await self.service.delete_unknown(request.cluster_id,
+                                                                                         all_faces=request.all))
+
     @rpc
     async def GetInfo(self, request, context):
         return _info(await self.service.info())
@@ -248,6 +271,20 @@ def _identity(i: Identity) -> pb.Identity:
     return pb.Identity(identity_id=i.identity_id, display_name=i.display_name,
                        metadata={str(k): str(v) for k, v in (i.metadata or {}).items()},
                        face_count=i.face_count, face_ids=[str(f) for f in i.face_ids])
+
+
+def _enrolled(r: EnrollResult) -> pb.EnrollResponse:
+    return pb.EnrollResponse(
+        identity_id=r.identity_id, created=r.created, face_ids=[str(i) for i in r.face_ids],
+        rejected=[pb.Rejected(index=x.index, reason=x.reason) for x in r.rejected],
+        warnings=[pb.EnrollWarning(index=x.index, message=x.reason) for x in r.warnings],
+        duplicates=r.duplicates)
+
+
+def _unknown_cluster(c: UnknownCluster) -> pb.UnknownCluster:
+    return pb.UnknownCluster(cluster_id=str(c.cluster_id), size=c.size, first_seen=c.first_seen,
+                             last_seen=c.last_seen, sample_face_ids=[str(i) for i in c.sample_face_ids],
+                             sources=c.sources)
 
 
 def _face(f: FaceRecord) -> pb.Face:

@@ -35,6 +35,8 @@ from .results import (
 from .assembly import Assembled, Tuning, assemble
 from .runtime import Runtime
 from .service import FaceSearchService, Limits, Query
+from .unknown import Retention, UnknownKeeper
+from facesearch.gallery import UnknownCluster, UnknownPage
 from .validate import EmbeddingInput
 
 __all__ = [
@@ -42,6 +44,6 @@ __all__ = [
     "CalibrateResult", "EmbedResult", "EmbeddedFace", "EmbeddingInput", "EnrollResult", "FaceMatches", "FaceRecord",
     "FaceSearchService",
     "FailedPrecondition", "IdentifyResult", "Identity", "InvalidArgument", "Limits", "Match", "NotFound", "Query",
-    "Rejection", "ResourceExhausted", "Runtime", "ServiceError", "ServiceInfo", "Unavailable", "VerifyResult",
-    "as_service_error",
+    "Rejection", "ResourceExhausted", "Retention", "Runtime", "ServiceError", "ServiceInfo", "Unavailable",
+    "UnknownCluster", "UnknownKeeper", "UnknownPage", "VerifyResult", "as_service_error",
 ]

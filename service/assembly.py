@@ -19,6 +19,7 @@ from facesearch.gallery import Gallery, GalleryConfig
 
 from .runtime import Runtime
 from .service import FaceSearchService, Limits
+from .unknown import Retention, UnknownKeeper
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,21 @@ class Assembled:
     gallery: Gallery
     runtime: Runtime
     service: FaceSearchService
+    unknown: UnknownKeeper | None = None   # with --keep-unknown-days
 
     async def close(self) -> None:
-        """Stop the batchers (queued writes finish first), then close the gallery (snapshots the index)."""
+        """Stop the batchers (queued writes finish first) and the unknown-face keeper (its queue is
+        written), then close the gallery (snapshots the index)."""
         try:
             await self.runtime.stop()
+            if self.unknown is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.unknown.stop)
         finally:
             self.gallery.close()
 
 
 def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning: Tuning, limits: Limits, *,
+         retention: Retention = Retention(),
          on_batch: Callable[[str, int], None] | None = None,
          on_stopped: Callable[[str], None] | None = None) -> Assembled:
     """Load the model and gallery and trace everything a request will run (blocking: call it in a
@@ -75,14 +81,19 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
     except BaseException:
         gallery.close()
         raise
-    return Assembled(embedder, gallery, runtime, FaceSearchService(embedder, gallery, runtime, limits))
+    unknown = UnknownKeeper(gallery, retention) if retention.on else None
+    return Assembled(embedder, gallery, runtime, FaceSearchService(embedder, gallery, runtime, limits, unknown),
+                     unknown)
 
 
 async def assemble(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning: Tuning = Tuning(),
-                   limits: Limits = Limits(), *, on_batch: Callable[[str, int], None] | None = None,
+                   limits: Limits = Limits(), *, retention: Retention = Retention(), on_batch: Callable[[str, int], None] | None = None,
                    on_stopped: Callable[[str], None] | None = None) -> Assembled:
     """load() in a worker thread, then start the runtime on the running event loop."""
     built = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: load(embedder_config, gallery_config, tuning, limits, on_batch=on_batch, on_stopped=on_stopped))
+        None, lambda: load(embedder_config, gallery_config, tuning, limits, retention=retention, on_batch=on_batch,
+                           on_stopped=on_stopped))
     built.runtime.start()
+    if built.unknown is not None:
+        built.unknown.start()
     return built

@@ -18,7 +18,7 @@ from facesearch import __version__
 from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
 from facesearch.embedder.prepare import sha256_of
-from facesearch.gallery import Enrolment, Gallery, Identity, NewFace
+from facesearch.gallery import Enrolment, Gallery, Identity, NewFace, UnknownPage
 from facesearch.gallery.calibration import effective_cutoff
 
 from . import validate
@@ -37,6 +37,7 @@ from .results import (
     VerifyResult,
 )
 from .runtime import Runtime
+from .unknown import UnknownKeeper
 from .validate import EmbeddingInput
 
 Query = bytes | EmbeddingInput   # an encoded image, or an embedding
@@ -52,8 +53,11 @@ class Limits:
 
 
 class FaceSearchService:
-    def __init__(self, embedder: Embedder, gallery: Gallery, runtime: Runtime, limits: Limits = Limits()):
+    def __init__(self, embedder: Embedder, gallery: Gallery, runtime: Runtime, limits: Limits = Limits(),
+                 unknown: UnknownKeeper | None = None):
+        """unknown: keeps the faces Identify answers as unknown (--keep-unknown-days); None keeps nothing."""
         self.embedder, self.gallery, self.runtime, self.limits = embedder, gallery, runtime, limits
+        self.unknown = unknown
         self._recalibration: asyncio.Future | None = None
 
     def default_cutoff(self, requested: float = 0.0) -> tuple[float, str]:
@@ -90,12 +94,19 @@ class FaceSearchService:
 
     @translated
     async def identify(self, query: Query, *, top_k: int = 0, max_distance: float = 0.0,
-                       face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> IdentifyResult:
-        """Every face in the query with its nearest identities within the cutoff."""
+                       face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0, source: str = "") -> IdentifyResult:
+        """Every face in the query with its nearest identities within the cutoff. With retention on
+        (--keep-unknown-days), each face of an image that matched nobody is queued to be kept, with
+        `source` (e.g. a camera's name)."""
         top_k = validate.top_k(top_k, self.limits.max_top_k)
         cutoff = self._cutoff(max_distance)
+        source = validate.source(source)
         faces, vectors = await self._query(query, face_mode, max_faces)
         found = await self.runtime.search(vectors, top_k, cutoff) if len(vectors) else []
+        if self.unknown is not None:
+            for f, v, matches in zip(faces, vectors, found):
+                if f is not None and not matches:   # an image's face only: an embedding has no crop to show
+                    self.unknown.offer(f.crop, v, source)
         return IdentifyResult([FaceMatches(f.box if f else None, f.score if f else 0.0, matches)
                                for f, matches in zip(faces, found)], self.model_id)
 
@@ -268,3 +279,42 @@ class FaceSearchService:
         before any work; cancelled with the request."""
         result = await self.runtime.calibrate(self.gallery.calibrate, target_fpir, target_fnir, apply)
         return CalibrateResult(result, apply)
+
+    # -- unknown faces (--keep-unknown-days; README "Unknown visitors") ------------------------------
+    @translated
+    async def list_unknown_clusters(self, page_size: int = 0, page_token: str = "") -> UnknownPage:
+        """Clusters of kept unknown faces, largest first, a page at a time; works with retention off too
+        (what an earlier run kept)."""
+        page: UnknownPage = await self.runtime.read(self.gallery.unknown_clusters, validate.page_size(page_size),
+                                                    page_token)
+        return page
+
+    @translated
+    async def unknown_face_image(self, face_id: str) -> bytes:
+        jpeg: bytes = await self.runtime.read(self.gallery.unknown_face_image, validate.face_id(face_id))
+        return jpeg
+
+    @translated
+    async def enroll_unknown_cluster(self, cluster_id: str, identity_id: str, *,
+                                     display_name: str = "") -> EnrollResult:
+        """The cluster's faces join an identity (created if new) through the gallery's enrolment, with its
+        dedupe (a crop the identity has already is a duplicate); then they leave the unknown faces."""
+        cid = validate.face_id(cluster_id, "cluster_id")
+        validate.check_identity_id(identity_id)
+        validate.profile(display_name, None)
+        kept = await self.runtime.read(self.gallery.unknown_cluster_faces, cid)
+        faces = [NewFace(v, source_sha256=sha256_of(crop) if crop else None, crop_jpeg=crop) for _, v, crop in kept]
+        (added,) = await self._written(self.gallery.add_batch,
+                                       [Enrolment(identity_id, faces, display_name or None, None)],
+                                       model_id=self.model_id)
+        await self.runtime.write(self.gallery.forget_unknown, cid, [i for i, _, _ in kept])
+        return EnrollResult(identity_id, added.created, added.face_ids, duplicates=added.duplicates)
+
+    @translated
+    async def delete_unknown(self, cluster_id: str = "", *, all_faces: bool = False) -> int:
+        """Forget one cluster's faces, or (all_faces) every unknown face; how many went."""
+        if bool(cluster_id) == all_faces:
+            raise InvalidArgument("give either cluster_id or all (to delete every unknown face), not both")
+        cid = validate.face_id(cluster_id, "cluster_id") if cluster_id else None
+        deleted: int = await self.runtime.write(self.gallery.forget_unknown, cid)
+        return deleted

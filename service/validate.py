@@ -67,11 +67,19 @@ def page_size(requested: int, default: int = 100) -> int:
     return int(requested) or default
 
 
-def face_id(text: str) -> int:
-    """A face id as issued by the service: a positive decimal integer within int64."""
+def face_id(text: str, what: str = "face_id") -> int:
+    """A face id (or an unknown face's, or an unknown cluster's) as issued by the service: a positive
+    decimal integer within int64."""
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= INT64_MAX:
-        raise InvalidArgument(f"face_id {text[:40]!r} is not a face id this service issued")
+        raise InvalidArgument(f"{what} {text[:40]!r} is not a {what.replace('_', ' ')} this service issued")
     return int(text)
+
+
+def source(text: str) -> str:
+    """Identify's source: a short label such as a camera's name."""
+    if len(text) > 255:
+        raise InvalidArgument(f"source is {len(text)} characters; at most 255")
+    return text
 
 
 def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:

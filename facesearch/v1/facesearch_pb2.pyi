@@ -32,20 +32,22 @@ CUTOFF_SOURCE_CALIBRATED: CutoffSource
 CUTOFF_SOURCE_DEFAULT: CutoffSource
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "embedding", "top_k", "max_distance", "face_mode", "max_faces")
+    __slots__ = ("image", "embedding", "top_k", "max_distance", "face_mode", "max_faces", "source")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     FACE_MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     embedding: Embedding
     top_k: int
     max_distance: float
     face_mode: FaceMode
     max_faces: int
-    def __init__(self, image: _Optional[bytes] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., top_k: _Optional[int] = ..., max_distance: _Optional[float] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., max_faces: _Optional[int] = ...) -> None: ...
+    source: str
+    def __init__(self, image: _Optional[bytes] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., top_k: _Optional[int] = ..., max_distance: _Optional[float] = ..., face_mode: _Optional[_Union[FaceMode, str]] = ..., max_faces: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values", "model_id")
@@ -435,3 +437,69 @@ class FaceImage(_message.Message):
     JPEG_FIELD_NUMBER: _ClassVar[int]
     jpeg: bytes
     def __init__(self, jpeg: _Optional[bytes] = ...) -> None: ...
+
+class ListUnknownClustersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class UnknownCluster(_message.Message):
+    __slots__ = ("cluster_id", "size", "first_seen", "last_seen", "sample_face_ids", "sources")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    size: int
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    sample_face_ids: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster_id: _Optional[str] = ..., size: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample_face_ids: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListUnknownClustersResponse(_message.Message):
+    __slots__ = ("clusters", "next_page_token", "waiting_faces", "total_faces")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FACES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FACES_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[UnknownCluster]
+    next_page_token: str
+    waiting_faces: int
+    total_faces: int
+    def __init__(self, clusters: _Optional[_Iterable[_Union[UnknownCluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., waiting_faces: _Optional[int] = ..., total_faces: _Optional[int] = ...) -> None: ...
+
+class GetUnknownFaceImageRequest(_message.Message):
+    __slots__ = ("face_id",)
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    def __init__(self, face_id: _Optional[str] = ...) -> None: ...
+
+class EnrollUnknownClusterRequest(_message.Message):
+    __slots__ = ("cluster_id", "identity_id", "display_name")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    identity_id: str
+    display_name: str
+    def __init__(self, cluster_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class DeleteUnknownRequest(_message.Message):
+    __slots__ = ("cluster_id", "all")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    all: bool
+    def __init__(self, cluster_id: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class DeleteUnknownResponse(_message.Message):
+    __slots__ = ("faces_deleted",)
+    FACES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    faces_deleted: int
+    def __init__(self, faces_deleted: _Optional[int] = ...) -> None: ...

@@ -114,6 +114,26 @@ class FaceSearchStub:
                 request_serializer=facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.SerializeToString,
                 response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
                 _registered_method=True)
+        self.ListUnknownClusters = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/ListUnknownClusters',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersResponse.FromString,
+                _registered_method=True)
+        self.GetUnknownFaceImage = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/GetUnknownFaceImage',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.GetUnknownFaceImageRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
+                _registered_method=True)
+        self.EnrollUnknownCluster = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/EnrollUnknownCluster',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.EnrollUnknownClusterRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.EnrollResponse.FromString,
+                _registered_method=True)
+        self.DeleteUnknown = channel.unary_unary(
+                '/facesearch.v1.FaceSearch/DeleteUnknown',
+                request_serializer=facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownRequest.SerializeToString,
+                response_deserializer=facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownResponse.FromString,
+                _registered_method=True)
 
 
 class FaceSearchServicer:
@@ -225,6 +245,32 @@ class FaceSearchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUnknownClusters(self, request, context):
+        """Unknown faces (--keep-unknown-days; README "Unknown visitors"): faces Identify answered as unknown.
+        paged
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnknownFaceImage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollUnknownCluster(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUnknown(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceSearchServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +353,26 @@ def add_FaceSearchServicer_to_server(servicer, server):
                     servicer.GetFaceImage,
                     request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.FromString,
                     response_serializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.SerializeToString,
+            ),
+            'ListUnknownClusters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnknownClusters,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersResponse.SerializeToString,
+            ),
+            'GetUnknownFaceImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnknownFaceImage,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.GetUnknownFaceImageRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.FaceImage.SerializeToString,
+            ),
+            'EnrollUnknownCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollUnknownCluster,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.EnrollUnknownClusterRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.EnrollResponse.SerializeToString,
+            ),
+            'DeleteUnknown': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUnknown,
+                    request_deserializer=facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownRequest.FromString,
+                    response_serializer=facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -741,6 +807,114 @@ class FaceSearch:
             '/facesearch.v1.FaceSearch/GetFaceImage',
             facesearch_dot_v1_dot_facesearch__pb2.GetFaceImageRequest.SerializeToString,
             facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnknownClusters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/ListUnknownClusters',
+            facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.ListUnknownClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnknownFaceImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/GetUnknownFaceImage',
+            facesearch_dot_v1_dot_facesearch__pb2.GetUnknownFaceImageRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.FaceImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollUnknownCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/EnrollUnknownCluster',
+            facesearch_dot_v1_dot_facesearch__pb2.EnrollUnknownClusterRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.EnrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUnknown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesearch.v1.FaceSearch/DeleteUnknown',
+            facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownRequest.SerializeToString,
+            facesearch_dot_v1_dot_facesearch__pb2.DeleteUnknownResponse.FromString,
             options,
             channel_credentials,
             insecure,

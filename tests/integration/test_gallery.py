@@ -200,7 +200,7 @@ def test_data_dir_is_held_by_one_process_and_schema_is_migrated(tmp_path):
     with pytest.raises(GalleryLockedError, match="in use by another process"):
         open_gallery(tmp_path)
     with g.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma foreign_keys")).scalar() == 1
     g.close()

@@ -31,7 +31,7 @@ def unit(rng, n):
 def test_migrations_run_and_types_fit(tmp_path, database_url):
     with open_gallery(tmp_path, database_url) as g:
         with g.engine.connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
         tables = set(inspect(g.engine).get_table_names())
         assert {"gallery_meta", "identities", "faces", "changes", "alembic_version"} <= tables
         columns = {c["name"]: c["type"] for c in inspect(g.engine).get_columns("faces")}
