@@ -19,7 +19,7 @@ from facesearch.gallery import Gallery, GalleryConfig
 
 from .runtime import Runtime
 from .service import FaceSearchService, Limits
-from .unknown import Retention, UnknownKeeper
+from .unknown import Retention, UnknownKeeper, keeper_for
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
     except BaseException:
         gallery.close()
         raise
-    unknown = UnknownKeeper(gallery, retention) if retention.on else None
+    unknown = keeper_for(gallery, retention)
     return Assembled(embedder, gallery, runtime, FaceSearchService(embedder, gallery, runtime, limits, unknown),
                      unknown)
 

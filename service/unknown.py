@@ -39,6 +39,11 @@ class Retention:
         return self.keep_days > 0
 
 
+def keeper_for(gallery: Gallery, retention: Retention) -> "UnknownKeeper | None":
+    """The keeper a service gets: None (nothing kept) unless retention is on."""
+    return UnknownKeeper(gallery, retention) if retention.on else None
+
+
 class UnknownKeeper:
     def __init__(self, gallery: Gallery, retention: Retention):
         self.gallery, self.retention = gallery, retention

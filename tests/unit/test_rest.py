@@ -22,6 +22,9 @@ DESIGN = {
     "/v1/identities/{identity_id}/faces": {"get", "post"}, "/v1/identities/{identity_id}:merge": {"post"},
     "/v1/faces:move": {"post"}, "/v1/faces/{face_id}": {"get", "delete"}, "/v1/faces/{face_id}/image": {"get"},
     "/healthz": {"get"}, "/readyz": {"get"},
+    # issue #23: unknown faces
+    "/v1/unknown/clusters": {"get", "delete"}, "/v1/unknown/clusters/{cluster_id}": {"delete"},
+    "/v1/unknown/clusters/{cluster_id}:enroll": {"post"}, "/v1/unknown/faces/{face_id}/image": {"get"},
 }
 
 
