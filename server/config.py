@@ -57,7 +57,7 @@ class ServerConfig(Settings):
                                ge=0)
     grace_s: float = setting(10.0, "seconds in-flight requests get on SIGTERM", ge=0)
     log_format: Literal["json", "text"] = setting("json", "log lines on stderr: json or text")
-    keep_unknown_days: float = setting(0.0, "keep each face Identify answers as unknown (embedding, crop, time, the "
+    keep_unknown_days: int = setting(0, "keep each face Identify answers as unknown (embedding, crop, time, the "
                                             "request's source) this many days, clustered in the background for "
                                             "naming; personal data, README \"Unknown visitors\" (0: keep nothing)",
                                        ge=0)

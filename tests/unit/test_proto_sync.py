@@ -18,4 +18,5 @@ def test_service_has_the_fixed_rpc_names():
     assert {m.name for m in service.methods} == {
         "Identify", "IdentifyStream", "Enroll", "Verify", "Embed", "GetIdentity", "ListIdentities",
         "DeleteIdentity", "DeleteFace", "GetInfo", "Calibrate",
-        "UpdateIdentity", "MergeIdentities", "MoveFaces", "ListFaces", "GetFaceImage"}
+        "UpdateIdentity", "MergeIdentities", "MoveFaces", "ListFaces", "GetFaceImage",
+        "ListUnknownClusters", "GetUnknownFaceImage", "EnrollUnknownCluster", "DeleteUnknown"}   # issue #23
