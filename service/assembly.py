@@ -87,7 +87,8 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
 
 
 async def assemble(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning: Tuning = Tuning(),
-                   limits: Limits = Limits(), *, retention: Retention = Retention(), on_batch: Callable[[str, int], None] | None = None,
+                   limits: Limits = Limits(), *, retention: Retention = Retention(),
+                   on_batch: Callable[[str, int], None] | None = None,
                    on_stopped: Callable[[str], None] | None = None) -> Assembled:
     """load() in a worker thread, then start the runtime on the running event loop."""
     built = await asyncio.get_running_loop().run_in_executor(
