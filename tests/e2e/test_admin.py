@@ -127,3 +127,22 @@ def test_the_admin_cli_commands(server, client, samples, tmp_path):
         assert out.returncode == 2 and "NOT_FOUND" in out.stderr
     finally:
         client.delete_identity("adm-cli")
+
+
+def test_unknown_face_rpcs_through_grpc_and_the_cli_with_retention_off(server, client, samples):
+    """The session server keeps no unknown faces (off by default): an unknown face's Identify leaves
+    nothing; the four RPCs answer through the servicer and the client, with their status codes."""
+    unknown = client.identify(sample_photo(samples, "val", "elton_john"), source="adm-cam", max_distance=0.01)
+    assert unknown.faces and not unknown.faces[0].known
+    listed = client.list_unknown_clusters()
+    assert (list(listed.clusters), listed.total_faces, listed.waiting_faces) == ([], 0, 0)
+    assert client.delete_unknown(all=True) == 0
+    assert code_of(client.unknown_face_image, "1")[0] == N
+    assert code_of(client.enroll_unknown_cluster, "1", "adm-unknown")[0] == N
+    assert code_of(client.delete_unknown, "1")[0] == N
+    assert code_of(client.delete_unknown)[0] == INV                    # neither a cluster nor all
+    assert code_of(client.enroll_unknown_cluster, "x1", "adm-unknown")[0] == INV
+    out = cli(server, "unknown")
+    assert out.returncode == 0 and "0 cluster(s)" in out.stderr, out
+    out = cli(server, "unknown-delete", "--all")
+    assert out.returncode == 0 and out.stdout.strip() == "0 unknown face(s) deleted", out

@@ -124,6 +124,12 @@ def test_unknown_faces_are_kept_clustered_enrolled_purged_and_forgotten(embedder
         app = create_app(HttpOptions())
         app.state.service = svc
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            sent = await http.post("/v1/identify", files={"image": ("e.jpg", elton[0], "image/jpeg")},
+                                   data={"source": "rest-cam"})
+            assert sent.status_code == 200 and not sent.json()["faces"][0]["known"]
+            await step()
+            with gallery.engine.connect() as conn:
+                out["sources"] = set(conn.execute(select(unknown_faces.c.source)).scalars())
             listed = (await http.get("/v1/unknown/clusters")).json()
             image = await http.get(f"/v1/unknown/faces/{listed['clusters'][0]['sample_face_ids'][0]}/image")
             out["rest"] = listed, image.status_code, image.headers["content-type"]
@@ -150,6 +156,7 @@ def test_unknown_faces_are_kept_clustered_enrolled_purged_and_forgotten(embedder
     assert any(c.sources == ["gate"] and c.size >= 3 for c in elton_page.clusters)
     assert out["day6"] == elton_page.total and out["day8"] == 0 and out["logged"] >= elton_page.total
     assert out["deleted_one"] >= 3
+    assert out["sources"] == {"gate", "rest-cam"}
     listed, status, kind = out["rest"]
     assert listed["total_faces"] >= 3 and status == 200 and kind == "image/jpeg"
     assert out["rest_missing"] == 404 and out["deleted_all"] == listed["total_faces"]
