@@ -299,8 +299,38 @@ def section_models(d: dict) -> str:
     return md
 
 
+def section_cluster(d: dict) -> str:
+    sets = [(name, d[key]) for key, name in (("celebrities", "5-celebrity photos"), ("avengers", "Avengers crops"))
+            if d.get(key)]
+    md = ("`facesearch-indexer cluster`'s code on labelled faces (docs/clustering.md): BCubed and pairwise precision "
+          "(P) and recall (R) against the true names; an unclustered face is a cluster of its own. Goal on the "
+          "defaults: BCubed P >= 0.97 and R >= 0.95 on both sets.\n\n")
+    rows = []
+    for name, r in sets:
+        x = r["defaults"]
+        rows.append([f"{name}: defaults (max {x['max_distance']}, min {x['min_faces']}, attach "
+                     f"{x.get('attach_distance', 0)})", r["faces"], x["bcubed_precision"], x["bcubed_recall"],
+                     x["pairwise_precision"], x["pairwise_recall"], x["clusters"]])
+        for s in r["sweep"]:
+            if s["min_faces"] == x["min_faces"]:
+                rows.append([f"{name}: plain DBSCAN max {s['max_distance']}", r["faces"], s["bcubed_precision"],
+                             s["bcubed_recall"], s["pairwise_precision"], s["pairwise_recall"], s["clusters"]])
+        for s in r.get("sweep_attach", []):
+            rows.append([f"{name}: defaults with attach {s['attach_distance']}", r["faces"], s["bcubed_precision"],
+                         s["bcubed_recall"], s["pairwise_precision"], s["pairwise_recall"], s["clusters"]])
+    md += table(["set, parameters", "faces", "BCubed P", "BCubed R", "pairwise P", "pairwise R", "clusters"], rows)
+    cost = [[name, r["find_and_embed_s_per_1000_faces"], r["cluster_s_per_1000_faces"]] for name, r in sets]
+    md += "\n" + table(["set", "find + embed, s per 1,000 faces (one process)", "cluster, s per 1,000 faces"], cost)
+    syn = d.get("synthetic")
+    if syn:
+        md += (f"\n{syn['faces']:,} synthetic faces around {syn['centres']:,} centres: clustered in "
+               f"{syn['seconds']} s, peak RSS {syn['peak_rss_mib']} MiB (the whole process, vectors included), "
+               f"{syn['clusters']:,} clusters, BCubed P {syn['bcubed_precision_sampled']} / R {syn['bcubed_recall_sampled']} (sampled).\n")
+    return md
+
+
 SECTIONS = {"embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
-            "gallery_rw": section_gallery_rw,
+            "gallery_rw": section_gallery_rw, "cluster": section_cluster,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
@@ -314,7 +344,8 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "models": "Detectors and models: speed and accuracy of each pair (`bench/models.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",
           "calibrate": "Calibrate at 100k faces (`bench/calibrate.py`)",
-          "soak": "Soak (`make soak`, `bench/soak.py`)"}
+          "soak": "Soak (`make soak`, `bench/soak.py`)",
+          "cluster": "Clustering faces into people (`bench/cluster.py`)"}
 
 
 # ---------------------------------------------------------------------------------------------

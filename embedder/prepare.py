@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .config import EmbedderConfig
@@ -64,10 +65,17 @@ def _process_detector(config: EmbedderConfig) -> Detector:
     return _detector
 
 
-def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False) -> Prepared:
-    """The primary face of detected `faces`, or the whole image when faces is None (CROPPED)."""
+def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False, at=None) -> Prepared:
+    """The primary face of detected `faces`, or the whole image when faces is None (CROPPED).
+    at: a box (x, y, w, h) that an earlier detection found (a cluster's face): the face that
+    overlaps it most instead, rejected when none overlaps it by half."""
     if faces is None:
         face, found = whole_image_face(rgb), 1
+    elif at is not None:
+        face, found = max(faces, key=lambda f: _iou(f.box, at), default=None), len(faces)
+        if face is None or _iou(face.box, at) < 0.5:
+            x, y, w, h = at
+            return Prepared(None, reason=f"no face found at x={x} y={y} {w}x{h}")
     else:
         face, found = primary_face(faces, rgb.shape), len(faces)
         if face is None:
@@ -95,9 +103,18 @@ def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None
     return pick(rgb, faces, keep_jpeg=keep_jpeg)
 
 
+def _iou(box, at) -> float:
+    x, y, w, h = at
+    ix = max(0, min(box.x + box.width, x + w) - max(box.x, x))
+    iy = max(0, min(box.y + box.height, y + h) - max(box.y, y))
+    inter = ix * iy
+    return inter / float(box.area + w * h - inter or 1)
+
+
 def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,
-                 detector: Detector | None = None, keep_jpeg: bool = False) -> list[Prepared]:
-    """prepare() for several images, with one batched detection pass over all of them."""
+                 detector: Detector | None = None, keep_jpeg: bool = False, boxes=None) -> list[Prepared]:
+    """prepare() for several images, with one batched detection pass over all of them.
+    boxes: per image, None or the box of the face wanted (see pick's `at`)."""
     config = config or _config or EmbedderConfig.from_env()
     out: list[Prepared | None] = [None] * len(items)
     decoded: list[tuple[int, np.ndarray]] = []
@@ -110,5 +127,36 @@ def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig |
     found = [None] * len(rgbs) if mode == FaceMode.CROPPED else \
         (detector or _process_detector(config)).detect_many(rgbs)
     for (i, rgb), faces in zip(decoded, found):
-        out[i] = pick(rgb, faces, keep_jpeg=keep_jpeg)
+        out[i] = pick(rgb, faces, keep_jpeg=keep_jpeg, at=boxes[i] if boxes else None)
     return out
+
+
+def every_face_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,
+                    detector: Detector | None = None, thumb_side: int = 0) -> list[list[Prepared]]:
+    """Every face of each image (largest first; CROPPED: the image), for clustering. An image
+    that cannot be decoded or holds no face gives one rejected Prepared with the reason.
+    thumb_side > 0: crop_jpeg is a thumbnail of the crop, at most that many pixels a side."""
+    config = config or _config or EmbedderConfig.from_env()
+    out: list[list[Prepared]] = [[] for _ in items]
+    decoded: list[tuple[int, np.ndarray]] = []
+    for i, data in enumerate(items):
+        try:
+            decoded.append((i, decode(data, config.image_limits)))
+        except ImageError as exc:
+            out[i] = [Prepared(None, reason=str(exc))]
+    rgbs = [rgb for _, rgb in decoded]
+    found = [[whole_image_face(rgb)] for rgb in rgbs] if mode == FaceMode.CROPPED else \
+        (detector or _process_detector(config)).detect_many(rgbs)
+    for (i, rgb), faces in zip(decoded, found):
+        out[i] = [Prepared(np.ascontiguousarray(f.crop), (f.box.x, f.box.y, f.box.width, f.box.height), f.score,
+                           len(faces), crop_jpeg=_thumbnail(f.crop, thumb_side) if thumb_side else None)
+                  for f in faces] or [Prepared(None, reason=NO_FACE)]
+    return out
+
+
+def _thumbnail(crop: np.ndarray, side: int) -> bytes:
+    scale = side / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return encode_jpeg(np.ascontiguousarray(crop), quality=85)

@@ -18,6 +18,7 @@ class Item:
     path: Path
     identity_id: str
     display_name: str = ""
+    box: tuple[int, int, int, int] | None = None   # the face wanted (x, y, w, h); None: the primary face
 
 
 def scan(gallery: Path) -> list[Item]:

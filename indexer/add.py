@@ -87,10 +87,20 @@ def _new_only(reads: Iterator[_Read], dedupe: Dedupe, summary: Summary, window: 
     yield from flush()
 
 
-def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16):
+def _prepare_part(part: list[_Read], mode: FaceMode, every_face: bool = False, thumb_side: int = 0) -> list:
+    """One chunk's Prepared per image (in a worker or here); every_face: a list of every face per image."""
+    data = [r.data for r in part]
+    if every_face:
+        return prepare.every_face_many(data, mode, thumb_side=thumb_side)
+    boxes = [r.item.box for r in part]
+    return prepare.prepare_many(data, mode, keep_jpeg=True, boxes=boxes if any(boxes) else None)
+
+
+def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: int = 16, run=None):
     """(read, Prepared) in order. Images go in chunks of `chunk`, each detected in one batched
     MTCNN pass; with a pool, up to `window` images are prepared ahead in worker processes.
-    Rather than wait idle for the next chunk, this process prepares the last queued one itself."""
+    Rather than wait idle for the next chunk, this process prepares the last queued one itself.
+    run: what prepares a chunk, a picklable function of a list of reads [_prepare_part for mode]."""
     def chunks():
         part: list[_Read] = []
         for r in reads:
@@ -101,10 +111,10 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: 
         if part:
             yield part
 
-    run = functools.partial(prepare.prepare_many, mode=mode, keep_jpeg=True)
+    run = run or functools.partial(_prepare_part, mode=mode)
     if pool is None:
         for part in chunks():
-            yield from zip(part, run([r.data for r in part]))
+            yield from zip(part, run(part))
         return
     pending: deque = deque()
 
@@ -115,7 +125,7 @@ def _prepared(reads: Iterator[_Read], mode: FaceMode, pool, window: int, chunk: 
         return zip(done, fut.result())
 
     for part in chunks():
-        pending.append((part, pool.submit(run, [r.data for r in part])))
+        pending.append((part, pool.submit(run, part)))
         if len(pending) * chunk >= window:
             yield from first()
     while pending:
@@ -131,7 +141,7 @@ def _steal(pending: deque, run) -> bool:
         if not fut.cancel():   # a worker has it, and every chunk before it
             return False
         local: concurrent.futures.Future = concurrent.futures.Future()
-        local.set_result(run([r.data for r in part]))
+        local.set_result(run(part))
         pending[i] = (part, local)
         return True
     return False

@@ -34,36 +34,114 @@ def cmd_add(args) -> int:
 
     items = scan(Path(args.gallery))
     mode = FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT
-    progress = not args.quiet and sys.stderr.isatty() or args.progress
+    progress = _progress(args)
     if args.server:
-        from facesearch.client import FaceSearchClient
-
-        if args.ca_cert and not args.tls:
-            raise SystemExit("facesearch-indexer: --ca-cert needs --tls")
-        with FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert,
-                              timeout=300) as client:
+        with _client(args) as client:
             summary = add.add_remote(items, client, mode, batch_size=min(args.batch_size, 64), progress=progress)
     else:
-        from facesearch.embedder import Embedder
+        summary = _add_local(args, items, mode, progress)
+    return _print_summary(args, summary)
 
-        config = _embedder_config(args)
-        workers = args.workers if args.workers is not None else (1 if mode == FaceMode.DETECT else 0)
-        pool = add.start_workers(config, workers)   # they load MTCNN while this process loads FaceNet
-        try:
-            embedder = Embedder.load(config)
-            embedder.warmup(run=False)   # traces the model (seconds) while the workers load MTCNN
-            with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
-                summary = add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
-                                        progress=progress, pool=pool)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+
+def _add_local(args, items, mode: FaceMode, progress: bool):
+    """add (and enroll-clusters) on the data directory: workers, the model, the gallery."""
+    from . import add
+
+    def work(embedder, pool, workers):
+        with Gallery.open(_gallery_config(args), model_id=embedder.model_id, dimension=embedder.dimension) as g:
+            return add.add_local(items, g, embedder, mode, workers=workers, batch_size=args.batch_size,
+                                 progress=progress, pool=pool)
+    return _with_model(args, mode, work)
+
+
+def _with_model(args, mode: FaceMode, work):
+    """work(embedder, pool, workers) with the detection workers started first, so that they load
+    MTCNN while this process loads the embedding model; the pool is shut down after."""
+    from facesearch.embedder import Embedder
+
+    from . import add
+
+    config = _embedder_config(args)
+    workers = args.workers if args.workers is not None else (1 if mode == FaceMode.DETECT else 0)
+    pool = add.start_workers(config, workers)
+    try:
+        embedder = Embedder.load(config)
+        embedder.warmup(run=False)   # traces the model (seconds) while the workers load MTCNN
+        return work(embedder, pool, workers)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _print_summary(args, summary) -> int:
+    from . import add
+
     report = add.write_report(summary, Path(args.report) if args.report else None)
     print(f"added {report['added']}, skipped {report['skipped']} (already indexed), rejected {report['rejected']} "
           f"of {report['images']} images in {report['seconds']:.1f} s ({report['images_per_s']:.1f} images/s)")
     for r in summary.rejected:
         print(f"  rejected {r['path']}: {r['reason']}")
     return 0
+
+
+def _progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty() or args.progress
+
+
+def cmd_cluster(args) -> int:
+    from facesearch.embedder.distances import MAX_DISTANCE
+
+    from . import cluster
+
+    if (args.min_faces < 1 or not 0 < args.max_distance <= MAX_DISTANCE
+            or not 0 <= args.attach_distance <= MAX_DISTANCE):
+        raise SystemExit(f"facesearch-indexer cluster: --min-faces must be at least 1, --max-distance within "
+                         f"(0, {MAX_DISTANCE:g}] and --attach-distance within [0, {MAX_DISTANCE:g}]")
+    paths = cluster.photos(args.photos)
+    mode = FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT
+    if args.gallery and args.server:
+        raise SystemExit("facesearch-indexer cluster: --gallery or --server, not both")
+    if args.gallery and not Path(args.gallery).is_dir():
+        raise GalleryError(f"--gallery {args.gallery}: no such data directory")
+
+    def work(embedder, pool, workers):
+        def go(search=None):
+            return cluster.run_cluster(paths, Path(args.out), embedder, mode, pool=pool,
+                                       max_distance=args.max_distance, min_faces=args.min_faces,
+                                       attach_distance=args.attach_distance,
+                                       batch_size=args.batch_size, progress=_progress(args), search=search)
+        if args.gallery:
+            config = _gallery_config(args).model_copy(update={"data_dir": Path(args.gallery)})
+            with Gallery.open(config) as g:
+                return go(cluster.gallery_search(g, embedder.model_id))
+        if args.server:
+            with _client(args) as client:
+                return go(cluster.server_search(client, embedder.model_id))
+        return go()
+
+    content = _with_model(args, mode, work)
+    sizes = [c["size"] for c in content["clusters"]]
+    print(f"{len(sizes)} clusters ({sum(sizes)} faces, largest {sizes[0] if sizes else 0}), "
+          f"{len(content['unclustered'])} faces unclustered, of {content['faces']} faces in "
+          f"{content['images']} photos ({len(content['rejected'])} without a face or unreadable); "
+          f"wrote {Path(args.out) / 'clusters.json'} and index.html")
+    return 0
+
+
+def cmd_enroll_clusters(args) -> int:
+    from . import cluster
+
+    items = cluster.named_items(Path(args.clusters), Path(args.names))
+    mode = FaceMode.CROPPED if args.face_mode == "cropped" else FaceMode.DETECT
+    return _print_summary(args, _add_local(args, items, mode, _progress(args)))
+
+
+def _client(args):
+    from facesearch.client import FaceSearchClient
+
+    if args.ca_cert and not args.tls:
+        raise SystemExit("facesearch-indexer: --ca-cert needs --tls")
+    return FaceSearchClient(args.server, token=args.token or None, tls=args.tls, ca_cert=args.ca_cert, timeout=300)
 
 
 def cmd_stats(args) -> int:
@@ -204,6 +282,8 @@ def cmd_migrate(args) -> int:
 
 
 def main(argv=None) -> int:
+    from .cluster import DEFAULT_ATTACH_DISTANCE, DEFAULT_MAX_DISTANCE, DEFAULT_MIN_FACES
+
     parser = argparse.ArgumentParser(prog="facesearch-indexer", description=(
         "Bulk ingestion and maintenance of a facesearch gallery. Works on $FACESEARCH_DATA_DIR directly, "
         "or with `add --server` through a running server."), epilog=EPILOG,
@@ -233,6 +313,62 @@ def main(argv=None) -> int:
     p.add_argument("--report", help="write the summary, with every rejected file and why, to this JSON file")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     p.set_defaults(run=cmd_add)
+
+    p = sub.add_parser(
+        "cluster", help="group the faces of unlabelled photos into proposed people (docs/clustering.md)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Detect and embed every face in the photos given (folders are searched recursively for "
+                    ".jpg .jpeg .png .bmp .webp), group them into people by density (DBSCAN on the k-nearest-"
+                    "neighbour graph), and write OUT/clusters.json, OUT/index.html (a contact sheet that opens "
+                    "offline) and its thumbnails in OUT/faces/. Nothing is enrolled: name clusters, then "
+                    "run enroll-clusters. The same photos give the same output.",
+        epilog="example:\n  facesearch-indexer cluster ~/event-photos --out clusters --gallery var\n"
+               "  printf 'c0001,chris_evans,Chris Evans\\n' > names.csv\n"
+               "  facesearch-indexer --data-dir var enroll-clusters clusters/clusters.json --names names.csv")
+    p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR")
+    p.add_argument("--out", required=True, help="folder for clusters.json, index.html and faces/")
+    p.add_argument("--max-distance", type=float, default=DEFAULT_MAX_DISTANCE,
+                   help="faces within this distance (service scale) are neighbours; smaller splits people into "
+                        "more clusters, larger merges look-alikes [%(default)s, chosen in docs/clustering.md]")
+    p.add_argument("--min-faces", type=int, default=DEFAULT_MIN_FACES,
+                   help="neighbours (itself included) a face needs to found a cluster; the smallest cluster kept "
+                        "[%(default)s]")
+    p.add_argument("--attach-distance", type=float, default=DEFAULT_ATTACH_DISTANCE,
+                   help="then a face left unclustered joins the cluster of its nearest clustered face within this "
+                        "distance (it cannot link two clusters); 0: off [%(default)s]")
+    p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
+                   help="find every face with MTCNN, or take each image as one face crop [%(default)s]")
+    p.add_argument("--gallery", metavar="DATA_DIR", help="name each cluster's nearest enrolled identity from this "
+                                                        "data directory (not one a server holds: use --server)")
+    p.add_argument("--server", help="HOST:PORT: the same from a running server")
+    p.add_argument("--token", default=os.environ.get("FACESEARCH_AUTH_TOKEN", ""),
+                   help="bearer token for --server [FACESEARCH_AUTH_TOKEN]")
+    p.add_argument("--tls", action="store_true", help="connect to --server with TLS")
+    p.add_argument("--ca-cert", help="PEM file to trust for --server's TLS")
+    p.add_argument("--workers", type=int, help="decode/detect processes besides this one [1 for detect, 0 for "
+                                             "cropped]")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per embedding batch [%(default)s]")
+    add_flags(p, EmbedderConfig, only=["model"])
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.set_defaults(run=cmd_cluster)
+
+    p = sub.add_parser(
+        "enroll-clusters", help="enrol the faces of named clusters from a cluster run",
+        description="Enrol, into the data directory, the faces of each cluster that NAMES names. NAMES is a CSV "
+                    "of cluster_id,identity_id[,display_name] (a header row is optional); several clusters may "
+                    "name one identity. Each face is found again at its box in its photo; dedupe, rejection "
+                    "reasons and the report are add's.")
+    p.add_argument("clusters", metavar="CLUSTERS_JSON")
+    p.add_argument("--names", required=True, help="CSV: cluster_id,identity_id[,display_name]")
+    p.add_argument("--face-mode", choices=["detect", "cropped"], default="detect",
+                   help="as the cluster run was made [%(default)s]")
+    p.add_argument("--workers", type=int, help="decode/detect processes besides this one [1 for detect]")
+    p.add_argument("--batch-size", type=int, default=64, help="faces per embedding batch and transaction "
+                                                              "[%(default)s]")
+    add_flags(p, EmbedderConfig, only=["model"])
+    p.add_argument("--report", help="write the summary, with every rejected face and why, to this JSON file")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.set_defaults(run=cmd_enroll_clusters)
 
     p = sub.add_parser("stats", help="model, counts and index type")
     p.add_argument("--json", action="store_true")

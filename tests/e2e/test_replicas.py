@@ -41,6 +41,12 @@ def nearest(client, vector) -> str | None:
     return faces[0].matches[0].face_id if faces and faces[0].matches else None
 
 
+def owner(client, vector) -> str | None:
+    """The identity an exact query of this vector finds, or None."""
+    faces = client.identify(embedding=vector, max_distance=0.01).faces
+    return faces[0].matches[0].identity_id if faces and faces[0].matches else None
+
+
 def test_a_faiss_replica_follows_the_writes_of_another(tmp_path, postgres_url):
     rng = np.random.default_rng(1)
     x = unit(rng, 3)
@@ -59,6 +65,11 @@ def test_a_faiss_replica_follows_the_writes_of_another(tmp_path, postgres_url):
             while (nearest(ca, x[1]), nearest(cb, x[0])) != (other, None) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert (nearest(ca, x[1]), nearest(cb, x[0])) == (other, None)
+            assert cb.move_faces([other], "cat", create_if_missing=True) == 1   # an admin write, followed too
+            deadline = time.monotonic() + 30
+            while owner(ca, x[1]) != "cat" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert owner(ca, x[1]) == "cat"
     finally:
         a.stop()
         b.stop()

@@ -34,3 +34,14 @@ def test_face_map_appends_merges_and_forgets():
     m.remove([5, 4])
     assert m.owners([5, 6]).tolist() == [GONE, 12]
     assert FaceMap().owners([1]).tolist() == [GONE]
+
+
+def test_the_face_map_moves_live_faces_only():
+    from facesearch.gallery.facemap import GONE, FaceMap
+
+    fmap = FaceMap()
+    fmap.add([1, 2, 3], [10, 10, 11])
+    fmap.remove([2])
+    fmap.move([1, 2, 3, 99], [12, 12, 12, 12])   # 2 was deleted and 99 never added: both stay unknown to owners
+    assert fmap.owners([1, 2, 3, 99]).tolist() == [12, GONE, 12, GONE]
+    assert fmap.live_ids().tolist() == [1, 3] and not fmap.known([99])[0]

@@ -20,7 +20,7 @@ def test_chunks_come_back_in_order_when_this_process_prepares_some(monkeypatch):
     here = threading.get_ident()
     where = []
 
-    def fake_prepare_many(items, mode, keep_jpeg):
+    def fake_prepare_many(items, mode, keep_jpeg, boxes=None):
         if threading.get_ident() != here:
             gate.wait(5)   # the worker is slow: the main thread prepares queued chunks meanwhile
         where.append(threading.get_ident() == here)
