@@ -21,7 +21,7 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
-from .sql import in_chunks, last_seq, pruned_through, serialise_writes
+from .sql import in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Recovery:
             self._applied_seq = serialise_writes(conn)
             self._load_map(conn)
             self._reconcile(conn)
-        self._orphans = set()
+        self._orphans = {}
 
     def _reconcile(self, conn) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
@@ -185,6 +185,7 @@ class Recovery:
         if len(missing):
             ids, vectors, _ = self._stored(conn, missing)
             self.index.add(ids, vectors)
+            raise_index_ts(conn, self.index.write_ts)   # other replicas' searches see them too
         log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
                  len(missing), len(extra))
 

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select, update
 from .errors import GalleryError
 from .index import VectorIndex
 from .schema import faces
-from .sql import bump_generation, generation, serialise_writes, set_meta
+from .sql import bump_generation, generation, raise_index_ts, serialise_writes, set_meta
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Reindex:
                             embedding=bindparam("emb"), model_id=model_id),
                             [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                     set_meta(conn, model_id, dimension)
+                    raise_index_ts(conn, getattr(fresh, "write_ts", 0))   # searches on it see all it holds
                     self.forget_calibration(conn)
                     if bump_generation(conn) != target:   # rolls the transaction back
                         raise GalleryError("another process reindexed the gallery meanwhile; nothing changed here")

@@ -60,7 +60,8 @@ class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
-        self._orphans: set[int] = set()   # ids a durable index holds and SQL never committed (reads.py)
+        # ids a durable index holds and SQL had not committed -> the index timestamp then (reads.py)
+        self._orphans: dict[int, int] = {}
         self._beat_at = datetime.min.replace(tzinfo=timezone.utc)
         self._recovered_at = 0.0   # monotonic time of follow()'s last rebuild attempt
         self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key

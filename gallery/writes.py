@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from .errors import NotFoundError
 from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
-from .sql import in_chunks, serialise_writes
+from .sql import in_chunks, raise_index_ts, serialise_writes
 from .validate import check_identity_id
 
 
@@ -97,6 +97,7 @@ class Writes:
                 face_ids = [r.id for r in result]
                 if self.index.durable:   # before the commit: see the module's docstring
                     self.index.add(np.array(face_ids, np.int64), vectors[added])
+                    raise_index_ts(conn, self.index.write_ts)   # every replica's searches wait for it
             last = self._log(conn, "add", face_ids) if face_ids else None
             if renamed:
                 last = self._log(conn, "identity", renamed)
@@ -182,6 +183,7 @@ class Writes:
                 self.map.remove([face_id])
 
             self._apply(change, (before, last))
+            self._record_index_ts()
 
     def delete_identity(self, identity_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces went."""
@@ -201,6 +203,7 @@ class Writes:
                     self.map.remove(ids)
 
             self._apply(change, None if last is None else (before, last))
+            self._record_index_ts()
         return len(ids)
 
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
@@ -214,6 +217,14 @@ class Writes:
                 logged = (before, self._log(conn, "identity", [pk])) if display_name is not None else None
             self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), logged)
         return self.get_identity(identity_id)
+
+    def _record_index_ts(self) -> None:
+        """After a delete reached a shared index (after its commit): its timestamp into SQL, so that
+        no replica's search answers from before it."""
+        ts = getattr(self.index, "write_ts", 0)
+        if self.index.durable and ts:
+            with self.engine.begin() as conn:
+                raise_index_ts(conn, ts)
 
     @staticmethod
     def _pk(conn, identity_id: str) -> int:
