@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, insert, select, update
 from .errors import IndexUnavailableError
 from .facemap import GONE
 from .schema import changes, identities, replicas
-from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes
+from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Follow:
                 return 0
             if not self._reachable():
                 return 0
-            with self.engine.connect() as conn:
+            with snapshot(self.engine) as conn:   # rows, faces and names as of one moment
                 if generation(conn) != self.generation:
                     self._follow_reindex(conn)
                     return 0

@@ -22,6 +22,7 @@ from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
 from .sql import in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
+from .sql import snapshot as sql_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Recovery:
             self._snapshot_seq = self._applied_seq
             return
         watermark = snapshot.read(self.snapshot_dir, self._snapshot_key(), self.index)
-        with self.engine.connect() as conn:
+        with sql_snapshot(self.engine) as conn:   # map, index and last seq as of one moment
             self._load_map(conn)
             last = last_seq(conn)
             if watermark is not None and watermark > last:
@@ -247,7 +248,7 @@ class Recovery:
                     self._reconcile_all()
                 _close_quietly(old)
             else:
-                with self.engine.connect() as conn:
+                with sql_snapshot(self.engine) as conn:   # index, map and last seq as of one moment
                     last = last_seq(conn)
                     fresh_index = self._new_index()
                     try:
