@@ -24,6 +24,11 @@ class ModelMismatchError(GalleryError):
     """The gallery belongs to another model id or dimension (FAILED_PRECONDITION)."""
 
 
+class StaleGenerationError(ModelMismatchError):
+    """A write from a process that has not yet followed a reindex (FAILED_PRECONDITION); the Gallery
+    follows and retries it once before it reaches a caller."""
+
+
 class IndexUnavailableError(GalleryError):
     """The vector index's server cannot be reached; the message names it (UNAVAILABLE)."""
 

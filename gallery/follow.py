@@ -57,6 +57,11 @@ class Follow:
         with self._write:
             if self._closed:
                 return 0
+            with self.engine.connect() as conn:
+                reindexed = generation(conn) != self.generation
+            if reindexed:   # first: the old generation's collection may be gone, so probing it would fail
+                self._follow_reindex()
+                return 0
             if not self.healthy:
                 if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
                     self._recovered_at = time.monotonic()
@@ -65,9 +70,6 @@ class Follow:
             if not self._reachable():
                 return 0
             with snapshot(self.engine) as conn:   # rows, faces and names as of one moment
-                if generation(conn) != self.generation:
-                    self._follow_reindex(conn)
-                    return 0
                 if pruned_through(conn) > self._applied_seq < last_seq(conn):   # rows we need are gone
                     log.warning("the change log was pruned past this replica's seq %d; rebuilding from SQL",
                                 self._applied_seq)
@@ -78,6 +80,7 @@ class Follow:
                                            .order_by(changes.c.seq).limit(FOLLOW_CHUNK)).all():
                     self._follow_rows(conn, rows)
                     applied += len(rows)
+                    self.heartbeat()   # a long catch-up still says this replica is alive
         self.heartbeat()
         return applied
 
@@ -125,23 +128,44 @@ class Follow:
 
         self._apply(change, (self._applied_seq, rows[-1].seq))
 
-    def _follow_reindex(self, conn) -> None:
-        """Another process reindexed: take the gallery's model and generation, rebuild the index."""
-        model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+    def _follow_reindex(self) -> None:
+        """Another process reindexed: open the new generation's index first, and only then switch
+        to it (model, dimension, generation), so a failure leaves this replica unhealthy (NOT_SERVING,
+        retried by the next follow) rather than serving a dropped collection as if healthy."""
+        with self.engine.connect() as conn:
+            model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+            target = generation(conn)
         if model_id != self.model_id:
             log.warning("the gallery was reindexed to %s; this process still embeds for %s, so its "
                         "searches and enrolments are refused until it is restarted with that model",
                         model_id, self.model_id)
-        self.model_id, self.dimension, self.generation = model_id, dimension, generation(conn)
         self._cutoff_cache = (-np.inf, None)
-        if self.index.durable:   # the reindexer filled the new generation's collection
-            old = self.index
+        if not self.index.durable:
             with self._rw.write():
-                self.index = self._new_index()
-                self._reconcile_all()
-            old.close()
+                self.model_id, self.dimension, self.generation = model_id, dimension, target
+            self._recover_locked()
             return
-        self._recover_locked()
+        try:   # the reindexer filled the new generation's collection
+            fresh = self._new_index(dimension, model_id=model_id, generation=target)
+        except Exception as exc:
+            log.exception("cannot open the index of generation %d", target)
+            self._set_health(f"the gallery was reindexed (generation {target}) and its new index cannot be "
+                             f"opened here: {exc}")
+            return
+        old = self.index
+        with self._rw.write():
+            self.index, self.model_id, self.dimension, self.generation = fresh, model_id, dimension, target
+            try:
+                self._reconcile_all()
+                failed = None
+            except Exception as exc:
+                failed = exc
+        old.close()
+        if failed is not None:
+            log.error("reconciling the new generation's index failed: %r", failed)
+            self._set_health(f"the new generation's index could not be reconciled with SQL: {failed!r}")
+        else:
+            self._set_health(None)
 
     def heartbeat(self, force: bool = False) -> None:
         """Record this replica's restart seq in `replicas`, at most every HEARTBEAT_S unless forced."""

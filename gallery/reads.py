@@ -120,7 +120,9 @@ class Reads:
     def search(self, embeddings, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
                model_id: str | None = None) -> list[list[Match]]:
         """For each query, the best face of each identity, best first, at most top_k
-        identities, distances on the service scale; max_distance=None: no cutoff."""
+        identities, distances on the service scale; max_distance=None: no cutoff.
+        model_id: the model the queries were embedded by, checked against the gallery's (again
+        under the index lock, so a reindex followed meanwhile cannot slip between)."""
         self.check_model(model_id)
         queries = self._embeddings(embeddings, "query")
         top_k = max(1, int(top_k))
@@ -133,6 +135,7 @@ class Reads:
         seen_ts = self._committed_index_ts() if self.index.durable else 0
         while len(todo):
             with self._rw.read():  # index and face map change together under the write side
+                self.check_model(model_id)
                 if seen_ts:
                     self.index.read_after(seen_ts)
                 # a shared durable index may hold more than this process counted (another replica's writes)
@@ -179,15 +182,21 @@ class Reads:
             return index_ts(conn)
 
     def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
-        """The distance from embedding to the nearest face of one identity (exact)."""
+        """The distance from embedding to the nearest face of one identity (exact); model_id: the
+        model that embedded it, checked against the gallery's and the stored faces' own."""
         self.check_model(model_id)
         query = self._embeddings(embedding)[0]
         with self.engine.connect() as conn:
             row = conn.execute(select(identities).where(identities.c.identity_id == identity_id)).first()
             if row is None:
                 raise NotFoundError(f"no identity {identity_id!r}")
-            stored = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.identity_pk == row.id)
-                                  .order_by(faces.c.id)).all()
+            stored = conn.execute(select(faces.c.id, faces.c.embedding, faces.c.model_id)
+                                  .where(faces.c.identity_pk == row.id).order_by(faces.c.id)).all()
+        for r in stored[:1]:
+            self.check_model(model_id)   # the gallery may have followed a reindex meanwhile
+            if model_id is not None and r.model_id != model_id:
+                raise ModelMismatchError(f"identity {identity_id!r} holds faces of model {r.model_id!r}, "
+                                         f"not {model_id!r}")
         if not stored:
             raise NotFoundError(f"identity {identity_id!r} has no faces")
         diffs = decode_vectors((r.embedding for r in stored), self.dimension) - query

@@ -21,7 +21,7 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
-from .sql import in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
+from .sql import generation, in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
 from .sql import snapshot as sql_snapshot
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,10 @@ class Recovery:
         """Rebuild index and face map from SQL aside, then swap them in (writer lock held)."""
         try:
             if self.index.durable:   # a new client too: one whose server went away may not reconnect
+                with self.engine.connect() as conn:
+                    if generation(conn) != self.generation:   # never recreate a reindex's dropped collection
+                        self._follow_reindex()
+                        return self.healthy
                 fresh, old = self._new_index(), self.index
                 with self._rw.write():
                     self.index = fresh

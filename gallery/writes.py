@@ -17,10 +17,10 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .errors import NotFoundError
+from .errors import NotFoundError, StaleGenerationError
 from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
-from .sql import in_chunks, raise_index_ts, serialise_writes
+from .sql import generation, in_chunks, raise_index_ts, serialise_writes
 from .validate import check_identity_id
 
 
@@ -38,7 +38,30 @@ class Writes:
         Idempotent: a face whose image bytes (source_sha256) or, without them, whose embedding
         its identity already has is not added again but reported in AddResult.duplicates. The
         check runs in the transaction and unique indexes enforce it; a racing writer's duplicate
-        (IntegrityError) retries the transaction, which then sees it as a duplicate."""
+        (IntegrityError) retries the transaction, which then sees it as a duplicate.
+
+        Fenced by generation: refused (ModelMismatchError) once another process reindexed the
+        gallery to another model, even before this one followed (_fenced)."""
+        return self._after_following(self._add_batch, enrolments, model_id=model_id)
+
+    def _after_following(self, write, *args, **kwargs):
+        """write(), or, if another process reindexed since this one last followed, follow and retry
+        it once (with the new model and index: an enrolment of the old model is then refused)."""
+        try:
+            return write(*args, **kwargs)
+        except StaleGenerationError:
+            self.follow()
+            return write(*args, **kwargs)
+
+    def _fenced(self, conn) -> None:
+        """Inside a write transaction, after serialise_writes: refuse it if the gallery was reindexed
+        since this process last followed (its embeddings and index would be of the old generation)."""
+        current = generation(conn)
+        if current != self.generation:
+            raise StaleGenerationError(f"the gallery was reindexed (generation {current}, this process has "
+                                       f"{self.generation}); follow it first")
+
+    def _add_batch(self, enrolments: Sequence[Enrolment], *, model_id: str | None = None) -> list[AddResult]:
         self.check_model(model_id)
         for e in enrolments:
             check_identity_id(e.identity_id)
@@ -82,6 +105,7 @@ class Writes:
         created, names, (seq before, last seq) or None)."""
         with self.engine.begin() as conn:
             before = serialise_writes(conn)
+            self._fenced(conn)
             pks, created, renamed = self._identities_for(conn, enrolments, when)
             all_owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
             known = self._known_keys(conn, all_owners, keys)
@@ -171,9 +195,13 @@ class Writes:
         return max(r.seq for r in result)
 
     def delete_face(self, face_id: int) -> None:
+        self._after_following(self._delete_face, face_id)
+
+    def _delete_face(self, face_id: int) -> None:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
+                self._fenced(conn)   # the old generation's collection may be gone: the new one must lose it
                 if conn.execute(delete(faces).where(faces.c.id == int(face_id))).rowcount == 0:
                     raise NotFoundError(f"no face {face_id}")
                 last = self._log(conn, "delete", [int(face_id)])
@@ -187,9 +215,13 @@ class Writes:
 
     def delete_identity(self, identity_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces went."""
+        return self._after_following(self._delete_identity, identity_id)
+
+    def _delete_identity(self, identity_id: str) -> int:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
+                self._fenced(conn)
                 pk = self._pk(conn, identity_id)
                 ids = list(conn.execute(select(faces.c.id).where(faces.c.identity_pk == pk)).scalars())
                 conn.execute(delete(faces).where(faces.c.identity_pk == pk))

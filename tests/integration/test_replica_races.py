@@ -76,3 +76,106 @@ def test_a_face_committed_while_a_replica_reads_its_map_and_index_is_found(tmp_p
         hit = b.search(x[1], max_distance=1e-3)[0]
         assert [(m.identity_id, m.face_id) for m in hit] == [("bob", late[0])]
         assert sorted(b.indexed_ids().tolist()) == sorted(a.indexed_ids().tolist())   # none indexed twice
+
+
+@pytest.mark.parametrize("new_model", ["m2", "races"])
+def test_a_write_from_a_replica_that_missed_a_reindex_is_refused_or_retried_never_mixed(tmp_path, shared_url,
+                                                                                          new_model):
+    """B has not followed A's reindex when it enrols: the generation check inside B's transaction
+    refuses it; B follows and retries, so an old-model face is refused and a same-model one lands in
+    the new generation. An image query embedded by the old model is refused too, never answered."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from facesearch.gallery import ModelMismatchError
+    from facesearch.gallery.schema import faces
+    from facesearch.service.runtime import Runtime
+
+    x = unit(np.random.default_rng(2), 4)
+    with replica(tmp_path, "a", shared_url) as a, replica(tmp_path, "b", shared_url) as b:
+        for i in range(2):
+            a.add_faces(f"p{i}", [NewFace(x[i], crop_jpeg=b"crop%d" % i)])
+        b.follow()
+        a.reindex(new_model, D, lambda crops: -x[[int(c[4:]) for c in crops]])
+        assert b.generation == 0   # not followed yet
+        late = [NewFace(x[2], crop_jpeg=b"crop2")]
+        if new_model == "m2":
+            with pytest.raises(ModelMismatchError):
+                b.add_faces("late", late, model_id="races")
+            with pytest.raises(ModelMismatchError):   # the runtime passes the embedder's model with the query
+                Runtime._search_batch(SimpleNamespace(gallery=b), [(-x[0], 1, 12.0, "races")])
+        else:
+            face = b.add_faces("late", late, model_id="races").face_ids[0]
+            a.follow()
+            assert a.search(x[2], max_distance=1e-3)[0][0].face_id == face
+        assert b.generation == 1
+        with a.engine.connect() as conn:
+            assert set(conn.execute(select(faces.c.model_id)).scalars()) == {new_model}
+
+
+def test_reindexes_are_serialised_across_processes(tmp_path, shared_url):
+    from facesearch.gallery import GalleryError
+
+    x = unit(np.random.default_rng(3), 2)
+    with replica(tmp_path, "a", shared_url) as a, replica(tmp_path, "b", shared_url) as b:
+        a.add_faces("p0", [NewFace(x[0], crop_jpeg=b"crop0")])
+        with a._reindexing():   # A's reindex in progress
+            with pytest.raises(GalleryError, match="another process is reindexing"):
+                b.reindex("m2", D, lambda crops: -x[:len(crops)])
+        assert b.reindex("m2", D, lambda crops: -x[:len(crops)]) == 1   # once it is done, B's may run
+        a.follow()
+        assert (a.model_id, a.generation) == ("m2", 1)
+
+
+@pytest.fixture
+def on_milvus(milvus_server_uri):
+    import uuid
+
+    return {"vector_backend": "milvus", "milvus_uri": milvus_server_uri,
+            "milvus_collection": f"races_{uuid.uuid4().hex[:12]}", "milvus_timeout_s": 10.0}
+
+
+def test_a_replica_that_cannot_open_the_new_generation_says_so_and_recovers(tmp_path, postgres_url, on_milvus,
+                                                                           monkeypatch):
+    """A reindexed (dropping the old collection); B's first try to open the new one fails (as a load past
+    its timeout would). B stays on its generation and NOT_SERVING, not healthy on a dropped collection,
+    and the next follow switches it over."""
+    from facesearch.gallery import IndexUnavailableError, follow
+
+    monkeypatch.setattr(follow, "RECOVER_EVERY_S", 0.0)
+    x = unit(np.random.default_rng(4), 2)
+    with replica(tmp_path, "a", postgres_url, **on_milvus) as a, replica(tmp_path, "b", postgres_url, **on_milvus) as b:
+        face = a.add_faces("p0", [NewFace(x[0], crop_jpeg=b"crop0")]).face_ids[0]
+        b.follow()
+        a.reindex("races", D, lambda crops: -x[:len(crops)])
+        real, failures = b._new_index, []
+
+        def failing_once(*args, **kwargs):
+            if not failures:
+                failures.append(True)
+                raise IndexUnavailableError("loading the collection timed out")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(b, "_new_index", failing_once)
+        b.follow()
+        assert failures and not b.healthy and "timed out" in b.unhealthy_reason and b.generation == 0
+        b.follow()
+        assert b.healthy and b.generation == 1
+        assert b.search(-x[0], max_distance=1e-3)[0][0].face_id == face
+
+
+def test_a_dropped_collection_is_not_serving_until_rebuilt_from_sql(tmp_path, postgres_url, on_milvus,
+                                                                     monkeypatch):
+    from facesearch.gallery import follow
+
+    monkeypatch.setattr(follow, "RECOVER_EVERY_S", 0.0)
+    x = unit(np.random.default_rng(5), 1)
+    with replica(tmp_path, "a", postgres_url, **on_milvus) as a:
+        face = a.add_faces("p0", [NewFace(x[0])]).face_ids[0]
+        a.index.client.drop_collection(a.index.collection)   # an operator's mistake
+        a.follow()
+        assert not a.healthy and "is gone" in a.unhealthy_reason
+        a.follow()   # recreated and reconciled from SQL, the source of truth
+        assert a.healthy
+        assert a.search(x[0], max_distance=1e-3)[0][0].face_id == face
