@@ -20,6 +20,7 @@ from .config import GalleryConfig
 from .calibration import Calibration
 from .calibrated import AppliedCalibration
 from .errors import (
+    DATABASE_UNAVAILABLE,
     CalibrationError,
     GalleryError,
     GalleryLockedError,
@@ -36,7 +37,8 @@ from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace
 from .store import Gallery
 
 __all__ = [
-    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
+    "AddResult", "AppliedCalibration", "Calibration", "CalibrationError", "DATABASE_UNAVAILABLE", "Enrolment",
+    "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",

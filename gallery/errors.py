@@ -1,5 +1,12 @@
 """Typed errors of the gallery; the server maps each to a gRPC status."""
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+# What the gallery's SQL raises while its database cannot be reached or does not answer in time
+# (connect timeout, pool timeout, a dropped connection): UNAVAILABLE to a caller, not INTERNAL.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
 
 class GalleryError(Exception):
     pass

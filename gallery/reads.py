@@ -136,7 +136,7 @@ class Reads:
         while len(todo):
             with self._rw.read():  # index and face map change together under the write side
                 self.check_model(model_id)
-                if seen_ts:
+                if seen_ts and hasattr(self.index, "read_after"):
                     self.index.read_after(seen_ts)
                 # a shared durable index may hold more than this process counted (another replica's writes)
                 total = np.inf if self.index.durable else len(self.index)

@@ -186,7 +186,7 @@ class Recovery:
         if len(missing):
             ids, vectors, _ = self._stored(conn, missing)
             self.index.add(ids, vectors)
-            raise_index_ts(conn, self.index.write_ts)   # other replicas' searches see them too
+            raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # other replicas' searches see them too
         log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
                  len(missing), len(extra))
 

@@ -101,6 +101,7 @@ class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
             gallery.generation = current
             gallery._load_index()
             gallery.heartbeat(force=True)
+            gallery.refresh_cutoff()   # later re-read off the caller's thread (calibrated.py)
             return gallery
         except BaseException:
             if engine is not None:

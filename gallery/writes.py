@@ -121,7 +121,7 @@ class Writes:
                 face_ids = [r.id for r in result]
                 if self.index.durable:   # before the commit: see the module's docstring
                     self.index.add(np.array(face_ids, np.int64), vectors[added])
-                    raise_index_ts(conn, self.index.write_ts)   # every replica's searches wait for it
+                    raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # every replica's searches wait for it
             last = self._log(conn, "add", face_ids) if face_ids else None
             if renamed:
                 last = self._log(conn, "identity", renamed)

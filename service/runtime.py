@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from facesearch.embedder import Embedder
-from facesearch.gallery import Gallery, Match
+from facesearch.gallery import DATABASE_UNAVAILABLE, Gallery, IndexUnavailableError, Match
 
 from .batcher import MicroBatcher
 from .faces import FacePool
@@ -53,7 +53,8 @@ class Runtime:
                                    max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"))
         self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
                                     name="search", max_queued=max_queued, on_batch=hook("search"),
-                                    on_stopped=stopped("search"))
+                                    on_stopped=stopped("search"),
+                                    outages=(IndexUnavailableError, *DATABASE_UNAVAILABLE))
 
     def start(self) -> None:
         """Start the batch workers; call from the event loop that will serve requests."""
