@@ -179,3 +179,42 @@ def test_a_dropped_collection_is_not_serving_until_rebuilt_from_sql(tmp_path, po
         a.follow()   # recreated and reconciled from SQL, the source of truth
         assert a.healthy
         assert a.search(x[0], max_distance=1e-3)[0][0].face_id == face
+
+
+def test_two_processes_setting_one_meta_key_at_once_both_succeed(postgres_url):
+    """put_meta (Calibrate apply, pruning) is one upsert: the second writer waits for the first and
+    overwrites, where delete-then-insert raised IntegrityError (INTERNAL) once the first committed."""
+    import threading
+
+    from sqlalchemy import text
+
+    from facesearch.gallery.migrate import upgrade
+    from facesearch.gallery.sql import connect, get_meta, put_meta
+
+    engine = connect(postgres_url)
+    upgrade(engine)
+    try:
+        errors = []
+        with engine.connect() as first:
+            first.begin()
+            put_meta(first, "calibration", "first")   # uncommitted: holds the key
+
+            def second():
+                try:
+                    with engine.begin() as conn:
+                        put_meta(conn, "calibration", "second")
+                except Exception as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            with engine.connect() as watch:   # until the second writer waits on the first's row
+                while not watch.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                    thread.join(0.01)
+            first.commit()
+        thread.join(30)
+        assert errors == []
+        with engine.connect() as conn:
+            assert get_meta(conn, "calibration") == "second"
+    finally:
+        engine.dispose()
