@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from .errors import IndexUnavailableError
 from .facemap import GONE
+from .records import aware
 from .schema import changes, identities, replicas
 from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes, snapshot
 
@@ -173,24 +174,30 @@ class Follow:
         if not force and (now - self._beat_at).total_seconds() < HEARTBEAT_S:
             return
         with self.engine.begin() as conn:
-            self._beat(conn, now)
+            self._beat(conn)
         self._beat_at = now
 
-    def _beat(self, conn, now: datetime) -> None:
+    @staticmethod
+    def _db_now(conn) -> datetime:
+        """The database's clock (UTC), so that replicas whose hosts' clocks differ agree on who is live."""
+        return aware(conn.execute(select(func.current_timestamp())).scalar())
+
+    def _beat(self, conn) -> datetime:
+        now = self._db_now(conn)
         values = {"seq": self.restart_seq, "seen_at": now}
         if conn.execute(update(replicas).where(replicas.c.name == self.replica_name).values(**values)).rowcount == 0:
             conn.execute(insert(replicas).values(name=self.replica_name, **values))
+        return now
 
     def _prune(self, seq: int) -> None:
         """Delete the change-log rows at or below seq that no live replica still needs."""
-        now = datetime.now(timezone.utc)
         with self.engine.begin() as conn:
             serialise_writes(conn)   # one pruner at a time; pruned_through only grows
-            self._beat(conn, now)
+            now = self._beat(conn)
             needed = conn.execute(select(func.min(replicas.c.seq))
                                   .where(replicas.c.seen_at >= now - timedelta(seconds=REPLICA_TTL_S))).scalar()
             limit = min(seq, needed if needed is not None else seq, last_seq(conn) - 1)  # keep the newest row
             if limit > pruned_through(conn):
                 conn.execute(delete(changes).where(changes.c.seq <= limit))
                 put_meta(conn, "pruned_through", str(limit))
-        self._beat_at = now
+        self._beat_at = datetime.now(timezone.utc)

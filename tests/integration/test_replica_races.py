@@ -218,3 +218,32 @@ def test_two_processes_setting_one_meta_key_at_once_both_succeed(postgres_url):
             assert get_meta(conn, "calibration") == "second"
     finally:
         engine.dispose()
+
+
+def test_a_replica_whose_host_clock_is_behind_still_holds_back_pruning(tmp_path, shared_url, monkeypatch):
+    """seen_at is the database's time: B's host clock an hour slow once made its fresh heartbeat look
+    older than REPLICA_TTL_S, so A pruned rows B still needed."""
+    from datetime import datetime, timedelta, timezone
+
+    from facesearch.gallery import follow
+    from facesearch.gallery.sql import pruned_through
+
+    x = unit(np.random.default_rng(6), 4)
+    with replica(tmp_path, "a", shared_url) as a, replica(tmp_path, "b", shared_url) as b:
+        for i in range(4):
+            a.add_faces(f"p{i}", [NewFace(x[i])])
+
+        class SlowClock(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return datetime.now(tz) - timedelta(hours=1)
+
+        monkeypatch.setattr(follow, "datetime", SlowClock)
+        b.heartbeat(force=True)   # B has applied nothing: its row holds the whole log
+        monkeypatch.setattr(follow, "datetime", datetime)
+        a.snapshot()
+        with a.engine.connect() as conn:
+            assert pruned_through(conn) == 0
+        assert b.follow() == 4 and len(b.indexed_ids()) == 4
+        with a.engine.connect() as conn:
+            assert abs(b._db_now(conn) - datetime.now(timezone.utc)) < timedelta(minutes=1)
