@@ -19,8 +19,9 @@ timed from its acknowledgement until a search on B finds it.
 Then (--replicas N, 0 to skip) replicas end to end: N faces on PostgreSQL (pgserver), two
 facesearch-server processes on the Milvus server against two on FAISS, one pair at a time on
 the same database, each pair driven through gRPC with Identify by embedding at concurrency
-1, 8 and 32 (client threads alternating between the two replicas). Milvus replicas search
-at the guarantee timestamp of the newest committed write (gallery/milvus_index.py).
+1, 8 and 32 (client threads alternating between the two replicas), both on the --index kind.
+Milvus replicas search at the guarantee timestamp of the newest committed write
+(gallery/milvus_index.py).
 Writes bench/results/backends.json (backends_replicas.json with `--n` given no sizes: the
 replica pairs alone).
 """
@@ -160,9 +161,11 @@ def replica_lag(folder: Path, writes: int, follow_s: float) -> dict:
     return out
 
 
-def replica_pairs(folder: Path, n: int, server, seconds: float, levels=(1, 8, 32)) -> dict:
+def replica_pairs(folder: Path, n: int, server, seconds: float, kind: str, levels=(1, 8, 32)) -> dict:
     """Identify by embedding through gRPC against two Milvus replicas and two FAISS replicas on
-    one PostgreSQL database of n faces: QPS and latency per concurrency level, pair by pair."""
+    one PostgreSQL database of n faces, index `kind` for both: QPS and latency per concurrency
+    level, pair by pair. The Milvus collection is flushed and indexed first (steady state: rows
+    inserted lately sit in growing segments, searched without the index)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pgserver
@@ -185,11 +188,11 @@ def replica_pairs(folder: Path, n: int, server, seconds: float, levels=(1, 8, 32
                          for p in range(start, min(people, start + 2000))])
     load_s = time.perf_counter() - t
     print(f"replicas: {n:,} faces into PostgreSQL in {load_s:.0f} s", flush=True)
-    pairs = {"faiss": {}}
+    pairs = {"faiss": {"FACESEARCH_INDEX": kind}}
     if server is not None:
         pairs["milvus"] = {"FACESEARCH_VECTOR_BACKEND": "milvus", "FACESEARCH_MILVUS_URI": server.uri,
-                           "FACESEARCH_MILVUS_COLLECTION": "bench_replicas"}
-    out = {"faces": n, "database": "PostgreSQL 16 (pgserver)", "load_s": load_s, "pairs": {}}
+                           "FACESEARCH_MILVUS_COLLECTION": "bench_replicas", "FACESEARCH_INDEX": kind}
+    out = {"faces": n, "index": kind, "database": "PostgreSQL 16 (pgserver)", "load_s": load_s, "pairs": {}}
     try:
         for backend, env in pairs.items():
             procs = [ServerProcess(folder / f"{backend}_{i}", env={"FACESEARCH_DATABASE_URL": url, **env})
@@ -199,6 +202,14 @@ def replica_pairs(folder: Path, n: int, server, seconds: float, levels=(1, 8, 32
             try:
                 for p in procs:
                     p.wait_serving(900)
+                if backend == "milvus":
+                    from types import SimpleNamespace
+
+                    from pymilvus import MilvusClient
+
+                    admin = MilvusClient(uri=server.uri)
+                    milvus_wait(SimpleNamespace(client=admin, collection="bench_replicas"), n)()
+                    admin.close()
                 clients = [FaceSearchClient(p.target, timeout=60) for p in procs]
                 rows = []
                 for c in levels:
@@ -315,7 +326,7 @@ def main(argv=None) -> None:
         try:
             runs = [run(n, args, tmp, server) for n in args.n]
             if args.replicas:
-                pairs = replica_pairs(tmp / "replicas", args.replicas, server, args.replica_seconds)
+                pairs = replica_pairs(tmp / "replicas", args.replicas, server, args.replica_seconds, args.index)
         finally:
             if server is not None:
                 server.stop()
