@@ -99,6 +99,7 @@ class Gallery(Writes, Reads, Recovery, Follow, Reindex, Calibrated):
             index = _deferring(build_index(config, dimension, model_id, current))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
+            gallery.heartbeat(force=True)   # registered at seq 0 first: no log row it may need is pruned meanwhile
             gallery._load_index()
             gallery.heartbeat(force=True)
             gallery.refresh_cutoff()   # later re-read off the caller's thread (calibrated.py)

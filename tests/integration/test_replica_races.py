@@ -247,3 +247,24 @@ def test_a_replica_whose_host_clock_is_behind_still_holds_back_pruning(tmp_path,
         assert b.follow() == 4 and len(b.indexed_ids()) == 4
         with a.engine.connect() as conn:
             assert abs(b._db_now(conn) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+
+
+def test_a_replica_is_registered_before_it_loads_so_the_log_it_needs_is_kept(tmp_path, shared_url, monkeypatch):
+    from facesearch.gallery.sql import pruned_through
+
+    x = unit(np.random.default_rng(7), 5)
+    with ExitStack() as stack:
+        a = stack.enter_context(replica(tmp_path, "a", shared_url))
+        a.add_faces("p0", [NewFace(x[0])])
+
+        def others_write_and_prune():
+            for i in (1, 2, 3):
+                a.add_faces(f"p{i}", [NewFace(x[i])])
+            a.snapshot()   # prunes below the oldest live replica's seq
+
+        fired = after(monkeypatch, Recovery, "_load_map", others_write_and_prune)
+        b = stack.enter_context(replica(tmp_path, "b", shared_url))
+        assert fired
+        with a.engine.connect() as conn:
+            assert pruned_through(conn) <= b._applied_seq   # what B read up to is all it needs kept
+        assert b.follow() == 3 and len(b.indexed_ids()) == 4
