@@ -268,3 +268,46 @@ def test_a_replica_is_registered_before_it_loads_so_the_log_it_needs_is_kept(tmp
         with a.engine.connect() as conn:
             assert pruned_through(conn) <= b._applied_seq   # what B read up to is all it needs kept
         assert b.follow() == 3 and len(b.indexed_ids()) == 4
+
+
+def test_a_milvus_outage_fails_a_search_batch_once_not_once_per_request(tmp_path, milvus_server_uri):
+    """Eight Identify searches in one batch while Milvus is cut off: one search call (one timeout)
+    answers all of them UNAVAILABLE, instead of the batch and then each request alone."""
+    import asyncio
+    import uuid
+    from types import SimpleNamespace
+    from urllib.parse import urlparse
+
+    from facesearch.embedder import EmbedderConfig
+    from facesearch.gallery import IndexUnavailableError
+    from facesearch.service import Runtime
+    from tests.helpers import Outage
+
+    upstream = urlparse(milvus_server_uri)
+    outage = Outage(upstream.hostname, upstream.port).restore()
+    x = unit(np.random.default_rng(8), 8)
+    g = replica(tmp_path, "a", "", vector_backend="milvus", milvus_uri=outage.uri,
+                milvus_collection=f"outage_{uuid.uuid4().hex[:12]}", milvus_timeout_s=2.0)
+    try:
+        g.add_faces("p0", [NewFace(x[0])])
+        calls = []
+        real = g.search
+        g.search = lambda *a, **k: calls.append(1) or real(*a, **k)
+        embedder = SimpleNamespace(config=EmbedderConfig(), dimension=D, model_id="races", embed_crops=None)
+        runtime = Runtime(embedder, g, follow_s=0)
+
+        async def main():
+            runtime.start()
+            try:
+                return await asyncio.gather(*(runtime.search(x[i:i + 1], 1, 12.0) for i in range(8)),
+                                            return_exceptions=True)
+            finally:
+                await runtime.stop()
+
+        outage.cut()
+        results = asyncio.run(main())
+        assert all(isinstance(r, IndexUnavailableError) for r in results)
+        assert len(calls) == 1
+    finally:
+        outage.restore()
+        g.close()
