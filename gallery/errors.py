@@ -1,5 +1,12 @@
 """Typed errors of the gallery; the server maps each to a gRPC status."""
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+# What the gallery's SQL raises while its database cannot be reached or does not answer in time
+# (connect timeout, pool timeout, a dropped connection): UNAVAILABLE to a caller, not INTERNAL.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
 
 class GalleryError(Exception):
     pass
@@ -22,6 +29,11 @@ class InvalidEmbeddingError(InvalidInputError):
 
 class ModelMismatchError(GalleryError):
     """The gallery belongs to another model id or dimension (FAILED_PRECONDITION)."""
+
+
+class StaleGenerationError(ModelMismatchError):
+    """A write from a process that has not yet followed a reindex (FAILED_PRECONDITION); the Gallery
+    follows and retries it once before it reaches a caller."""
 
 
 class IndexUnavailableError(GalleryError):

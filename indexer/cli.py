@@ -416,7 +416,7 @@ def main(argv=None) -> int:
                    "named after the model]")
     p.add_argument("--to-index", choices=["flat", "ivf", "hnsw"], help="the target's index kind [the source's]")
     p.add_argument("--to-data-dir", help="the target's data directory (FAISS snapshots, Milvus Lite file, lock) "
-                                         "[the source's]")
+                                         "[the source's; a FAISS target needs one of its own]")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per copy transaction [%(default)s]")
     p.add_argument("--sample", type=int, default=200, help="faces searched on both sides to verify [%(default)s]")
     p.set_defaults(run=cmd_migrate)

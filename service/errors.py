@@ -8,6 +8,7 @@ import inspect
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
     CalibrationBudgetError,
+    DATABASE_UNAVAILABLE,
     CalibrationError,
     IndexUnavailableError,
     InvalidInputError,
@@ -68,6 +69,9 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     """exc as a ServiceError, or None when it is unexpected (a bug or an outage: INTERNAL)."""
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, DATABASE_UNAVAILABLE):   # its text would show SQL: name the kind only
+        cause = getattr(exc, "orig", None) or exc
+        return Unavailable(f"the gallery's database is unavailable ({type(cause).__name__}); retry later")
     for domain, kind in _DOMAIN:
         if isinstance(exc, domain):
             return kind(str(exc))

@@ -77,6 +77,10 @@ class FaceSearchService:
     def model_id(self) -> str:
         return self.embedder.model_id
 
+    def _model_of(self, query: Query) -> str | None:
+        """The model that embedded a query: the embedder's for an image, the caller's for an embedding."""
+        return (query.model_id or None) if isinstance(query, EmbeddingInput) else self.model_id
+
     async def _query(self, query: Query, mode: FaceMode, max_faces: int = 0):
         """(faces, vectors) of a query; faces are None for an embedding."""
         if isinstance(query, EmbeddingInput):
@@ -95,7 +99,7 @@ class FaceSearchService:
         top_k = validate.top_k(top_k, self.limits.max_top_k)
         cutoff = self._cutoff(max_distance)
         faces, vectors = await self._query(query, face_mode, max_faces)
-        found = await self.runtime.search(vectors, top_k, cutoff) if len(vectors) else []
+        found = await self.runtime.search(vectors, top_k, cutoff, self._model_of(query)) if len(vectors) else []
         return IdentifyResult([FaceMatches(f.box if f else None, f.score if f else 0.0, matches)
                                for f, matches in zip(faces, found)], self.model_id)
 
@@ -158,7 +162,7 @@ class FaceSearchService:
         else:
             _faces, vectors = await self._query(query, face_mode)
             vector = vectors[0]
-        best = await self.runtime.read(self.gallery.verify, vector, identity_id)
+        best = await self.runtime.read(self.gallery.verify, vector, identity_id, self._model_of(query))
         return VerifyResult(best.distance <= cutoff, best.distance, best.face_id, face_found=True)
 
     @translated
