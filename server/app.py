@@ -121,6 +121,7 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         runtime.start()
         limits = Limits(max_distance=config.max_distance, max_distance_explicit=config.max_distance_explicit,
                         max_top_k=config.max_top_k, max_enroll_images=config.max_enroll_images,
+                        max_request_pixels=config.max_request_pixels,
                         recalibrate_every=config.recalibrate_every)
         servicer.attach(FaceSearchService(embedder, gallery, runtime, limits))
         metrics.watch(lambda: runtime.depths["embed"], lambda: runtime.depths["search"], gallery.indexed_count)

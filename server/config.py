@@ -44,6 +44,8 @@ class ServerConfig(Settings):
     tf_threads: int = setting(0, "TensorFlow threads per op (0: TensorFlow's own choice); 1 lets detection and "
                                  "embedding each take a core: faster on photos, slower on crops", ge=0)
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)
+    max_request_pixels: int = setting(400_000_000, "most pixels of all the images in one request together, read "
+                                                   "from their headers before any is decoded", ge=1)
     max_top_k: int = fixed(1000)
     snapshot_every: int = setting(10_000, "index changes between snapshots", ge=1)
     follow_ms: float = setting(250.0, "how often to apply what other replicas sharing the database committed, in "
