@@ -25,6 +25,7 @@ from .errors import (
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_REQUEST_PIXELS = 400_000_000   # all the images of one request (the server's default)
 DEFAULT_MIN_SIDE = 16
 
 # Our own limit is applied first; Pillow's would only warn below 2x its default.

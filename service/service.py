@@ -16,7 +16,7 @@ import numpy as np
 from facesearch import __version__
 from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
-from facesearch.embedder.images import header_pixels
+from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS, header_pixels
 from facesearch.embedder.prepare import sha256_of
 from facesearch.gallery import Enrolment, Gallery, Identity, NewFace
 from facesearch.gallery.calibration import effective_cutoff
@@ -47,7 +47,7 @@ class Limits:
     max_distance_explicit: bool = False    # set by the operator: it wins over a calibrated cutoff
     max_top_k: int = 1000
     max_enroll_images: int = 256
-    max_request_pixels: int = 400_000_000  # all images of a request together, from their headers
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all images of a request together, from their headers
     recalibrate_every: int = 0             # faces enrolled or deleted before a background Calibrate (0: never)
 
 
