@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
@@ -17,6 +18,8 @@ from facesearch.gallery import (
 )
 
 from .batcher import BatcherStopped, QueueFull
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -63,6 +66,9 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     """exc as a ServiceError, or None when it is unexpected (a bug or an outage: INTERNAL)."""
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, IndexUnavailableError):   # the URI and the backend's error stay in the log
+        log.warning("%s", exc)
+        return Unavailable(exc.public)
     for domain, kind in _DOMAIN:
         if isinstance(exc, domain):
             return kind(str(exc))
