@@ -37,7 +37,14 @@ class StaleGenerationError(ModelMismatchError):
 
 
 class IndexUnavailableError(GalleryError):
-    """The vector index's server cannot be reached; the message names it (UNAVAILABLE)."""
+    """The vector index's server cannot be reached; the message names it, for the log (UNAVAILABLE).
+
+    public: what a client is told, naming the backend but not its URI or the backend's own error.
+    """
+
+    def __init__(self, message: str, public: str = "the vector index is unavailable"):
+        super().__init__(message)
+        self.public = public
 
 
 class GalleryLockedError(GalleryError):

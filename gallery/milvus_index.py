@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -31,6 +32,14 @@ from pymilvus import DataType, MilvusClient
 from .errors import GalleryError, IndexUnavailableError
 
 log = logging.getLogger(__name__)
+
+
+def redacted(uri: str) -> str:
+    """The URI without user and password (http://user:pw@host:19530 -> http://host:19530)."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 KINDS = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
 MAX_LIMIT = 16_384      # Milvus's largest top-k
@@ -58,7 +67,8 @@ class MilvusIndex:
         try:
             self.client = MilvusClient(uri=self.uri, token=config.milvus_token, timeout=self.timeout)
         except Exception as exc:
-            raise IndexUnavailableError(f"cannot reach Milvus at {self.uri}: {exc}") from None
+            raise IndexUnavailableError(f"cannot reach Milvus at {redacted(self.uri)}: {exc}",
+                                        "the vector index (Milvus) cannot be reached") from None
         with self._reaching("open the collection"):
             self._open_collection()
             self._count = self._stored_count()
@@ -142,8 +152,9 @@ class MilvusIndex:
         except (KeyError, ValueError, GalleryError):
             raise
         except Exception as exc:
-            raise IndexUnavailableError(f"Milvus at {self.uri} is unavailable (could not {what}): "
-                                        f"{getattr(exc, 'message', None) or exc}") from None
+            raise IndexUnavailableError(f"Milvus at {redacted(self.uri)} is unavailable (could not {what}): "
+                                        f"{getattr(exc, 'message', None) or exc}",
+                                        f"the vector index (Milvus) is unavailable (could not {what})") from None
 
     def probe(self) -> None:
         """A cheap call that raises IndexUnavailableError while the server cannot be reached or the

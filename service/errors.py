@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
@@ -18,6 +19,8 @@ from facesearch.gallery import (
 )
 
 from .batcher import BatcherStopped, QueueFull
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -72,6 +75,9 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     if isinstance(exc, DATABASE_UNAVAILABLE):   # its text would show SQL: name the kind only
         cause = getattr(exc, "orig", None) or exc
         return Unavailable(f"the gallery's database is unavailable ({type(cause).__name__}); retry later")
+    if isinstance(exc, IndexUnavailableError):   # the URI and the backend's error stay in the log
+        log.warning("%s", exc)
+        return Unavailable(exc.public)
     for domain, kind in _DOMAIN:
         if isinstance(exc, domain):
             return kind(str(exc))

@@ -17,6 +17,7 @@ import numpy as np
 from facesearch import __version__
 from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
+from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS, header_pixels
 from facesearch.embedder.prepare import sha256_of
 from facesearch.gallery import Enrolment, Gallery, Identity, NewFace
 from facesearch.gallery.calibration import effective_cutoff
@@ -48,6 +49,7 @@ class Limits:
     max_distance_explicit: bool = False    # set by the operator: it wins over a calibrated cutoff
     max_top_k: int = 1000
     max_enroll_images: int = 256
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all images of a request together, from their headers
     recalibrate_every: int = 0             # faces enrolled or deleted before a background Calibrate (0: never)
 
 
@@ -120,6 +122,11 @@ class FaceSearchService:
         if total > self.limits.max_enroll_images:
             raise ResourceExhausted(f"{total} faces in one Enroll; the limit is {self.limits.max_enroll_images}, "
                                     "so split it into several calls")
+        pixels = sum(header_pixels(d) for d in images)   # headers only: nothing is decoded yet
+        if pixels > self.limits.max_request_pixels:
+            raise ResourceExhausted(f"the images of this Enroll are {pixels:,} pixels together; the limit is "
+                                    f"{self.limits.max_request_pixels:,} (FACESEARCH_MAX_REQUEST_PIXELS), so split "
+                                    "it into several calls or downscale the images")
         given = [validate.vector(e, self.gallery) for e in embeddings]
         digests = [sha256_of(d) for d in images]
         fresh = await self.runtime.read(Dedupe(self.gallery).fresh, [(identity_id, d) for d in digests])
