@@ -15,7 +15,15 @@ Then the lag of a replica following the change log (gallery/follow.py): two gall
 FAISS on one database (PostgreSQL from pgserver when installed, else a shared SQLite file),
 B following every --follow-ms as the server's follower thread does; each write on A is
 timed from its acknowledgement until a search on B finds it.
-Writes bench/results/backends.json.
+
+Then (--replicas N, 0 to skip) replicas end to end: N faces on PostgreSQL (pgserver), two
+facesearch-server processes on the Milvus server against two on FAISS, one pair at a time on
+the same database, each pair driven through gRPC with Identify by embedding at concurrency
+1, 8 and 32 (client threads alternating between the two replicas), both on the --index kind.
+Milvus replicas search at the guarantee timestamp of the newest committed write
+(gallery/milvus_index.py).
+Writes bench/results/backends.json (backends_replicas.json with `--n` given no sizes: the
+replica pairs alone).
 """
 
 from __future__ import annotations
@@ -153,6 +161,90 @@ def replica_lag(folder: Path, writes: int, follow_s: float) -> dict:
     return out
 
 
+def replica_pairs(folder: Path, n: int, server, seconds: float, kind: str, levels=(1, 8, 32)) -> dict:
+    """Identify by embedding through gRPC against two Milvus replicas and two FAISS replicas on
+    one PostgreSQL database of n faces, index `kind` for both: QPS and latency per concurrency
+    level, pair by pair. The Milvus collection is flushed and indexed first (steady state: rows
+    inserted lately sit in growing segments, searched without the index)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pgserver
+
+    from facesearch.client import FaceSearchClient
+    from facesearch.embedder import DEFAULT_MODEL
+    from facesearch.gallery import Enrolment, Gallery, GalleryConfig, IndexConfig, NewFace
+    from facesearch.testing import ServerProcess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pg = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+    url = pg.get_uri()
+    ids, x, q = data(n, 2000, seed=5)
+    t = time.perf_counter()
+    with Gallery.open(GalleryConfig(data_dir=folder / "loader", database_url=url, index=IndexConfig(use_gpu=False)),
+                      model_id=DEFAULT_MODEL, dimension=D) as g:
+        people = max(1, n // FACES_EACH)
+        for start in range(0, people, 2000):
+            g.add_batch([Enrolment(f"p{p}", [NewFace(v) for v in x[p::people]])
+                         for p in range(start, min(people, start + 2000))])
+    load_s = time.perf_counter() - t
+    print(f"replicas: {n:,} faces into PostgreSQL in {load_s:.0f} s", flush=True)
+    pairs = {"faiss": {"FACESEARCH_INDEX": kind}}
+    if server is not None:
+        pairs["milvus"] = {"FACESEARCH_VECTOR_BACKEND": "milvus", "FACESEARCH_MILVUS_URI": server.uri,
+                           "FACESEARCH_MILVUS_COLLECTION": "bench_replicas", "FACESEARCH_INDEX": kind}
+    out = {"faces": n, "index": kind, "database": "PostgreSQL 16 (pgserver)", "load_s": load_s, "pairs": {}}
+    try:
+        for backend, env in pairs.items():
+            procs = [ServerProcess(folder / f"{backend}_{i}", env={"FACESEARCH_DATABASE_URL": url, **env})
+                     for i in range(2)]
+            for p in procs:
+                p.start(timeout=900, wait_serving=False)
+            try:
+                for p in procs:
+                    p.wait_serving(900)
+                if backend == "milvus":
+                    from types import SimpleNamespace
+
+                    from pymilvus import MilvusClient
+
+                    admin = MilvusClient(uri=server.uri)
+                    milvus_wait(SimpleNamespace(client=admin, collection="bench_replicas"), n)()
+                    admin.close()
+                clients = [FaceSearchClient(p.target, timeout=60) for p in procs]
+                rows = []
+                for c in levels:
+                    def one(i):
+                        t0 = time.perf_counter()
+                        reply = clients[i % 2].identify(embedding=q[i % len(q)], top_k=1)
+                        return time.perf_counter() - t0, bool(reply.faces and reply.faces[0].matches)
+                    with ThreadPoolExecutor(c) as pool:
+                        list(pool.map(one, range(2 * c)))   # warm both replicas' channels and caches
+                        t0, done = time.perf_counter(), []
+                        while time.perf_counter() - t0 < seconds:
+                            done += pool.map(one, range(len(done), len(done) + c * 20))
+                        wall = time.perf_counter() - t0
+                    lat = np.array([d for d, _ in done])
+                    rows.append({"concurrency": c, "requests": len(done), "qps": len(done) / wall,
+                                 "p50_ms": float(np.percentile(lat, 50) * 1e3),
+                                 "p99_ms": float(np.percentile(lat, 99) * 1e3),
+                                 "matched": float(np.mean([m for _, m in done]))})
+                    r = rows[-1]
+                    print(f"replicas {backend:6s} c{c:<3d} QPS {r['qps']:7.1f}  p50 {r['p50_ms']:7.2f} ms  "
+                          f"p99 {r['p99_ms']:7.2f} ms  matched {r['matched']:.2f}", flush=True)
+                for cl in clients:
+                    cl.close()
+                out["pairs"][backend] = rows
+            finally:
+                for p in procs:
+                    p.stop()
+    finally:
+        pg.cleanup()
+    if "milvus" in out["pairs"]:
+        out["milvus_vs_faiss_qps"] = {r["concurrency"]: r["qps"] / f["qps"]
+                                      for r, f in zip(out["pairs"]["milvus"], out["pairs"]["faiss"])}
+    return out
+
+
 def run(n: int, args, tmp: Path, server) -> dict:
     """Every backend on the same n vectors."""
     from facesearch.gallery import FaissIndex, GalleryConfig, IndexConfig
@@ -205,7 +297,7 @@ def main(argv=None) -> None:
     from bench.milvus_server import MilvusServer, MilvusUnavailable
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000], help="faces, one run each "
+    parser.add_argument("--n", type=int, nargs="*", default=[100_000, 1_000_000], help="faces, one run each "
                         "[%(default)s]")
     parser.add_argument("--index", choices=["flat", "ivf", "hnsw"], default="hnsw", help="index kind [%(default)s]")
     parser.add_argument("--queries", type=int, default=200, help="batch-1 queries per backend [%(default)s]")
@@ -215,9 +307,13 @@ def main(argv=None) -> None:
     parser.add_argument("--lag-writes", type=int, default=100, help="writes timed for the replica lag [%(default)s]")
     parser.add_argument("--follow-ms", type=float, default=250.0,
                         help="the follower's interval, as FACESEARCH_FOLLOW_MS [%(default)s]")
+    parser.add_argument("--replicas", type=int, default=100_000,
+                        help="faces for the replica pairs through gRPC (0: skip them) [%(default)s]")
+    parser.add_argument("--replica-seconds", type=float, default=10.0,
+                        help="seconds of Identify per replica pair and concurrency [%(default)s]")
     args = parser.parse_args(argv)
 
-    runs, notes, lag = [], [], None
+    runs, notes, lag, pairs = [], [], None, None
     with tempfile.TemporaryDirectory(prefix="fs-bench-") as tmp:
         tmp = Path(tmp)
         server = None
@@ -229,6 +325,8 @@ def main(argv=None) -> None:
                 print(notes[-1])
         try:
             runs = [run(n, args, tmp, server) for n in args.n]
+            if args.replicas:
+                pairs = replica_pairs(tmp / "replicas", args.replicas, server, args.replica_seconds, args.index)
         finally:
             if server is not None:
                 server.stop()
@@ -236,8 +334,9 @@ def main(argv=None) -> None:
             lag = replica_lag(tmp / "lag", args.lag_writes, args.follow_ms / 1000)
     notes.append("the server is reached through a loopback relay (bench/milvus_server.py), which adds "
                  "a little latency per call; Milvus Lite runs in this process")
-    write("backends", {"dimension": D, "faces_per_identity": FACES_EACH, "index": args.index,
-                       "baseline": "faiss flat (exact)", "runs": runs, "replica_lag": lag, "notes": notes})
+    write("backends" if args.n else "backends_replicas",
+          {"dimension": D, "faces_per_identity": FACES_EACH, "index": args.index, "baseline": "faiss flat (exact)",
+           "runs": runs, "replica_lag": lag, "replicas": pairs, "notes": notes})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["embedder", "gallery", "gallery_rw", "backends", "indexer", "server", "http", "loadtest", "trainer"]
+ORDER = ["embedder", "gallery", "gallery_rw", "backends", "backends_replicas", "indexer", "server", "http",
+         "loadtest", "trainer"]
 VERSIONS = ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
 BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
 
@@ -255,6 +256,27 @@ def section_backends(d: dict) -> str:
     return md
 
 
+def section_replicas(d: dict) -> str:
+    r = d.get("replicas") or {}
+    pairs = r.get("pairs") or {}
+    if not pairs:
+        return "_(no figures)_\n"
+    md = (f"Two facesearch-server replicas per backend on one {r['database']} database of {r['faces']:,} faces, "
+          "one pair at a time, driven through gRPC with Identify by embedding (top_k 1) from client threads "
+          "alternating between the two replicas. Milvus replicas search at the guarantee timestamp of the "
+          "newest committed write (read your writes across replicas); **ratio = Milvus QPS / FAISS QPS** at "
+          "the same concurrency.\n\n")
+    faiss = {x["concurrency"]: x for x in pairs.get("faiss", [])}
+    rows = []
+    for backend, levels in pairs.items():
+        for x in levels:
+            base = faiss.get(x["concurrency"])
+            rows.append([backend, x["concurrency"], x["requests"], x["qps"], x["p50_ms"], x["p99_ms"],
+                         x["qps"] / base["qps"] if base and backend != "faiss" else None, x["matched"]])
+    return md + table(["replicas", "concurrency", "requests", "QPS", "p50 ms", "p99 ms", "ratio QPS", "matched"],
+                      rows)
+
+
 def section_detect(d: dict) -> str:
     md = (f"The {d.get('photos')} 5-celebrity val photos, detectors interleaved over {d.get('rounds')} rounds. "
           "**Ratio = time per photo / eager `mtcnn`'s**, same run.\n\n")
@@ -332,10 +354,12 @@ def section_cluster(d: dict) -> str:
 SECTIONS = {"embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw, "cluster": section_cluster,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
-            "backends": section_backends}
+            "backends": section_backends, "backends_replicas": section_replicas}
 TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`bench/gallery.py`)",
           "gallery_rw": "Gallery readers and a writer (`bench/gallery_rw.py`)",
           "backends": "Vector backends: FAISS, Milvus Lite, Milvus server (`bench/backends.py`)",
+          "backends_replicas": "Replicas through gRPC: two on the Milvus server against two on FAISS "
+                               "(`bench/backends.py --n --replicas 100000`)",
           "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
           "http": "REST/JSON against gRPC (`bench/http.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",

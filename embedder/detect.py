@@ -56,9 +56,11 @@ def crop_with_margin(rgb: np.ndarray, box: Box, margin: float) -> np.ndarray:
 
 
 def whole_image_face(rgb: np.ndarray) -> Face:
-    """FACE_MODE_CROPPED: the image is already a face crop."""
+    """FACE_MODE_CROPPED: the image is already a face crop; a copy held at CROP_MAX_SIDE like a
+    detected face's, so that a large image is not kept whole until it is embedded."""
     h, w = rgb.shape[:2]
-    return Face(Box(0, 0, w, h), 1.0, rgb)
+    box = Box(0, 0, w, h)
+    return Face(box, 1.0, crop_with_margin(rgb, box, 0.0))
 
 
 def primary_face(faces: list[Face], image_shape) -> Face | None:

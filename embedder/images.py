@@ -25,6 +25,7 @@ from .errors import (
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_REQUEST_PIXELS = 400_000_000   # all the images of one request (the server's default)
 DEFAULT_MIN_SIDE = 16
 
 # Our own limit is applied first; Pillow's would only warn below 2x its default.
@@ -54,7 +55,7 @@ def decode(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray:
         )
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)   # no copy of a whole photo when upright already
     except OSError as exc:  # Pillow reports truncation as OSError
         if "truncat" in str(exc).lower():
             raise TruncatedImageError(f"{image.format} image is truncated: {exc}; send the whole file") from None
@@ -62,6 +63,19 @@ def decode(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray:
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UndecodableImageError(f"{image.format} image cannot be decoded: {exc}") from None
     return to_rgb(image)
+
+
+def header_pixels(data: bytes) -> int:
+    """width x height from the image's header alone (nothing is decoded); 0 when the header cannot
+    be read (decode() then says why). For budgets checked before any decoding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
+                width, height = image.size
+        except Exception:
+            return 0
+    return width * height
 
 
 # Leading bytes of each supported format: when Pillow cannot read the header, these tell a
@@ -116,6 +130,8 @@ def to_rgb(image: Image.Image) -> np.ndarray:
         image = Image.fromarray(arr.astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema() == (255, 255):
+        image = image.convert("RGB")   # opaque (e.g. WebP, decoded as RGBA): no white background to lay
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "RGB" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -23,6 +23,7 @@ from .calibrated import AppliedCalibration
 from .errors import (
     CalibrationBudgetError,
     CalibrationCancelled,
+    DATABASE_UNAVAILABLE,
     CalibrationError,
     GalleryError,
     GalleryLockedError,
@@ -41,7 +42,7 @@ from .unknown import UnknownCluster, UnknownFace, UnknownPage
 
 __all__ = [
     "AddResult", "AppliedCalibration", "Calibration", "CalibrationBudgetError", "CalibrationCancelled",
-    "CalibrationError", "Enrolment", "FaissIndex", "Gallery",
+    "CalibrationError", "DATABASE_UNAVAILABLE", "Enrolment", "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
     "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",

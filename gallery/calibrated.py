@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CALIBRATION_KEY = "calibration"   # gallery_meta row: the applied calibration as JSON
 CALIBRATION_TTL_S = 2.0           # how stale a process's copy of the applied cutoff may be (other writers)
+_REFRESHING = threading.Lock()    # starts at most one background re-read per gallery at a time
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,39 @@ class Calibrated:
                                   record["seq"], max(0, last - record["seq"]))
 
     def calibrated_cutoff(self) -> float | None:
-        """The applied calibration's cutoff (None if none), re-read from SQL at most every CALIBRATION_TTL_S."""
+        """The applied calibration's cutoff (None if none) as last read: no SQL on the caller's thread
+        (the service calls it on its event loop). Read at open; once older than CALIBRATION_TTL_S it
+        is re-read in the background (another process may have calibrated) and this call answers
+        the copy it has meanwhile."""
         read_at, cutoff = self._cutoff_cache
-        now = time.monotonic()
-        if now - read_at >= CALIBRATION_TTL_S:
-            with self.engine.connect() as conn:
-                raw = get_meta(conn, CALIBRATION_KEY)
-            cutoff = json.loads(raw)["max_distance"] if raw is not None else None
-            self._cutoff_cache = (now, cutoff)
+        if time.monotonic() - read_at >= CALIBRATION_TTL_S:
+            self._refresh_cutoff_aside()
         return cutoff
+
+    def refresh_cutoff(self) -> float | None:
+        """Re-read the applied calibration's cutoff from SQL now."""
+        now = time.monotonic()
+        with self.engine.connect() as conn:
+            raw = get_meta(conn, CALIBRATION_KEY)
+        cutoff = json.loads(raw)["max_distance"] if raw is not None else None
+        self._cutoff_cache = (now, cutoff)
+        return cutoff
+
+    def _refresh_cutoff_aside(self) -> None:
+        """refresh_cutoff() in a thread of its own, one at a time; a failure keeps the old copy."""
+        with _REFRESHING:
+            if getattr(self, "_cutoff_refresh", None) is not None and self._cutoff_refresh.is_alive():
+                return
+
+            def refresh():
+                try:
+                    self.refresh_cutoff()
+                except Exception:
+                    log.warning("re-reading the applied calibration failed; keeping the cutoff read before",
+                                exc_info=True)
+
+            self._cutoff_refresh = threading.Thread(target=refresh, name="calibration-refresh", daemon=True)
+            self._cutoff_refresh.start()
 
     def forget_calibration(self, conn) -> None:
         """Inside a transaction that changes the model: a cutoff fitted to other distances means nothing."""

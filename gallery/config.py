@@ -15,7 +15,7 @@ class GalleryConfig(Settings):
     data_dir: UserPath = setting(Path("var"), "where the gallery lives: gallery.db, index snapshots, the lock",
                                  shown="./var")
     database_url: str = setting("", "SQLAlchemy URL of the gallery's database (postgresql+psycopg://... for "
-                                "PostgreSQL)", shown="sqlite:///<data dir>/gallery.db")
+                                "PostgreSQL)", shown="sqlite:///<data dir>/gallery.db", repr=False)  # a password
     vector_backend: VectorBackend = setting("faiss", "vector index engine: faiss (in-process) or milvus")
     milvus_uri: str = setting("", "a file path runs Milvus Lite in-process; http://host:19530 a Milvus server",
                               shown="<data dir>/milvus.db")

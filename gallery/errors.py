@@ -1,5 +1,12 @@
 """Typed errors of the gallery; the server maps each to a gRPC status."""
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+# What the gallery's SQL raises while its database cannot be reached or does not answer in time
+# (connect timeout, pool timeout, a dropped connection): UNAVAILABLE to a caller, not INTERNAL.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
 
 class GalleryError(Exception):
     pass
@@ -24,8 +31,20 @@ class ModelMismatchError(GalleryError):
     """The gallery belongs to another model id or dimension (FAILED_PRECONDITION)."""
 
 
+class StaleGenerationError(ModelMismatchError):
+    """A write from a process that has not yet followed a reindex (FAILED_PRECONDITION); the Gallery
+    follows and retries it once before it reaches a caller."""
+
+
 class IndexUnavailableError(GalleryError):
-    """The vector index's server cannot be reached; the message names it (UNAVAILABLE)."""
+    """The vector index's server cannot be reached; the message names it, for the log (UNAVAILABLE).
+
+    public: what a client is told, naming the backend but not its URI or the backend's own error.
+    """
+
+    def __init__(self, message: str, public: str = "the vector index is unavailable"):
+        super().__init__(message)
+        self.public = public
 
 
 class GalleryLockedError(GalleryError):

@@ -28,8 +28,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from .errors import IndexUnavailableError
 from .facemap import GONE
+from .records import aware
 from .schema import changes, faces, identities, replicas
-from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes
+from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ class Follow:
         with self._write:
             if self._closed:
                 return 0
+            with self.engine.connect() as conn:
+                reindexed = generation(conn) != self.generation
+            if reindexed:   # first: the old generation's collection may be gone, so probing it would fail
+                self._follow_reindex()
+                return 0
             if not self.healthy:
                 if time.monotonic() - self._recovered_at >= RECOVER_EVERY_S:
                     self._recovered_at = time.monotonic()
@@ -66,10 +72,7 @@ class Follow:
                 return 0
             if not self._reachable():
                 return 0
-            with self.engine.connect() as conn:
-                if generation(conn) != self.generation:
-                    self._follow_reindex(conn)
-                    return 0
+            with snapshot(self.engine) as conn:   # rows, faces and names as of one moment
                 if pruned_through(conn) > self._applied_seq < last_seq(conn):   # rows we need are gone
                     log.warning("the change log was pruned past this replica's seq %d; rebuilding from SQL",
                                 self._applied_seq)
@@ -80,6 +83,7 @@ class Follow:
                                            .order_by(changes.c.seq).limit(FOLLOW_CHUNK)).all():
                     self._follow_rows(conn, rows)
                     applied += len(rows)
+                    self.heartbeat()   # a long catch-up still says this replica is alive
         self.heartbeat()
         return applied
 
@@ -136,23 +140,44 @@ class Follow:
             select(faces.c.id, faces.c.identity_pk).where(faces.c.id.in_(chunk)))]
         return np.array([f for f, _ in found], np.int64), np.array([o for _, o in found], np.int64)
 
-    def _follow_reindex(self, conn) -> None:
-        """Another process reindexed: take the gallery's model and generation, rebuild the index."""
-        model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+    def _follow_reindex(self) -> None:
+        """Another process reindexed: open the new generation's index first, and only then switch
+        to it (model, dimension, generation), so a failure leaves this replica unhealthy (NOT_SERVING,
+        retried by the next follow) rather than serving a dropped collection as if healthy."""
+        with self.engine.connect() as conn:
+            model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+            target = generation(conn)
         if model_id != self.model_id:
             log.warning("the gallery was reindexed to %s; this process still embeds for %s, so its "
                         "searches and enrolments are refused until it is restarted with that model",
                         model_id, self.model_id)
-        self.model_id, self.dimension, self.generation = model_id, dimension, generation(conn)
         self._cutoff_cache = (-np.inf, None)
-        if self.index.durable:   # the reindexer filled the new generation's collection
-            old = self.index
+        if not self.index.durable:
             with self._rw.write():
-                self.index = self._new_index()
-                self._reconcile_all()
-            old.close()
+                self.model_id, self.dimension, self.generation = model_id, dimension, target
+            self._recover_locked()
             return
-        self._recover_locked()
+        try:   # the reindexer filled the new generation's collection
+            fresh = self._new_index(dimension, model_id=model_id, generation=target)
+        except Exception as exc:
+            log.exception("cannot open the index of generation %d", target)
+            self._set_health(f"the gallery was reindexed (generation {target}) and its new index cannot be "
+                             f"opened here: {exc}")
+            return
+        old = self.index
+        with self._rw.write():
+            self.index, self.model_id, self.dimension, self.generation = fresh, model_id, dimension, target
+            try:
+                self._reconcile_all()
+                failed = None
+            except Exception as exc:
+                failed = exc
+        old.close()
+        if failed is not None:
+            log.error("reconciling the new generation's index failed: %r", failed)
+            self._set_health(f"the new generation's index could not be reconciled with SQL: {failed!r}")
+        else:
+            self._set_health(None)
 
     def heartbeat(self, force: bool = False) -> None:
         """Record this replica's restart seq in `replicas`, at most every HEARTBEAT_S unless forced."""
@@ -160,24 +185,30 @@ class Follow:
         if not force and (now - self._beat_at).total_seconds() < HEARTBEAT_S:
             return
         with self.engine.begin() as conn:
-            self._beat(conn, now)
+            self._beat(conn)
         self._beat_at = now
 
-    def _beat(self, conn, now: datetime) -> None:
+    @staticmethod
+    def _db_now(conn) -> datetime:
+        """The database's clock (UTC), so that replicas whose hosts' clocks differ agree on who is live."""
+        return aware(conn.execute(select(func.current_timestamp())).scalar())
+
+    def _beat(self, conn) -> datetime:
+        now = self._db_now(conn)
         values = {"seq": self.restart_seq, "seen_at": now}
         if conn.execute(update(replicas).where(replicas.c.name == self.replica_name).values(**values)).rowcount == 0:
             conn.execute(insert(replicas).values(name=self.replica_name, **values))
+        return now
 
     def _prune(self, seq: int) -> None:
         """Delete the change-log rows at or below seq that no live replica still needs."""
-        now = datetime.now(timezone.utc)
         with self.engine.begin() as conn:
             serialise_writes(conn)   # one pruner at a time; pruned_through only grows
-            self._beat(conn, now)
+            now = self._beat(conn)
             needed = conn.execute(select(func.min(replicas.c.seq))
                                   .where(replicas.c.seen_at >= now - timedelta(seconds=REPLICA_TTL_S))).scalar()
             limit = min(seq, needed if needed is not None else seq, last_seq(conn) - 1)  # keep the newest row
             if limit > pruned_through(conn):
                 conn.execute(delete(changes).where(changes.c.seq <= limit))
                 put_meta(conn, "pruned_through", str(limit))
-        self._beat_at = now
+        self._beat_at = datetime.now(timezone.utc)

@@ -4,8 +4,17 @@ FACESEARCH_MILVUS_URI picks the engine: a file path runs Milvus Lite in this pro
 (the default, <data_dir>/milvus.db), http://host:19530 a Milvus server. The collection
 (config.milvus_collection: build_index names it after the gallery's model id and reindex
 generation, milvus_names.py) holds (id, vector) with the faces' SQL ids as primary
-keys, an L2 index of FACESEARCH_INDEX's kind (FLAT, IVF_FLAT or HNSW), and Strong
-consistency, so a search sees every acknowledged write.
+keys and an L2 index of FACESEARCH_INDEX's kind (FLAT, IVF_FLAT or HNSW).
+
+Read-your-writes across replicas at about Session cost: after each write the index
+takes a fresh timestamp from Milvus's oracle (AllocTimestamp), which the Gallery keeps in
+SQL with the write (sql.raise_index_ts). Before a search the Gallery passes the newest one
+committed (read_after), and the search runs at that guarantee timestamp: Milvus answers
+at once when it has applied every write up to it, and waits only when a write that new is
+still in flight. Strong would instead wait on every search for a timestamp newer than any
+write (a whole time tick, about 200 ms on a 2.3 server). pymilvus's MilvusClient returns no
+mutation timestamp (upsert drops it; Milvus 2.3.5 answers a delete with timestamp 0), so the
+timestamp comes from AllocTimestamp, which is later than the write it follows.
 
 Durable: the Gallery writes no snapshot of it; at open it reconciles the collection
 with SQL. Distances are squared L2, as FAISS gives them.
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -22,6 +32,14 @@ from pymilvus import DataType, MilvusClient
 from .errors import GalleryError, IndexUnavailableError
 
 log = logging.getLogger(__name__)
+
+
+def redacted(uri: str) -> str:
+    """The URI without user and password (http://user:pw@host:19530 -> http://host:19530)."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 KINDS = {"flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
 MAX_LIMIT = 16_384      # Milvus's largest top-k
@@ -31,10 +49,9 @@ ID_CHUNK = 1_000
 
 class MilvusIndex:
     durable = True
-    # Strong: a search waits until the server has applied every write before it, from any client
-    # (the next replica's too); about 300 ms a query on a 2.3 server (bench/backends.py measures it).
-    # Session sees this client's own writes only, at the speed of Bounded.
-    consistency = "Strong"
+    # Customized: the search waits for guarantee_timestamp, the newest write this process knows of
+    # (its own, or another replica's read from SQL), not for "now" as Strong does (see above).
+    consistency = "Customized"
 
     def __init__(self, dimension: int, config):
         self.dimension = dimension
@@ -45,10 +62,13 @@ class MilvusIndex:
         self.uri = config.milvus
         self.timeout = config.milvus_timeout_s   # per call: an unreachable server is an error, not a hang
         self.opened_existing = False   # True: the collection was there already (reindex drops it)
+        self.write_ts = 0   # a Milvus timestamp no older than this client's last write
+        self.read_ts = 1    # the newest committed write any replica made, as the Gallery last read it
         try:
             self.client = MilvusClient(uri=self.uri, token=config.milvus_token, timeout=self.timeout)
         except Exception as exc:
-            raise IndexUnavailableError(f"cannot reach Milvus at {self.uri}: {exc}") from None
+            raise IndexUnavailableError(f"cannot reach Milvus at {redacted(self.uri)}: {exc}",
+                                        "the vector index (Milvus) cannot be reached") from None
         with self._reaching("open the collection"):
             self._open_collection()
             self._count = self._stored_count()
@@ -93,6 +113,7 @@ class MilvusIndex:
                 rows = [{"id": int(k), "vector": v.tolist()}
                         for k, v in zip(ids[i:i + INSERT_CHUNK], vectors[i:i + INSERT_CHUNK])]
                 self.client.upsert(self.collection, rows, timeout=self.timeout)   # a replayed add is no duplicate
+            self._stamp()
         self._count += len(ids)   # new ids but for a replay: no Strong count query (~0.3 s) per write
 
     def remove(self, ids: np.ndarray) -> int:
@@ -105,8 +126,23 @@ class MilvusIndex:
                 if present:
                     self.client.delete(self.collection, ids=present, timeout=self.timeout)
                     gone += len(present)
+            if gone:
+                self._stamp()
         self._count -= gone
         return gone
+
+    def _stamp(self) -> None:
+        """Take a timestamp later than the write just made (the handler's AllocTimestamp: MilvusClient
+        has no public call for it). 0 where the server lacks the call: searches then go Strong."""
+        ts = self.client._get_connection().alloc_timestamp(timeout=self.timeout)
+        self.write_ts = max(self.write_ts, int(ts or 0))
+        if not ts:
+            self.consistency = "Strong"
+
+    def read_after(self, ts: int) -> None:
+        """Searches from now on see every write stamped up to ts (the newest one committed, from SQL)."""
+        if ts > self.read_ts:
+            self.read_ts = ts
 
     @contextmanager
     def _reaching(self, what: str):
@@ -116,13 +152,17 @@ class MilvusIndex:
         except (KeyError, ValueError, GalleryError):
             raise
         except Exception as exc:
-            raise IndexUnavailableError(f"Milvus at {self.uri} is unavailable (could not {what}): "
-                                        f"{getattr(exc, 'message', None) or exc}") from None
+            raise IndexUnavailableError(f"Milvus at {redacted(self.uri)} is unavailable (could not {what}): "
+                                        f"{getattr(exc, 'message', None) or exc}",
+                                        f"the vector index (Milvus) is unavailable (could not {what})") from None
 
     def probe(self) -> None:
-        """A cheap call that raises IndexUnavailableError while the server cannot be reached."""
+        """A cheap call that raises IndexUnavailableError while the server cannot be reached or the
+        collection is gone (has_collection answers False for that: it does not raise)."""
         with self._reaching("reach the collection"):
-            self.client.has_collection(self.collection, timeout=self.timeout)
+            present = self.client.has_collection(self.collection, timeout=self.timeout)
+        if not present:
+            raise IndexUnavailableError(f"the Milvus collection {self.collection} at {self.uri} is gone")
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -134,9 +174,11 @@ class MilvusIndex:
         limit = min(k, MAX_LIMIT)
         params = {"metric_type": "L2", "params": {"nprobe": self.config.ivf_nprobe,
                                                   "ef": max(self.config.hnsw_ef_search, limit)}}
+        at = {"guarantee_timestamp": max(self.read_ts, self.write_ts)} if self.consistency == "Customized" else {}
         with self._reaching("search"):
             hits = self.client.search(self.collection, data=queries.tolist(), limit=limit, search_params=params,
-                                      output_fields=[], consistency_level=self.consistency, timeout=self.timeout)
+                                      output_fields=[], consistency_level=self.consistency, timeout=self.timeout,
+                                      **at)
         for row, found in enumerate(hits):
             for col, hit in enumerate(found):
                 ids[row, col], dist[row, col] = hit["id"], hit["distance"]

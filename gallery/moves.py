@@ -57,6 +57,9 @@ class Moves:
         _log: Callable[[Connection, str, list[int]], int]
         _known_keys: Callable[[Connection, list[int], list[Key]], set[tuple[int, str, str]]]
         _apply: Callable[[Callable[[], None], tuple[int, int] | None], None]
+        _after_following: Callable[..., int]
+        _fenced: Callable[[Connection], None]
+        _record_index_ts: Callable[[], None]
 
     def move_faces(self, face_ids: Sequence[int], target_identity_id: str, *, create_if_missing: bool = False) -> int:
         """Move faces to an identity (created if missing and create_if_missing); how many moved.
@@ -98,12 +101,18 @@ class Moves:
         return self._regroup(plan)
 
     def _regroup(self, plan: Callable[[Connection], Moved]) -> int:
-        """Run plan in a write transaction, log what it did, then apply it to the index and face map."""
+        """Run plan in a write transaction, log what it did, then apply it to the index and face map
+        (after following, if another process reindexed: writes.py's fence)."""
+        moved: int = self._after_following(self._regroup_once, plan)
+        return moved
+
+    def _regroup_once(self, plan: Callable[[Connection], Moved]) -> int:
         with self._write:
             for attempt in range(3):   # a racing writer's duplicate (IntegrityError): plan again
                 try:
                     with self.engine.begin() as conn:
                         before = serialise_writes(conn)
+                        self._fenced(conn)
                         done = plan(conn)
                         last = None
                         for op, ids in (("move", done.moved), ("delete", done.dropped), ("identity", done.gone)):
@@ -126,6 +135,8 @@ class Moves:
                     self.map.names.pop(pk, None)
 
             self._apply(change, None if last is None else (before, last))
+            if done.dropped:
+                self._record_index_ts()   # every replica's searches wait for the duplicates' removal
         return len(done.moved)
 
     def _relocate(self, conn: Connection, rows: Sequence[FaceKeys], target: int) -> tuple[list[int], list[int]]:

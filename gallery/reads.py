@@ -14,7 +14,7 @@ from .grouping import MAX_CANDIDATES, group, nearest
 from .paging import decode_token, encode_token
 from .records import GalleryInfo, Identity, Match, StoredFace, decode_vectors, identity_of, stored_face
 from .schema import faces, identities
-from .sql import in_chunks
+from .sql import in_chunks, index_ts
 from .validate import unit_vectors
 
 MAX_PAGE = 1000
@@ -161,7 +161,9 @@ class Reads:
                model_id: str | None = None) -> list[list[Match]]:
         """For each query, the best face of each identity, best first, at most top_k
         identities, distances on the service scale; max_distance=None: no cutoff. A query
-        looks at its MAX_CANDIDATES nearest faces at most (grouping.py)."""
+        looks at its MAX_CANDIDATES nearest faces at most (grouping.py).
+        model_id: the model the queries were embedded by, checked against the gallery's (again
+        under the index lock, so a reindex followed meanwhile cannot slip between)."""
         self.check_model(model_id)
         queries = self._embeddings(embeddings, "query")
         top_k = max(1, int(top_k))
@@ -170,8 +172,13 @@ class Reads:
         todo = np.arange(len(queries))
         k = top_k * 4 + 4
         followed = False
+        # a shared durable index: see every write any replica acknowledged (milvus_index.py)
+        seen_ts = self._committed_index_ts() if self.index.durable else 0
         while len(todo):
             with self._rw.read():  # index and face map change together under the write side
+                self.check_model(model_id)
+                if seen_ts and hasattr(self.index, "read_after"):
+                    self.index.read_after(seen_ts)
                 # a shared durable index may hold more than this process counted (another replica's writes)
                 total = np.inf if self.index.durable else len(self.index)
                 k = int(min(k, total, MAX_CANDIDATES))
@@ -180,7 +187,7 @@ class Reads:
                         results[qi] = []
                     break
                 dist, ids = self.index.search(queries[todo], k)
-                unknown = self._unknown(ids) if self.index.durable and not followed else ()
+                unknown = self._unknown(ids, seen_ts) if self.index.durable and not followed else ()
                 if not len(unknown):
                     owners = self.map.owners(ids)
                     names = self.map.names
@@ -191,7 +198,7 @@ class Reads:
             if len(unknown):   # another replica's write, in the shared index before our face map
                 self.follow()
                 followed = True
-                self._orphans.update(unknown[~self.map.known(unknown)].tolist())
+                self._orphans.update(dict.fromkeys(unknown[~self.map.known(unknown)].tolist(), seen_ts))
                 continue
             retry = []
             for qi, matches, farthest, kth in zip(todo.tolist(), per_query, dist[:, -1].tolist(), ids[:, -1].tolist()):
@@ -202,22 +209,35 @@ class Reads:
             todo, k = np.array(retry, np.int64), k * 4
         return results  # type: ignore[return-value]
 
-    def _unknown(self, ids: np.ndarray) -> np.ndarray:
-        """Face ids in a search answer that the face map never saw, less known orphans."""
+    def _unknown(self, ids: np.ndarray, seen_ts: int) -> np.ndarray:
+        """Face ids in a search answer that the face map never saw, less the orphans found since the
+        last committed write: an id in the index before its writer committed is looked up again once
+        a newer write has committed (it may be that one), not left for the follower."""
         found = ids[ids >= 0]
         fresh = found[~self.map.known(found)]
-        return np.array([i for i in set(fresh.tolist()) if i not in self._orphans], np.int64)
+        return np.array([i for i in set(fresh.tolist()) if self._orphans.get(i, -1) < seen_ts], np.int64)
+
+    def _committed_index_ts(self) -> int:
+        """The newest committed write's timestamp in the shared index, from SQL (one keyed row)."""
+        with self.engine.connect() as conn:
+            return index_ts(conn)
 
     def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
-        """The distance from embedding to the nearest face of one identity (exact)."""
+        """The distance from embedding to the nearest face of one identity (exact); model_id: the
+        model that embedded it, checked against the gallery's and the stored faces' own."""
         self.check_model(model_id)
         query = self._embeddings(embedding)[0]
         with self.engine.connect() as conn:
             row = conn.execute(select(identities).where(identities.c.identity_id == identity_id)).first()
             if row is None:
                 raise NotFoundError(f"no identity {identity_id!r}")
-            stored = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.identity_pk == row.id)
-                                  .order_by(faces.c.id)).all()
+            stored = conn.execute(select(faces.c.id, faces.c.embedding, faces.c.model_id)
+                                  .where(faces.c.identity_pk == row.id).order_by(faces.c.id)).all()
+        for r in stored[:1]:
+            self.check_model(model_id)   # the gallery may have followed a reindex meanwhile
+            if model_id is not None and r.model_id != model_id:
+                raise ModelMismatchError(f"identity {identity_id!r} holds faces of model {r.model_id!r}, "
+                                         f"not {model_id!r}")
         if not stored:
             raise NotFoundError(f"identity {identity_id!r} has no faces")
         diffs = decode_vectors((r.embedding for r in stored), self.dimension) - query

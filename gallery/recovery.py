@@ -21,7 +21,8 @@ from .facemap import FaceMap
 from .index import VectorIndex, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
-from .sql import in_chunks, last_seq, pruned_through, serialise_writes
+from .sql import generation, in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
+from .sql import snapshot as sql_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Recovery:
             self._snapshot_seq = self._applied_seq
             return
         watermark = snapshot.read(self.snapshot_dir, self._snapshot_key(), self.index)
-        with self.engine.connect() as conn:
+        with sql_snapshot(self.engine) as conn:   # map, index and last seq as of one moment
             self._load_map(conn)
             last = last_seq(conn)
             if watermark is not None and watermark > last:
@@ -172,7 +173,7 @@ class Recovery:
             self._applied_seq = serialise_writes(conn)
             self._load_map(conn)
             self._reconcile(conn)
-        self._orphans = set()
+        self._orphans = {}
 
     def _reconcile(self, conn) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
@@ -185,6 +186,7 @@ class Recovery:
         if len(missing):
             ids, vectors, _ = self._stored(conn, missing)
             self.index.add(ids, vectors)
+            raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # other replicas' searches see them too
         log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
                  len(missing), len(extra))
 
@@ -240,13 +242,17 @@ class Recovery:
         """Rebuild index and face map from SQL aside, then swap them in (writer lock held)."""
         try:
             if self.index.durable:   # a new client too: one whose server went away may not reconnect
+                with self.engine.connect() as conn:
+                    if generation(conn) != self.generation:   # never recreate a reindex's dropped collection
+                        self._follow_reindex()
+                        return self.healthy
                 fresh, old = self._new_index(), self.index
                 with self._rw.write():
                     self.index = fresh
                     self._reconcile_all()
                 _close_quietly(old)
             else:
-                with self.engine.connect() as conn:
+                with sql_snapshot(self.engine) as conn:   # index, map and last seq as of one moment
                     last = last_seq(conn)
                     fresh_index = self._new_index()
                     try:

@@ -12,15 +12,17 @@ interval, opening the new collection (searches on them fail until then).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import bindparam, func, select, update
+from filelock import FileLock, Timeout
+from sqlalchemy import bindparam, func, select, text, update
 
 from .errors import GalleryError
 from .index import VectorIndex
 from .schema import faces
-from .sql import bump_generation, generation, serialise_writes, set_meta
+from .sql import REINDEX_LOCK, bump_generation, generation, raise_index_ts, serialise_writes, set_meta
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class Reindex:
         embed_crops: JPEG crops -> (n, dimension) embeddings. Writes wait until the
         switch; searches go on against the old model meanwhile. Returns the face count.
         """
-        with self._write:
+        with self._write, self._reindexing():
             with self.engine.connect() as conn:
                 total = conn.execute(select(func.count()).select_from(faces)).scalar()
                 missing = conn.execute(select(func.count()).select_from(faces)
@@ -67,11 +69,17 @@ class Reindex:
                             embedding=bindparam("emb"), model_id=model_id),
                             [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                     set_meta(conn, model_id, dimension)
+                    raise_index_ts(conn, getattr(fresh, "write_ts", 0))   # searches on it see all it holds
                     self.forget_calibration(conn)
                     if bump_generation(conn) != target:   # rolls the transaction back
                         raise GalleryError("another process reindexed the gallery meanwhile; nothing changed here")
             except BaseException:
-                _discard(fresh)   # SQL still names the old generation: the new index was never current
+                with self.engine.connect() as conn:
+                    live = generation(conn) >= target
+                if live:   # another reindex (one without this lock) made that generation current: keep it
+                    fresh.close()
+                else:
+                    _discard(fresh)   # SQL still names the old generation: the new index was never current
                 raise
             with self._rw.write():
                 old, self.index, self.model_id, self.dimension = self.index, fresh, model_id, dimension
@@ -79,6 +87,31 @@ class Reindex:
             _discard(old)   # Milvus: the old collection goes; other replicas re-open by generation
         self.snapshot()
         return len(ids)
+
+    @contextmanager
+    def _reindexing(self):
+        """One reindex at a time across every process of the database (two would both fill generation
+        N+1, and the loser's clean-up would drop the winner's live collection): a session-level
+        advisory lock on PostgreSQL, a lock file beside the database file on SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": REINDEX_LOCK}).scalar():
+                    raise GalleryError("another process is reindexing this gallery; wait for it to finish")
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": REINDEX_LOCK})
+                    conn.commit()
+            return
+        lock = FileLock(f"{self.engine.url.database}.reindex.lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise GalleryError("another process is reindexing this gallery; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _index_aside(self, model_id: str, dimension: int, target: int) -> VectorIndex:
         """An empty index for the new model and generation, beside the one in use."""

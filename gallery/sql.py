@@ -12,14 +12,19 @@ supported; the same migrations and queries run on both. What differs:
 - Writers of every process sharing a PostgreSQL database take one transaction-scoped
   advisory lock (serialise_writes), so change-log seqs commit in order; SQLite's own
   database lock does the same for it.
+- A reader that must see several tables as of one moment (opening, rebuilding, following)
+  uses snapshot(): REPEATABLE READ on PostgreSQL, an explicit BEGIN on SQLite (pysqlite
+  starts none for SELECTs, and WAL then gives the transaction one snapshot).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator, Sequence, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from .errors import GalleryError, ModelMismatchError
 from .schema import changes, faces, gallery_meta
@@ -28,6 +33,10 @@ T = TypeVar("T")
 
 IN_CHUNK = 1000   # values per IN (...) list: far below any dialect's bind-parameter limit
 WRITE_LOCK = 0x66616365   # the advisory lock of gallery writes ("face")
+REINDEX_LOCK = 0x72656978   # the session advisory lock a reindex holds throughout ("reix")
+CONNECT_TIMEOUT_S = 5     # a PostgreSQL server that does not answer is an error, not a stalled server
+POOL_TIMEOUT_S = 10       # waiting for a pooled connection
+INDEX_TS = "index_ts"     # gallery_meta: the newest committed write's timestamp in a shared index (Milvus)
 
 
 def connect(url: str) -> Engine:
@@ -35,9 +44,11 @@ def connect(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    postgres = parsed.get_backend_name() == "postgresql"
+    extra = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_timeout": POOL_TIMEOUT_S} if postgres else {}
     try:
         # hide_parameters: SQL logs and errors never show values (embeddings, names, metadata)
-        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", hide_parameters=True)
+        engine = create_engine(parsed, pool_pre_ping=postgres, hide_parameters=True, **extra)
     except Exception as exc:  # unknown dialect, driver not installed
         raise GalleryError(f"cannot use the database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if engine.dialect.name == "sqlite":
@@ -59,6 +70,23 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees every table as of one moment, so a face map, an index
+    and a last seq read in it agree however other processes write meanwhile."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+        else:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
 
 def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -103,9 +131,30 @@ def get_meta(conn, key: str) -> str | None:
     return conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == key)).scalar()
 
 
+def _upsert(conn):
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(gallery_meta)
+
+
 def put_meta(conn, key: str, value: str) -> None:
-    conn.execute(delete(gallery_meta).where(gallery_meta.c.key == key))
-    conn.execute(insert(gallery_meta), [{"key": key, "value": value}])
+    """Set key to value in one statement (INSERT .. ON CONFLICT), so two writers at once cannot collide."""
+    stmt = _upsert(conn).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
+
+
+def raise_index_ts(conn, ts: int) -> None:
+    """Raise the shared index's newest-write timestamp to ts (never lower it): the guarantee
+    timestamp every replica's search waits for (milvus_index.py). Zero-padded, so text order
+    is number order on every dialect and the compare happens in the one statement."""
+    if ts <= 0:
+        return
+    stmt = _upsert(conn).values(key=INDEX_TS, value=f"{ts:020d}")
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value},
+                                            where=gallery_meta.c.value < stmt.excluded.value))
+
+
+def index_ts(conn) -> int:
+    """The newest committed write's timestamp in the shared index (0: none recorded)."""
+    return int(get_meta(conn, INDEX_TS) or 0)
 
 
 def pruned_through(conn) -> int:

@@ -62,7 +62,8 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
         self._applied_seq = 0
         self._snapshot_seq = 0
         self._closed = False
-        self._orphans: set[int] = set()   # ids a durable index holds and SQL never committed (reads.py)
+        # ids a durable index holds and SQL had not committed -> the index timestamp then (reads.py)
+        self._orphans: dict[int, int] = {}
         self._beat_at = datetime.min.replace(tzinfo=timezone.utc)
         self._recovered_at = 0.0   # monotonic time of follow()'s last rebuild attempt
         self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key
@@ -100,8 +101,10 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
             index = deferring(build_index(config, dimension, model_id, current))
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
+            gallery.heartbeat(force=True)   # registered at seq 0 first: no log row it may need is pruned meanwhile
             gallery._load_index()
             gallery.heartbeat(force=True)
+            gallery.refresh_cutoff()   # later re-read off the caller's thread (calibrated.py)
             return gallery
         except BaseException:
             if engine is not None:

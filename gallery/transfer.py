@@ -14,6 +14,12 @@ SQL first, then the index, then a check:
    at random, searched by their stored embedding in both galleries, must have the same
    top-1 face.
 
+Replicas may already serve the target: each batch of faces is logged in its change log
+(serialised with their writes), so they follow the copy as it lands. gallery_meta keys the
+target lacks (generation, calibration) are copied even when a replica has bound the model.
+A FAISS target needs a data directory of its own: its snapshots would otherwise overwrite
+the source's (a snapshot's key names the model and index, not the database).
+
 The source should not change during the copy: its Gallery is opened, which holds its
 data directory (a running server on it makes the migration fail with GalleryLockedError).
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,11 +38,11 @@ from .config import GalleryConfig
 from .errors import GalleryError
 from .migrate import upgrade
 from .records import aware, decode_vectors
-from .schema import faces, gallery_meta, identities
-from .sql import connect, shown
+from .schema import changes, faces, gallery_meta, identities
+from .sql import INDEX_TS, connect, put_meta, serialise_writes, shown
 
 Progress = Callable[[str, int, int], None]   # (table, copied so far, total)
-LOG_KEYS = ("pruned_through",)   # describe the source's change log, which is not copied
+LOG_KEYS = ("pruned_through", INDEX_TS)   # describe the source's change log and index, which are not copied
 
 
 @dataclass
@@ -94,7 +101,11 @@ def _copy_table(src_engine, dst_engine, table, batch: int, progress: Progress | 
         if not rows:
             break
         with dst_engine.begin() as dst:   # one transaction per batch: a stop loses at most this batch
+            if table is faces:   # replicas already serving the target follow the copy
+                serialise_writes(dst)
             dst.execute(insert(table), [_portable(r) for r in rows])
+            if table is faces:
+                dst.execute(insert(changes), [{"op": "add", "face_id": r["id"]} for r in rows])
         last = rows[-1]["id"]
         copied += len(rows)
         if progress:
@@ -124,6 +135,9 @@ def migrate(source: GalleryConfig, target: GalleryConfig, *, batch: int = 1000, 
 
     if source.url == target.url:
         raise GalleryError("the source and the target are the same database")
+    if target.vector_backend == "faiss" and Path(target.data_dir).resolve() == Path(source.data_dir).resolve():
+        raise GalleryError("a FAISS target needs a data directory of its own (--to-data-dir): its index "
+                           "snapshots would overwrite the source's")
     report = MigrationReport()
     with Gallery.open(source) as old:   # holds the source's data directory; builds its index if needed
         dst_engine = connect(target.url)
@@ -134,10 +148,10 @@ def migrate(source: GalleryConfig, target: GalleryConfig, *, batch: int = 1000, 
                 raise GalleryError(f"cannot open the target database {shown(dst_engine)}: {exc}") from None
             with old.engine.connect() as src, dst_engine.begin() as dst:
                 _check_target(src, dst)
-                if not dst.execute(select(gallery_meta.c.key).limit(1)).first():
-                    rows = src.execute(select(gallery_meta).where(gallery_meta.c.key.not_in(LOG_KEYS))).mappings().all()
-                    if rows:
-                        dst.execute(insert(gallery_meta), [dict(r) for r in rows])
+                have = set(dst.execute(select(gallery_meta.c.key)).scalars())
+                for r in src.execute(select(gallery_meta).where(gallery_meta.c.key.not_in(LOG_KEYS))).mappings():
+                    if r["key"] not in have:   # generation, calibration: also once a replica bound the model
+                        put_meta(dst, r["key"], r["value"])
             report.copied_identities, report.identities = _copy_table(old.engine, dst_engine, identities, batch,
                                                                       progress)
             report.copied_faces, report.faces = _copy_table(old.engine, dst_engine, faces, batch, progress)

@@ -17,10 +17,10 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .errors import NotFoundError
+from .errors import NotFoundError, StaleGenerationError
 from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
-from .sql import in_chunks, serialise_writes
+from .sql import generation, in_chunks, raise_index_ts, serialise_writes
 from .validate import check_identity_id
 
 
@@ -38,7 +38,30 @@ class Writes:
         Idempotent: a face whose image bytes (source_sha256) or, without them, whose embedding
         its identity already has is not added again but reported in AddResult.duplicates. The
         check runs in the transaction and unique indexes enforce it; a racing writer's duplicate
-        (IntegrityError) retries the transaction, which then sees it as a duplicate."""
+        (IntegrityError) retries the transaction, which then sees it as a duplicate.
+
+        Fenced by generation: refused (ModelMismatchError) once another process reindexed the
+        gallery to another model, even before this one followed (_fenced)."""
+        return self._after_following(self._add_batch, enrolments, model_id=model_id)
+
+    def _after_following(self, write, *args, **kwargs):
+        """write(), or, if another process reindexed since this one last followed, follow and retry
+        it once (with the new model and index: an enrolment of the old model is then refused)."""
+        try:
+            return write(*args, **kwargs)
+        except StaleGenerationError:
+            self.follow()
+            return write(*args, **kwargs)
+
+    def _fenced(self, conn) -> None:
+        """Inside a write transaction, after serialise_writes: refuse it if the gallery was reindexed
+        since this process last followed (its embeddings and index would be of the old generation)."""
+        current = generation(conn)
+        if current != self.generation:
+            raise StaleGenerationError(f"the gallery was reindexed (generation {current}, this process has "
+                                       f"{self.generation}); follow it first")
+
+    def _add_batch(self, enrolments: Sequence[Enrolment], *, model_id: str | None = None) -> list[AddResult]:
         self.check_model(model_id)
         for e in enrolments:
             check_identity_id(e.identity_id)
@@ -82,6 +105,7 @@ class Writes:
         created, names, (seq before, last seq) or None)."""
         with self.engine.begin() as conn:
             before = serialise_writes(conn)
+            self._fenced(conn)
             pks, created, renamed = self._identities_for(conn, enrolments, when)
             all_owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
             known = self._known_keys(conn, all_owners, keys)
@@ -97,6 +121,7 @@ class Writes:
                 face_ids = [r.id for r in result]
                 if self.index.durable:   # before the commit: see the module's docstring
                     self.index.add(np.array(face_ids, np.int64), vectors[added])
+                    raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # every replica's searches wait for it
             last = self._log(conn, "add", face_ids) if face_ids else None
             if renamed:
                 last = self._log(conn, "identity", renamed)
@@ -170,9 +195,13 @@ class Writes:
         return max(r.seq for r in result)
 
     def delete_face(self, face_id: int) -> None:
+        self._after_following(self._delete_face, face_id)
+
+    def _delete_face(self, face_id: int) -> None:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
+                self._fenced(conn)   # the old generation's collection may be gone: the new one must lose it
                 if conn.execute(delete(faces).where(faces.c.id == int(face_id))).rowcount == 0:
                     raise NotFoundError(f"no face {face_id}")
                 last = self._log(conn, "delete", [int(face_id)])
@@ -182,12 +211,17 @@ class Writes:
                 self.map.remove([face_id])
 
             self._apply(change, (before, last))
+            self._record_index_ts()
 
     def delete_identity(self, identity_id: str) -> int:
         """Delete an identity and all its faces; returns how many faces went."""
+        return self._after_following(self._delete_identity, identity_id)
+
+    def _delete_identity(self, identity_id: str) -> int:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
+                self._fenced(conn)
                 pk = self._pk(conn, identity_id)
                 ids = list(conn.execute(select(faces.c.id).where(faces.c.identity_pk == pk)).scalars())
                 conn.execute(delete(faces).where(faces.c.identity_pk == pk))
@@ -201,6 +235,7 @@ class Writes:
                     self.map.remove(ids)
 
             self._apply(change, None if last is None else (before, last))
+            self._record_index_ts()
         return len(ids)
 
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
@@ -215,6 +250,14 @@ class Writes:
                 logged = (before, self._log(conn, "identity", [pk])) if changed else None
             self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), logged)
         return self.get_identity(identity_id)
+
+    def _record_index_ts(self) -> None:
+        """After a delete reached a shared index (after its commit): its timestamp into SQL, so that
+        no replica's search answers from before it."""
+        ts = getattr(self.index, "write_ts", 0)
+        if self.index.durable and ts:
+            with self.engine.begin() as conn:
+                raise_index_ts(conn, ts)
 
     @staticmethod
     def _pk(conn, identity_id: str) -> int:

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 from tqdm import tqdm
 
 from facesearch.embedder import Embedder, EmbedderConfig, FaceMode, prepare
+from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS, header_pixels
 from facesearch.gallery import Gallery
 from facesearch.service.enrolment import Candidate, Dedupe, enrolments
 from facesearch.sources import Item
@@ -218,8 +220,10 @@ def add_local(items: list[Item], gallery: Gallery, embedder: Embedder, mode: Fac
 
 
 def add_remote(items: list[Item], client, mode: FaceMode, *, batch_size: int, max_bytes: int = 6 << 20,
-               progress: bool = True) -> Summary:
-    """--server: Enroll calls of up to batch_size images (and max_bytes) per identity."""
+               max_pixels: int = DEFAULT_MAX_REQUEST_PIXELS, progress: bool = True) -> Summary:
+    """--server: Enroll calls of up to batch_size images per identity, each kept under max_bytes
+    (the server takes 8 MiB messages) and max_pixels (its FACESEARCH_MAX_REQUEST_PIXELS) before an
+    image is added to it. An image over either limit alone is rejected, and the run goes on."""
     summary = Summary(images=len(items))
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress, dynamic_ncols=True, desc="enrolling")
@@ -229,12 +233,20 @@ def add_remote(items: list[Item], client, mode: FaceMode, *, batch_size: int, ma
     try:
         for identity_id, group in groups.items():
             chunk: list[tuple[Item, bytes]] = []
+            size = pixels = 0
             for r in _read(group, summary):
-                chunk.append((r.item, r.data))
-                if len(chunk) >= batch_size or sum(len(d) for _, d in chunk) >= max_bytes:
+                n, px = len(r.data), header_pixels(r.data)
+                if n > max_bytes or px > max_pixels:
+                    summary.reject(r.item, f"{n:,} bytes, {px:,} pixels: over what one Enroll may carry "
+                                           f"({max_bytes:,} bytes, {max_pixels:,} pixels); downscale it")
+                    bar.update(1)
+                    continue
+                if chunk and (len(chunk) >= batch_size or size + n > max_bytes or pixels + px > max_pixels):
                     _enroll(client, identity_id, chunk, mode, summary)
                     bar.update(len(chunk))
-                    chunk = []
+                    chunk, size, pixels = [], 0, 0
+                chunk.append((r.item, r.data))
+                size, pixels = size + n, pixels + px
             if chunk:
                 _enroll(client, identity_id, chunk, mode, summary)
                 bar.update(len(chunk))
@@ -245,8 +257,21 @@ def add_remote(items: list[Item], client, mode: FaceMode, *, batch_size: int, ma
 
 
 def _enroll(client, identity_id: str, chunk, mode: FaceMode, summary: Summary) -> None:
+    """One Enroll; a server with smaller limits (RESOURCE_EXHAUSTED) gets the chunk in halves, and
+    an image it refuses alone is rejected with the server's reason."""
     name = next((i.display_name for i, _ in chunk if i.display_name), "")
-    r = client.enroll(identity_id, [d for _, d in chunk], display_name=name, face_mode=int(mode))
+    try:
+        r = client.enroll(identity_id, [d for _, d in chunk], display_name=name, face_mode=int(mode))
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        if len(chunk) == 1:
+            summary.reject(chunk[0][0], f"the server refused it: {exc.details()}")
+            return
+        half = len(chunk) // 2
+        _enroll(client, identity_id, chunk[:half], mode, summary)
+        _enroll(client, identity_id, chunk[half:], mode, summary)
+        return
     summary.added += len(r.face_ids)
     summary.skipped += len(r.duplicates)
     summary.identities_created += int(r.created)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.engine import make_url
 
 from facesearch.settings import SettingError, add_flags
 from facesearch.embedder import EmbedderConfig, EmbedderError, FaceMode
@@ -252,6 +253,19 @@ def cmd_migrate(args) -> int:
     from facesearch.gallery.transfer import migrate
 
     source = _gallery_config(args)
+    # secrets never on the command line, where `ps` shows them: files (or PGPASSWORD for PostgreSQL)
+    def secret(path: str) -> str:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise SystemExit(f"facesearch-indexer migrate: cannot read {path}: {exc.strerror or exc}") from None
+
+    if args.to_database_url_file:
+        args.to_database_url = secret(args.to_database_url_file)
+    elif args.to_database_url and make_url(args.to_database_url).password:
+        raise SystemExit("facesearch-indexer migrate: --to-database-url holds a password, which `ps` would show; "
+                         "put the URL in a file for --to-database-url-file, or the password in PGPASSWORD")
+    token = secret(args.to_milvus_token_file) if args.to_milvus_token_file else None
     if not (args.to_database_url or args.to_vector_backend or args.to_milvus_uri):
         raise SystemExit("facesearch-indexer migrate: give at least one of --to-database-url, --to-vector-backend, "
                          "--to-milvus-uri")
@@ -259,7 +273,7 @@ def cmd_migrate(args) -> int:
     target = source.model_copy(update={k: v for k, v in {
         "data_dir": Path(args.to_data_dir) if args.to_data_dir else None,
         "database_url": args.to_database_url, "vector_backend": args.to_vector_backend,
-        "milvus_uri": args.to_milvus_uri, "milvus_token": args.to_milvus_token,
+        "milvus_uri": args.to_milvus_uri, "milvus_token": token,
         "milvus_collection": args.to_milvus_collection}.items() if v} | {"index": index})
     bars: dict = {}
 
@@ -405,18 +419,22 @@ def main(argv=None) -> int:
                     "all their columns and ids, in id order and batches; then the target's index is built from its "
                     "database, and the counts and a sample of searches (same top-1 face) are checked. An "
                     "interrupted run resumes: run the same command again. Stop the server on the source first.",
-        epilog="example:\n  facesearch-indexer migrate --to-database-url postgresql+psycopg://facesearch:pw@db/facesearch "
-               "\\\n      --to-vector-backend milvus --to-milvus-uri http://milvus:19530\n"
+        epilog="example:\n  PGPASSWORD=... facesearch-indexer migrate \\\n"
+               "      --to-database-url postgresql+psycopg://facesearch@db/facesearch \\\n"
+               "      --to-vector-backend milvus --to-milvus-uri http://milvus:19530\n"
                "exit codes: 0 migrated and verified; 1 copied but a check failed; 2 a fatal error")
     p.add_argument("--to-database-url", help="SQLAlchemy URL of the target database (postgresql+psycopg://...)")
     p.add_argument("--to-vector-backend", choices=["faiss", "milvus"], help="the target's vector backend")
     p.add_argument("--to-milvus-uri", help="the target's Milvus: http://host:19530, or a file for Milvus Lite")
-    p.add_argument("--to-milvus-token", help="the target Milvus's token (user:password or an API key)")
+    p.add_argument("--to-database-url-file", help="a file holding the target's database URL, for one with a "
+                                                  "password (never on the command line)")
+    p.add_argument("--to-milvus-token-file", help="a file holding the target Milvus's token (user:password or an "
+                                                  "API key)")
     p.add_argument("--to-milvus-collection", help="the target's Milvus collection [the source's setting; unset: "
                    "named after the model]")
     p.add_argument("--to-index", choices=["flat", "ivf", "hnsw"], help="the target's index kind [the source's]")
     p.add_argument("--to-data-dir", help="the target's data directory (FAISS snapshots, Milvus Lite file, lock) "
-                                         "[the source's]")
+                                         "[the source's; a FAISS target needs one of its own]")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per copy transaction [%(default)s]")
     p.add_argument("--sample", type=int, default=200, help="faces searched on both sides to verify [%(default)s]")
     p.set_defaults(run=cmd_migrate)

@@ -1,7 +1,8 @@
 """Request bodies with images: JSON with base64 images, or multipart/form-data with file parts.
 
 Both become the same pydantic model (schemas.py) plus the decoded image bytes, so that every
-check is made once: bad JSON or a bad field is a 422, bad base64 a 400 (INVALID_ARGUMENT).
+check is made once: bad JSON, a bad field or an image sent as a text part is a 422, bad base64
+a 400 (INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ async def _multipart(request: Request, model: type[M], image_fields: tuple[str, 
         images: dict[str, list[bytes]] = {}
         for key, value in form.multi_items():
             if key in image_fields:
-                data = await value.read() if isinstance(value, UploadFile) else b64(value, key)
-                images.setdefault(key, []).append(data)
+                if not isinstance(value, UploadFile):
+                    raise BodyError(f"{key}: a file part (curl -F {key}=@photo.jpg); base64 goes in a JSON body")
+                images.setdefault(key, []).append(await value.read())
             elif isinstance(value, UploadFile):
                 raise BodyError(f"{key}: a file part where a text field is expected")
             elif key in FORM_JSON_FIELDS:

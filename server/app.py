@@ -49,6 +49,7 @@ def tuning(config: ServerConfig) -> Tuning:
 def limits(config: ServerConfig) -> Limits:
     return Limits(max_distance=config.max_distance, max_distance_explicit=config.max_distance_explicit,
                   max_top_k=config.max_top_k, max_enroll_images=config.max_enroll_images,
+                  max_request_pixels=config.max_request_pixels,
                   recalibrate_every=config.recalibrate_every)
 
 

@@ -12,6 +12,7 @@ from pydantic import model_validator
 from facesearch import settings
 from facesearch.embedder import EmbedderConfig
 from facesearch.embedder.config import max_batch_setting
+from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS
 from facesearch.embedder.distances import max_distance_setting
 from facesearch.gallery import GalleryConfig, IndexConfig
 from facesearch.settings import Settings, fixed, setting
@@ -50,6 +51,8 @@ class ServerConfig(Settings):
     tf_threads: int = setting(0, "TensorFlow threads per op (0: TensorFlow's own choice); 1 lets detection and "
                                  "embedding each take a core: faster on photos, slower on crops", ge=0)
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)
+    max_request_pixels: int = setting(DEFAULT_MAX_REQUEST_PIXELS, "most pixels of all the images in one request together, read "
+                                                   "from their headers before any is decoded", ge=1)
     max_top_k: int = fixed(1000)
     snapshot_every: int = setting(10_000, "index changes between snapshots", ge=1)
     follow_ms: float = setting(250.0, "how often to apply what other replicas sharing the database committed, in "

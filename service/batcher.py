@@ -6,8 +6,11 @@ arrives, runs the batch in a dedicated thread, and resolves each future with
 its own slice. The model sees large batches under load and no extra latency
 when idle beyond max_wait.
 
-One request never fails another: when a batch of several requests raises, each
-request is run again on its own, so only the guilty one gets the error. The
+One request never fails another: when a batch of several requests raises, it is split in
+halves and each half run again (recursively), so only the guilty one gets the error, after
+about 2·log2(N) runs rather than N. An outage is not a guilty request: when the error is one
+of `outages` (the index or database unreachable), every waiter gets it at once, so a batch
+costs one timeout, not one per request. Requests cancelled meanwhile are never run again. The
 queue is bounded (`max_queued` items): beyond it, submit raises QueueFull at once
 instead of letting memory and latency grow. If the worker ever stops, every
 waiter gets an error, later submits fail fast, and `on_stopped` is called so that
@@ -44,8 +47,10 @@ class _Job:
 class MicroBatcher:
     def __init__(self, run: Callable[[list], Sequence], *, max_batch: int, max_wait_s: float, name: str,
                  max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
-                 on_stopped: Callable[[BaseException | None], None] | None = None):
+                 on_stopped: Callable[[BaseException | None], None] | None = None,
+                 outages: tuple[type[BaseException], ...] = ()):
         self._run = run
+        self.outages = outages
         self.name = name
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -144,17 +149,26 @@ class MicroBatcher:
         flat = [item for j in jobs for item in j.items]
         if self._on_batch:
             self._on_batch(len(flat))
+        await self._attempt(jobs, flat)
+
+    async def _attempt(self, jobs: list[_Job], flat: list | None = None) -> None:
+        """Run jobs as one batch; on failure split them (see the module's docstring)."""
+        loop = asyncio.get_running_loop()
+        flat = [item for j in jobs for item in j.items] if flat is None else flat
         try:
             results = await loop.run_in_executor(self._executor, self._run, flat)
         except Exception as exc:
-            if len(jobs) == 1:
-                _settle(jobs[0], exc=exc)
+            live = [j for j in jobs if not j.future.done()]   # cancelled ones are not run again
+            if len(jobs) == 1 or isinstance(exc, self.outages):
+                for j in live:
+                    _settle(j, exc=exc)
                 return
-            for j in jobs:  # find the guilty request: each runs on its own
-                try:
-                    _settle(j, await loop.run_in_executor(self._executor, self._run, list(j.items)))
-                except Exception as own:
-                    _settle(j, exc=own)
+            if len(live) == 1:
+                await self._attempt(live)
+                return
+            half = len(live) // 2
+            await self._attempt(live[:half])
+            await self._attempt(live[half:])
             return
         offset = 0
         for j in jobs:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
     CalibrationBudgetError,
+    DATABASE_UNAVAILABLE,
     CalibrationError,
     IndexUnavailableError,
     InvalidInputError,
@@ -17,6 +19,8 @@ from facesearch.gallery import (
 )
 
 from .batcher import BatcherStopped, QueueFull
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -68,6 +72,12 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     """exc as a ServiceError, or None when it is unexpected (a bug or an outage: INTERNAL)."""
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, DATABASE_UNAVAILABLE):   # its text would show SQL: name the kind only
+        cause = getattr(exc, "orig", None) or exc
+        return Unavailable(f"the gallery's database is unavailable ({type(cause).__name__}); retry later")
+    if isinstance(exc, IndexUnavailableError):   # the URI and the backend's error stay in the log
+        log.warning("%s", exc)
+        return Unavailable(exc.public)
     for domain, kind in _DOMAIN:
         if isinstance(exc, domain):
             return kind(str(exc))

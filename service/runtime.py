@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from facesearch.embedder import Embedder
-from facesearch.gallery import Gallery, Match
+from facesearch.gallery import DATABASE_UNAVAILABLE, Gallery, IndexUnavailableError, Match
 
 from .batcher import MicroBatcher
 from .faces import FacePool
@@ -56,7 +56,8 @@ class Runtime:
                                    max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"))
         self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
                                     name="search", max_queued=max_queued, on_batch=hook("search"),
-                                    on_stopped=stopped("search"))
+                                    on_stopped=stopped("search"),
+                                    outages=(IndexUnavailableError, *DATABASE_UNAVAILABLE))
 
     def start(self) -> None:
         """Start the batch workers; call from the event loop that will serve requests."""
@@ -100,25 +101,29 @@ class Runtime:
         out = await self._embed.submit(crops)
         return np.asarray(out, np.float32).reshape(len(crops), self.embedder.dimension)
 
-    def _search_batch(self, items: list[tuple[np.ndarray, int, float]]) -> list[list[Match]]:
-        """Searches of several requests at once: one gallery search per distinct top_k (so one
-        request's large top_k does not widen every other's k), the widest cutoff of each group,
-        then each request its own cutoff and top_k."""
+    def _search_batch(self, items: list[tuple[np.ndarray, int, float, str | None]]) -> list[list[Match]]:
+        """Searches of several requests at once: one gallery search per distinct top_k and query
+        model (so one request's large top_k does not widen every other's k, and each query's model
+        is checked against the gallery's), the widest cutoff of each group, then each request its
+        own cutoff and top_k."""
         out: list[list[Match] | None] = [None] * len(items)
-        by_k: dict[int, list[int]] = {}
-        for n, (_, k, _) in enumerate(items):
-            by_k.setdefault(k, []).append(n)
-        for top_k, members in by_k.items():
+        groups: dict[tuple[int, str | None], list[int]] = {}
+        for n, (_, k, _, model) in enumerate(items):
+            groups.setdefault((k, model), []).append(n)
+        for (top_k, model), members in groups.items():
             vectors = np.stack([items[n][0] for n in members])
             cutoff = max(items[n][2] for n in members)
-            found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff)
+            found = self.gallery.search(vectors, top_k=top_k, max_distance=cutoff, model_id=model)
             for n, matches in zip(members, found):
-                _, k, d = items[n]
+                _, k, d, _ = items[n]
                 out[n] = [m for m in matches if m.distance <= d][:k]
         return out  # type: ignore[return-value]
 
-    async def search(self, vectors: np.ndarray, top_k: int, max_distance: float) -> list[list[Match]]:
-        return await self._search.submit([(v, top_k, max_distance) for v in vectors])
+    async def search(self, vectors: np.ndarray, top_k: int, max_distance: float,
+                     model_id: str | None = None) -> list[list[Match]]:
+        """model_id: the model that embedded the queries (the embedder's, for an image): a gallery
+        of another model refuses them (ModelMismatchError)."""
+        return await self._search.submit([(v, top_k, max_distance, model_id) for v in vectors])
 
     async def read(self, fn, *args, **kwargs):
         """A gallery read in a worker thread."""

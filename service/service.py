@@ -17,6 +17,7 @@ import numpy as np
 from facesearch import __version__
 from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
+from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS, header_pixels
 from facesearch.embedder.prepare import sha256_of
 from facesearch.gallery import Enrolment, Gallery, Identity, NewFace, UnknownPage
 from facesearch.gallery.calibration import effective_cutoff
@@ -49,6 +50,7 @@ class Limits:
     max_distance_explicit: bool = False    # set by the operator: it wins over a calibrated cutoff
     max_top_k: int = 1000
     max_enroll_images: int = 256
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS  # all images of a request together, from their headers
     recalibrate_every: int = 0             # faces enrolled or deleted before a background Calibrate (0: never)
 
 
@@ -81,6 +83,10 @@ class FaceSearchService:
     def model_id(self) -> str:
         return self.embedder.model_id
 
+    def _model_of(self, query: Query) -> str | None:
+        """The model that embedded a query: the embedder's for an image, the caller's for an embedding."""
+        return (query.model_id or None) if isinstance(query, EmbeddingInput) else self.model_id
+
     async def _query(self, query: Query, mode: FaceMode, max_faces: int = 0):
         """(faces, vectors) of a query; faces are None for an embedding."""
         if isinstance(query, EmbeddingInput):
@@ -102,7 +108,7 @@ class FaceSearchService:
         cutoff = self._cutoff(max_distance)
         source = validate.source(source)
         faces, vectors = await self._query(query, face_mode, max_faces)
-        found = await self.runtime.search(vectors, top_k, cutoff) if len(vectors) else []
+        found = await self.runtime.search(vectors, top_k, cutoff, self._model_of(query)) if len(vectors) else []
         if self.unknown is not None:
             for f, v, matches in zip(faces, vectors, found):
                 if f is not None and not matches:   # an image's face only: an embedding has no crop to show
@@ -127,6 +133,11 @@ class FaceSearchService:
         if total > self.limits.max_enroll_images:
             raise ResourceExhausted(f"{total} faces in one Enroll; the limit is {self.limits.max_enroll_images}, "
                                     "so split it into several calls")
+        pixels = sum(header_pixels(d) for d in images)   # headers only: nothing is decoded yet
+        if pixels > self.limits.max_request_pixels:
+            raise ResourceExhausted(f"the images of this Enroll are {pixels:,} pixels together; the limit is "
+                                    f"{self.limits.max_request_pixels:,} (FACESEARCH_MAX_REQUEST_PIXELS), so split "
+                                    "it into several calls or downscale the images")
         given = [validate.vector(e, self.gallery) for e in embeddings]
         digests = [sha256_of(d) for d in images]
         fresh = await self.runtime.read(Dedupe(self.gallery).fresh, [(identity_id, d) for d in digests])
@@ -169,7 +180,7 @@ class FaceSearchService:
         else:
             _faces, vectors = await self._query(query, face_mode)
             vector = vectors[0]
-        best = await self.runtime.read(self.gallery.verify, vector, identity_id)
+        best = await self.runtime.read(self.gallery.verify, vector, identity_id, self._model_of(query))
         return VerifyResult(best.distance <= cutoff, best.distance, best.face_id, face_found=True)
 
     @translated

@@ -91,6 +91,18 @@ def test_replicas_on_milvus_read_their_writes_and_a_killed_one_loses_nothing(tmp
             assert nearest(cb, x[0]) == face          # read your writes: the next Identify, on the other replica
             acked[0] = face
 
+            # Read your writes at the guarantee timestamp, not Strong: 500 enrolments, each followed at
+            # once by an Identify on the other replica, 8 at a time in both directions.
+            y = unit(np.random.default_rng(3), 500)
+
+            def enrol_then_identify(i):
+                writer, reader = (ca, cb) if i % 2 else (cb, ca)
+                enrolled = writer.enroll(f"ryw{i}", embeddings=[y[i]]).face_ids[0]
+                return nearest(reader, y[i]) == enrolled
+
+            with ThreadPoolExecutor(8) as pool:
+                assert sum(pool.map(enrol_then_identify, range(len(y)))) == len(y)
+
             def enrol_through(client, start):
                 for i in range(start, len(x), 2):
                     try:

@@ -341,9 +341,9 @@ def test_batched_searches_apply_each_requests_top_k(tmp_path, monkeypatch):
         runtime = runtime_for(g)
         asked = []
         real = g.search
-        monkeypatch.setattr(g, "search", lambda v, top_k, max_distance: asked.append(top_k) or real(
-            v, top_k=top_k, max_distance=max_distance))
-        out = runtime._search_batch([(x[0], 1, 12.0), (x[1], 30, 12.0), (x[2], 1, 12.0)])
+        monkeypatch.setattr(g, "search", lambda v, top_k, max_distance, model_id: asked.append(top_k) or real(
+            v, top_k=top_k, max_distance=max_distance, model_id=model_id))
+        out = runtime._search_batch([(x[0], 1, 12.0, None), (x[1], 30, 12.0, None), (x[2], 1, 12.0, None)])
         assert [len(m) for m in out] == [1, 30, 1]
         assert out[0][0].identity_id == "p0" and out[2][0].identity_id == "p2"
         assert sorted(asked) == [1, 30]            # the top_k=1 requests are not widened to 30

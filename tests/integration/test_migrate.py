@@ -104,3 +104,26 @@ def test_migrate_refuses_a_target_holding_another_gallery(tmp_path, monkeypatch)
         g.add_faces("someone-else", [NewFace(np.eye(D, dtype=np.float32)[0])])
     with pytest.raises(Exception, match="already holds another gallery"):
         transfer.migrate(a, b)
+
+
+def test_a_replica_already_serving_the_target_follows_the_copy_with_its_generation_and_calibration(
+        tmp_path, postgres_url, monkeypatch):
+    monkeypatch.delenv("FACESEARCH_DATABASE_URL", raising=False)
+    source = GalleryConfig(data_dir=tmp_path / "var", index=IndexConfig(kind="flat", use_gpu=False))
+    small_gallery(source)
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'gallery.db'}")
+    with engine.begin() as conn:   # as a reindex and a Calibrate(apply) leave them
+        conn.execute(gallery_meta.insert(), [{"key": "generation", "value": "3"},
+                                             {"key": "calibration", "value": '{"max_distance": 0.9}'}])
+    engine.dispose()
+    target = source.model_copy(update={"database_url": postgres_url, "data_dir": tmp_path / "new"})
+    with Gallery.open(target.model_copy(update={"data_dir": tmp_path / "replica"}),
+                      model_id="random-32", dimension=D) as replica:   # bound the model: meta not empty
+        assert transfer.migrate(source, target, sample=20).ok
+        replica.follow()   # the copy came with change-log rows
+        with Gallery.open(source) as old:
+            assert replica.indexed_count() == old.indexed_count()
+        assert replica.generation == 3 and replica.refresh_cutoff() == 0.9
+    refused = source.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'other.db'}"})
+    with pytest.raises(Exception, match="data directory of its own"):
+        transfer.migrate(source, refused)

@@ -182,8 +182,11 @@ def test_on_a_shared_milvus_collection_a_write_is_found_at_once_by_the_other_rep
         face = a.add_faces("ann", [NewFace(x[0])], display_name="Ann").face_ids[0]
         hit = b.search(x[0])[0][0]   # no follow() call: the unknown id made B follow
         assert (hit.identity_id, hit.display_name, hit.face_id) == ("ann", "Ann", face)
+        # not Strong: B searched at the timestamp of A's write, which it read from SQL
+        assert b.index.consistency == "Customized" and b.index.read_ts >= a.index.write_ts > 0
         a.delete_face(face)
         assert b.search(x[0], max_distance=1e-3)[0] == []
+        assert b.index.read_ts >= a.index.write_ts   # the delete's timestamp, recorded after its commit
         other = b.add_faces("bob", [NewFace(x[1])]).face_ids[0]
         assert a.search(x[1])[0][0].face_id == other
         b.move_faces([other], "cat", create_if_missing=True)   # only the face map changes: followed from the log

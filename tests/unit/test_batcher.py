@@ -102,3 +102,78 @@ def test_a_full_queue_refuses_at_once():
         return out
 
     assert asyncio.run(main()) == [[1], [2, 3, 4]]
+
+
+def test_a_poisoned_request_among_many_costs_log_n_runs_not_n():
+    runs = []
+
+    def counted(items):
+        runs.append(len(items))
+        return doubled(items)
+
+    async def main():
+        b = await _started(counted)
+        results = await asyncio.gather(*(b.submit([i]) for i in range(15)), b.submit(["poison"]),
+                                       return_exceptions=True)
+        await b.stop()
+        return results
+
+    *good, bad = asyncio.run(main())
+    assert good == [[2 * i] for i in range(15)] and isinstance(bad, ValueError)
+    assert runs[0] == 16 and len(runs) <= 1 + 2 * 4   # halves: 2·log2(16) more at most, not 16
+
+
+class Down(Exception):
+    """An outage: the index or database cannot be reached."""
+
+
+def test_an_outage_fails_every_waiter_after_one_run_and_cancelled_jobs_never_run_again():
+    runs, release = [], threading.Event()
+
+    def unreachable(items):
+        runs.append(list(items))
+        release.wait(5)   # the call hangs until its timeout
+        raise Down("index unreachable")
+
+    async def main():
+        b = MicroBatcher(unreachable, max_batch=64, max_wait_s=0.05, name="t", outages=(Down,))
+        b.start()
+        tasks = [asyncio.ensure_future(b.submit([i])) for i in range(8)]
+        while not runs:
+            await asyncio.sleep(0.01)
+        tasks[0].cancel()
+        release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await b.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert len(runs) == 1 and len(runs[0]) == 8   # one batch, one timeout: not one per request
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert all(isinstance(r, Down) for r in results[1:])
+
+
+def test_when_a_batch_fails_the_cancelled_requests_are_not_run_again():
+    runs, release = [], threading.Event()
+
+    def flaky(items):
+        runs.append(list(items))
+        if len(runs) == 1:
+            release.wait(5)
+            raise ValueError("the first run failed")
+        return [i * 2 for i in items]
+
+    async def main():
+        b = await _started(flaky)
+        tasks = [asyncio.ensure_future(b.submit([i])) for i in range(4)]
+        while not runs:
+            await asyncio.sleep(0.01)
+        tasks[1].cancel()
+        release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await b.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert results[0] == [0] and results[2:] == [[4], [6]]
+    assert all(1 not in run for run in runs[1:])

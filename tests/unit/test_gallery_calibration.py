@@ -104,3 +104,28 @@ def test_indexer_calibrate_on_a_data_directory(tmp_path, capsys):
             g.delete_identity(f"p{i}")
     assert main(["--data-dir", str(tmp_path), "calibrate"]) == 2
     assert "at least 2 identities; the gallery has 0" in capsys.readouterr().err
+
+
+def test_the_calibrated_cutoff_is_read_at_open_and_refreshed_off_the_callers_thread(tmp_path, monkeypatch):
+    """The service asks for it on its event loop: a stale copy is answered at once and re-read aside."""
+    import threading
+
+    from facesearch.gallery import calibrated
+
+    x, y = clustered(12, 6, noise=0.1)
+    with open_gallery(tmp_path) as g:
+        enrol(g, x, y)
+        applied = g.calibrate(target_fnir=0.02, apply=True)
+    with open_gallery(tmp_path) as g:
+        assert g._cutoff_cache[1] == applied.max_distance   # read at open
+        readers, real = [], calibrated.get_meta
+
+        def recorded(conn, key):
+            readers.append(threading.current_thread())
+            return real(conn, key)
+
+        monkeypatch.setattr(calibrated, "get_meta", recorded)
+        monkeypatch.setattr(calibrated, "CALIBRATION_TTL_S", 0.0)   # always stale
+        assert g.calibrated_cutoff() == applied.max_distance
+        g._cutoff_refresh.join(10)
+        assert readers and threading.current_thread() not in readers

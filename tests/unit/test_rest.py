@@ -85,6 +85,7 @@ def test_bad_bodies_are_4xx_with_the_error_shape(client):
         ({"json": {"image": "%%%"}}, 400, "not valid base64"),
         ({"content": b"a=b", "headers": {"Content-Type": "text/plain"}}, 400, "multipart/form-data"),
         ({"files": {"image": ("a.jpg", b"x")}, "data": {"top_k": "many"}}, 422, "top_k"),
+        ({"files": {"top_k": ("a", b"1")}, "data": {"image": "aGVsbG8="}}, 422, "image: a file part"),
     ]
     for kwargs, status, words in cases:
         headers = {**AUTH, **kwargs.pop("headers", {})}
