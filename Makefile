@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facesearch-installed
 
-.PHONY: install lock weights proto serve test test-fast bench loadtest soak ghz help
+.PHONY: install lock weights proto serve test test-fast typecheck bench loadtest soak ghz help
 
 help:
 	@echo "make install  create $(VENV), install the pinned dependencies from requirements/dev.lock (hashes checked),"
@@ -13,6 +13,7 @@ help:
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051,"
 	@echo "              REST, its docs (/docs) and the web console on http://127.0.0.1:8080"
 	@echo "make test     install, then run the whole test suite: tests/unit, tests/integration, tests/e2e"
+	@echo "make typecheck mypy --strict on the typed components (pyproject [tool.facesearch] typed)"
 	@echo "make test-fast install, then run tests/unit only: no model, no server (seconds)"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
 	@echo "make bench    install, run every benchmark python -m bench.<name> (figures go to bench/results/), then build bench/REPORT.md"
@@ -79,6 +80,10 @@ ghz: | $(PY)
 # suite takes about 10 minutes here instead of 16 (each worker starts its own model and servers).
 test: install ghz
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# mypy --strict on embedder/, gallery/ and service/ (facesearch/typecheck.py says how).
+typecheck: install
+	$(PY) -m facesearch.typecheck
 
 # The unit level alone: no model is loaded and no server started.
 test-fast: install
