@@ -15,7 +15,7 @@ from .errors import EmbedderError, ImageError
 from .weights import ONNX_SHA256, YUNET_FILE, WeightsCache
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m facesearch.embedder",
         description="Fetch and verify the weights (FaceNet, and OpenCV Zoo's YuNet and SFace) and the sample "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from facesearch.settings import Settings, UserPath, default_cache_dir, setting
 
@@ -12,7 +12,7 @@ from .mtcnn_batched import DEFAULT_SCALE_FACTOR, MIN_FACE_SIZE_RANGE, SCALE_FACT
 DEFAULT_MODEL = "facenet-128"
 
 
-def max_batch_setting():
+def max_batch_setting() -> Any:
     """FACESEARCH_MAX_BATCH has one meaning wherever it is read (the server's micro-batcher too)."""
     return setting(64, "most faces embedded in one model call; larger batches are split (any size up to it "
                        "runs as it is: the model is traced once)",

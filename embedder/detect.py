@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
 
 import cv2
 import numpy as np
 
 from .mtcnn_batched import DEFAULT_SCALE_FACTOR, MIN_FACE_SIZE_RANGE, SCALE_FACTOR_RANGE
+
+if TYPE_CHECKING:
+    from .config import EmbedderConfig
+    from .mtcnn_batched import Networks
 
 
 @dataclass(frozen=True)
@@ -28,12 +33,15 @@ class Box:
         return self.width * self.height
 
 
+Landmarks = dict[str, tuple[float, float]]   # point name (left_eye, right_eye, nose, mouth_left, mouth_right) -> (x, y)
+
+
 @dataclass
 class Face:
     box: Box                       # the detector's box, clamped to the image
     score: float                   # detection confidence; 1.0 for a given crop
     crop: np.ndarray = field(repr=False)  # RGB uint8, box plus margin, clamped at the borders
-    landmarks: dict = field(default_factory=dict)
+    landmarks: Landmarks = field(default_factory=dict)
 
 
 CROP_MAX_SIDE = 480   # 3x the model's 160 px: crops stay small in flight and in SQL, and still serve a reindex
@@ -63,7 +71,7 @@ def whole_image_face(rgb: np.ndarray) -> Face:
     return Face(box, 1.0, crop_with_margin(rgb, box, 0.0))
 
 
-def primary_face(faces: list[Face], image_shape) -> Face | None:
+def primary_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None:
     """The face a person most likely meant: large and central.
 
     Score = area x (1 - d), where d is the distance from the box centre to the
@@ -76,13 +84,13 @@ def primary_face(faces: list[Face], image_shape) -> Face | None:
 
     def weight(face: Face) -> float:
         b = face.box
-        d = np.hypot(b.x + b.width / 2 - w / 2, b.y + b.height / 2 - h / 2) / half_diag
+        d = float(np.hypot(b.x + b.width / 2 - w / 2, b.y + b.height / 2 - h / 2)) / half_diag
         return b.area * max(1.0 - d, 0.05)
 
     return max(faces, key=weight)
 
 
-def check_range(name: str, value, bounds) -> None:
+def check_range(name: str, value: float, bounds: tuple[float, float | None]) -> None:
     low, high = bounds
     if value < low or (high is not None and value > high):
         where = f"within [{low}, {high}]" if high is not None else f"at least {low}"
@@ -99,7 +107,7 @@ class FaceDetector:
     """
 
     def __init__(self, *, min_score: float = 0.8, min_face_size: int = 20, margin: float = 0.1,
-                 max_side: int = 1600, scale_factor: float = DEFAULT_SCALE_FACTOR, compiled: bool = True):
+                 max_side: int = 1600, scale_factor: float = DEFAULT_SCALE_FACTOR, compiled: bool = True) -> None:
         from .mtcnn_batched import MTCNNPipeline
 
         check_range("min_face_size", min_face_size, MIN_FACE_SIZE_RANGE)
@@ -114,7 +122,7 @@ class FaceDetector:
         self._pipeline = MTCNNPipeline(compiled=compiled)
 
     @classmethod
-    def from_config(cls, config, **kwargs) -> "FaceDetector":
+    def from_config(cls, config: EmbedderConfig, **kwargs: Any) -> "FaceDetector":
         """A detector with an EmbedderConfig's score, size, margin, max-side and scale-factor settings."""
         return cls(min_score=config.min_face_score, min_face_size=config.min_face_size,
                    margin=config.crop_margin, max_side=config.detect_max_side,
@@ -127,7 +135,7 @@ class FaceDetector:
         self.networks.warm()
 
     @property
-    def networks(self):
+    def networks(self) -> Networks:
         """The shared PNet/RNet/ONet (their tracing_counts() show whether anything retraced)."""
         return self._pipeline.nets
 
@@ -135,7 +143,7 @@ class FaceDetector:
         """Every face scoring at least min_score, largest first."""
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, images: list[np.ndarray], timings: dict | None = None) -> list[list[Face]]:
+    def detect_many(self, images: list[np.ndarray], timings: dict[str, float] | None = None) -> list[list[Face]]:
         """detect() for several images of any sizes, in one batched pass.
 
         Photos larger than max_side are downscaled for the pyramid; their boxes
@@ -179,7 +187,7 @@ class FaceDetector:
         return faces
 
     @staticmethod
-    def _clamp(xywh, w: int, h: int) -> Box | None:
+    def _clamp(xywh: Sequence[float] | np.ndarray, w: int, h: int) -> Box | None:
         x, y, bw, bh = xywh
         x0, y0 = max(int(round(x)), 0), max(int(round(y)), 0)
         x1, y1 = min(int(round(x + bw)), w), min(int(round(y + bh)), h)

@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any, Sequence
 from enum import IntEnum
 
 import numpy as np
@@ -62,7 +63,7 @@ class Embedder:
         weights = ([v.numpy() for v in keras_model.trainable_variables],
                    [v.numpy() for v in keras_model.non_trainable_variables])
 
-        def run(x):
+        def run(x: Any) -> Any:
             out, _ = keras_model.stateless_call(*weights, x, training=False)
             return out
 
@@ -92,7 +93,7 @@ class Embedder:
             return self._detector
 
     # -- embedding --------------------------------------------------------
-    def embed_crops(self, crops) -> np.ndarray:
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """RGB uint8 face crops (any size) -> (N, dimension) float32 unit embeddings.
 
         The fused model: FaceNet's and SFace's unit embeddings of each crop, weighted
@@ -118,7 +119,7 @@ class Embedder:
                 out[start:start + len(chunk)] = self._fn(chunk).numpy()
         return l2_normalize(out)
 
-    def warmup(self, sizes=(1,), *, run: bool = True) -> None:
+    def warmup(self, sizes: Sequence[int] = (1,), *, run: bool = True) -> None:
         """Trace the model now rather than on the first request (one trace serves every batch
         size), and run a blank batch of each size, so that the first real batches of those sizes
         find their kernels set up; run=False only traces."""
@@ -165,9 +166,9 @@ class Embedder:
             except ImageError as exc:
                 decoded.append(exc)
         good = [i for i, d in enumerate(decoded) if not isinstance(d, ImageError)]
-        found = self.find_faces_many([decoded[i] for i in good], face_mode, max_faces)
+        found = self.find_faces_many([d for d in decoded if not isinstance(d, ImageError)], face_mode, max_faces)
         embeddings = iter(self.embed_crops([f.crop for faces in found for f in faces]))
-        out: list = list(decoded)
+        out: list[list[EmbeddedFace] | ImageError] = [d if isinstance(d, ImageError) else [] for d in decoded]
         for i, faces in zip(good, found):
             out[i] = [EmbeddedFace(f, next(embeddings)) for f in faces]
         return out

@@ -8,6 +8,7 @@ colour mode is converted to 8-bit RGB.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -141,7 +142,7 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def load_file(path, limits: ImageLimits = ImageLimits()) -> np.ndarray:
+def load_file(path: str | os.PathLike[str], limits: ImageLimits = ImageLimits()) -> np.ndarray:
     """Decode an image file from disk with the same checks as caller bytes."""
     with open(path, "rb") as f:
         return decode(f.read(), limits)

@@ -21,6 +21,7 @@ import threading
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -51,7 +52,7 @@ _BUILD_LOCK = threading.Lock()   # build_inception_resnet_v1 swaps a module attr
 class LoadedModel:
     model_id: str
     dimension: int
-    keras_model: object  # keras.Model: (N, size, size, 3) float32 -> (N, dimension), or FaceNet's part when fused
+    keras_model: Any  # keras.Model (untyped): (N, size, size, 3) float32 -> (N, dimension), or FaceNet's part when fused
     image_size: int = IMAGE_SIZE
     standardization: str = "per_image"
     sface: SFace | None = None   # the fused model's second half (the Keras model is the first)
@@ -82,7 +83,7 @@ def load_model(spec: str, cache: WeightsCache, *, download_timeout: float = 15.0
     )
 
 
-def build_inception_resnet_v1(dimension: int, image_size: int = IMAGE_SIZE):
+def build_inception_resnet_v1(dimension: int, image_size: int = IMAGE_SIZE) -> Any:
     """keras-facenet's InceptionResNetV1, with its last layer (an L2 normalisation) as a Keras layer.
 
     keras-facenet's `normalize` is a Lambda over a TensorFlow-only backend function,
@@ -92,7 +93,7 @@ def build_inception_resnet_v1(dimension: int, image_size: int = IMAGE_SIZE):
     import keras
     from keras_facenet import inception_resnet_v1 as irv1
 
-    def lambda_layer(function, *args, name=None, **kwargs):
+    def lambda_layer(function: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
         if name == "normalize":
             return keras.layers.UnitNormalization(axis=1, name=name)
         return keras.layers.Lambda(function, *args, name=name, **kwargs)
@@ -113,7 +114,7 @@ def _load_facenet_128(cache: WeightsCache) -> LoadedModel:
     return LoadedModel(DEFAULT_MODEL_ID, 128, model)
 
 
-def verify_loaded_weights(model, h5_path: Path) -> int:
+def verify_loaded_weights(model: Any, h5_path: Path) -> int:
     """Check that every layer with weights got exactly the file's arrays.
 
     Returns the number of layers checked; raises WeightsError otherwise.
@@ -149,7 +150,7 @@ def verify_loaded_weights(model, h5_path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float):
+def _socket_timeout(seconds: float) -> Iterator[None]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -187,12 +188,12 @@ def _load_keras_facenet(key: str, cache: WeightsCache, timeout: float) -> Loaded
                        int(meta["image_size"]), standardization)
 
 
-def fetch_keras_facenet_weights(meta: dict, folder: Path, cache: WeightsCache) -> Path:
+def fetch_keras_facenet_weights(meta: dict[str, Any], folder: Path, cache: WeightsCache) -> Path:
     """keras-facenet's weights file, fetched under the cache lock into a temporary file,
     checked against its sha256, then renamed into place: no process ever sees a partial file."""
     from keras_facenet.utils import download_and_verify, sha256sum
 
-    final = folder / meta["dir_name"] / meta["keras_weights_filename"]
+    final: Path = folder / meta["dir_name"] / meta["keras_weights_filename"]
     with cache.lock():
         if final.is_file() and sha256sum(str(final)) == meta["keras_weights_sha256"]:
             return final
@@ -244,7 +245,7 @@ def load_export(folder: Path) -> LoadedModel:
     return LoadedModel(model_id, dimension, model, image_size, standardization)
 
 
-def write_export(loaded: LoadedModel, folder: Path, model_id: str, **extra) -> Path:
+def write_export(loaded: LoadedModel, folder: Path, model_id: str, **extra: Any) -> Path:
     """Write a model folder that load_export reads: the weights, and EXPORT_MANIFEST with their sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     weights_name = "model.weights.h5"

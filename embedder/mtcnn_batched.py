@@ -23,8 +23,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,8 @@ THRESHOLD_RNET, NMS_RNET = 0.7, 0.7
 THRESHOLD_ONET, NMS_ONET = 0.8, 0.7
 PNET_CELL = 12               # PNet's window: a pyramid level smaller than this cannot hold a face
 DEFAULT_SCALE_FACTOR = 0.709  # each pyramid level has half the area of the one before
-SCALE_FACTOR_RANGE = (0.5, 0.9)  # below, faces between two levels are missed; above, the pyramid grows long
-MIN_FACE_SIZE_RANGE = (4, 4096)  # pixels; under 12 the image is upscaled for PNet, (12 / size)^2 the cost
+SCALE_FACTOR_RANGE: tuple[float, float | None] = (0.5, 0.9)  # below, faces between two levels are missed; above, the pyramid grows long
+MIN_FACE_SIZE_RANGE: tuple[float, float | None] = (4, 4096)  # pixels; under 12 the image is upscaled for PNet, (12 / size)^2 the cost
 PNET_PIXEL_BUDGET = 8_000_000  # pixels per PNet canvas (more levels than fit go on another canvas)
 _MASKED = -1e9                # added where SAME max-pooling would pad: far below any PReLU output
 
@@ -51,14 +52,20 @@ _networks_lock = threading.Lock()
 class Networks:
     """The pyramid resize, PNet over a packed canvas, RNet and ONet: compiled, or run eagerly."""
 
-    def __init__(self, compiled: bool = True):
+    # TensorFlow functions (tf.function) or the eager Keras models: untyped
+    levels: Any
+    pnet: Any
+    rnet: Any
+    onet: Any
+
+    def __init__(self, compiled: bool = True) -> None:
         import tensorflow as tf
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         pnet, rnet, onet = StagePNet().model, StageRNet().model, StageONet().model
         self.compiled = compiled
 
-        def levels(flat, table):
+        def levels(flat: Any, table: Any) -> Any:
             # flat: the RGB uint8 images, one after another. Each row of table (offset, height, width,
             # new height, new width) is one level: the package's normalisation, then its scale_images
             # (an area resize). Out: the levels, flat.
@@ -73,7 +80,7 @@ class Networks:
                 out = out.write(i, tf.reshape(level, [-1]))
             return out.concat()
 
-        def pnet_canvas(canvas, mask):
+        def pnet_canvas(canvas: Any, mask: Any) -> tuple[Any, Any]:
             # PNet's layers, with its SAME max-pool as VALID over conv1's output plus `mask`, which
             # holds _MASKED where a level's own pooling would have padded (pack_levels places
             # every level at even offsets, so the pooling windows line up with the level's own).
@@ -127,7 +134,13 @@ def pyramid(height: int, width: int, min_face_size: int, scale_factor: float) ->
     from mtcnn.utils.images import build_scale_pyramid
 
     scales = build_scale_pyramid(width, height, min_face_size=min_face_size, scale_factor=scale_factor)
-    return scales[min(height, width) * scales >= PNET_CELL]
+    kept: np.ndarray = scales[min(height, width) * scales >= PNET_CELL]
+    return kept
+
+
+def even(v: int) -> int:
+    """v, or v + 1 when odd."""
+    return v + (v & 1)
 
 
 @dataclass
@@ -146,7 +159,6 @@ def pack_levels(shapes: Sequence[tuple[int, int]], budget: int = PNET_PIXEL_BUDG
     """
     if not shapes:
         return []
-    even = lambda v: v + (v & 1)   # noqa: E731
     area = sum(even(h) * even(w) for h, w in shapes)
     width = even(max(max(w for _, w in shapes), int(np.sqrt(min(area, budget) * 1.1))))
     max_height = max(max(h for h, _ in shapes), budget // width)
@@ -170,14 +182,14 @@ def pack_levels(shapes: Sequence[tuple[int, int]], budget: int = PNET_PIXEL_BUDG
 class _Array:
     """A numpy array where the package's generate_bounding_box expects a tensor (it calls .numpy())."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray) -> None:
         self._array = array
 
     def numpy(self) -> np.ndarray:
         return self._array
 
 
-def _per_image(boxes: np.ndarray, fn, **kwargs) -> np.ndarray:
+def _per_image(boxes: np.ndarray, fn: Callable[..., np.ndarray], **kwargs: Any) -> np.ndarray:
     """fn on each image's rows (in their order), as it runs when that image is detected alone."""
     return np.concatenate([fn(boxes[boxes[:, ID] == i], **kwargs) for i in np.unique(boxes[:, ID])], axis=0)
 
@@ -185,13 +197,13 @@ def _per_image(boxes: np.ndarray, fn, **kwargs) -> np.ndarray:
 class MTCNNPipeline:
     """Detects faces in a batch of RGB images; returns the package's (n, 16) rows per image."""
 
-    def __init__(self, compiled: bool = True):
+    def __init__(self, compiled: bool = True) -> None:
         self.nets = networks(compiled)
         # The eager Keras models are not safe to call from several threads at once.
         self._lock = threading.Lock() if not compiled else None
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | Sequence[int] = 20,
-               scale_factor: float = DEFAULT_SCALE_FACTOR, timings: dict | None = None) -> list[np.ndarray]:
+               scale_factor: float = DEFAULT_SCALE_FACTOR, timings: dict[str, float] | None = None) -> list[np.ndarray]:
         """For each image, its faces as rows [id, x1, y1, x2, y2, score, 5 landmark x, 5 landmark y].
 
         `min_face_size` may be given per image. PNet runs over all images' pyramid
@@ -203,7 +215,8 @@ class MTCNNPipeline:
         with self._lock:
             return self._detect(images, min_face_size, scale_factor, timings)
 
-    def _detect(self, images, min_face_size, scale_factor, timings) -> list[np.ndarray]:
+    def _detect(self, images: Sequence[np.ndarray], min_face_size: int | Sequence[int], scale_factor: float,
+                timings: dict[str, float] | None) -> list[np.ndarray]:
         import tensorflow as tf
         from mtcnn.utils.bboxes import (adjust_bboxes, limit_bboxes, pick_matches, replace_confidence,
                                         resize_to_square, smart_nms_from_bboxes)
@@ -214,11 +227,11 @@ class MTCNNPipeline:
         empty = [np.empty((0, 16)) for _ in range(n)]
         if n == 0:
             return empty
-        sizes = [min_face_size] * n if np.isscalar(min_face_size) else list(min_face_size)
+        sizes = [min_face_size] * n if isinstance(min_face_size, (int, np.integer)) else list(min_face_size)
         timings = timings if timings is not None else {}
 
         # One normalised batch per shape for cutting RNet's and ONet's patches; ids in the batch are local.
-        by_shape: dict[tuple, list[int]] = defaultdict(list)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, rgb in enumerate(images):
             by_shape[rgb.shape].append(i)
         groups = [(np.asarray(ids), tf.constant((np.stack([images[i] for i in ids]).astype(np.float32) - 127.5)
@@ -273,7 +286,8 @@ class MTCNNPipeline:
         timings["onet"] = timings.get("onet", 0.0) + time.perf_counter() - t
         return [boxes[boxes[:, ID] == i] for i in range(n)]
 
-    def _pnet(self, images: Sequence[np.ndarray], sizes, scale_factor: float) -> list[tuple[int, np.ndarray]]:
+    def _pnet(self, images: Sequence[np.ndarray], sizes: Sequence[int],
+              scale_factor: float) -> list[tuple[int, np.ndarray]]:
         """(image index, candidate boxes) for each pyramid level, levels in the package's order."""
         from mtcnn.utils.bboxes import generate_bounding_box, smart_nms_from_bboxes, upscale_bboxes
 
@@ -291,7 +305,7 @@ class MTCNNPipeline:
         ends = np.cumsum([h * w * 3 for _, _, h, w in levels])
         resized = [flat[e - h * w * 3:e].reshape(h, w, 3) for e, (_, _, h, w) in zip(ends, levels)]
 
-        outputs: list = [None] * len(levels)
+        outputs: list[Any] = [None] * len(levels)
         for canvas in pack_levels([(h, w) for _, _, h, w in levels]):
             pixels = np.zeros((1, canvas.height, canvas.width, 3), np.float32)
             mask = np.zeros((1, canvas.height - 2, canvas.width - 2, 1), np.float32)
@@ -317,7 +331,8 @@ class MTCNNPipeline:
         return per_level
 
     @staticmethod
-    def _patches(groups, boxes: np.ndarray, size: tuple[int, int], extract_patches):
+    def _patches(groups: list[tuple[np.ndarray, Any]], boxes: np.ndarray, size: tuple[int, int],
+                 extract_patches: Callable[..., Any]) -> tuple[np.ndarray, Any]:
         """(boxes reordered by group, their patches resized to `size`), cut from each group's batch."""
         import tensorflow as tf
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from .config import EmbedderConfig
-from .detect import Face, primary_face, whole_image_face
+from .detect import Box, Face, primary_face, whole_image_face
 from .detectors import Detector, create_detector
 from .embedder import FaceMode
 from .errors import ImageError
@@ -26,10 +27,12 @@ _config: EmbedderConfig | None = None
 NO_FACE = "no face found"
 
 
+BoxTuple = tuple[int, int, int, int]   # (x, y, width, height) in the photo's pixels
+
 @dataclass
 class Prepared:
     crop: np.ndarray | None            # RGB uint8, None when rejected
-    box: tuple[int, int, int, int] | None = None
+    box: BoxTuple | None = None
     score: float | None = None
     faces: int = 0
     reason: str = ""                   # why it was rejected
@@ -65,10 +68,12 @@ def _process_detector(config: EmbedderConfig) -> Detector:
     return _detector
 
 
-def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False, at=None) -> Prepared:
+def pick(rgb: np.ndarray, faces: list[Face] | None, *, keep_jpeg: bool = False,
+         at: BoxTuple | None = None) -> Prepared:
     """The primary face of detected `faces`, or the whole image when faces is None (CROPPED).
     at: a box (x, y, w, h) that an earlier detection found (a cluster's face): the face that
     overlaps it most instead, rejected when none overlaps it by half."""
+    face: Face | None
     if faces is None:
         face, found = whole_image_face(rgb), 1
     elif at is not None:
@@ -103,16 +108,17 @@ def prepare(data: bytes, mode: FaceMode, *, config: EmbedderConfig | None = None
     return pick(rgb, faces, keep_jpeg=keep_jpeg)
 
 
-def _iou(box, at) -> float:
+def _iou(box: Box, at: BoxTuple) -> float:
     x, y, w, h = at
     ix = max(0, min(box.x + box.width, x + w) - max(box.x, x))
     iy = max(0, min(box.y + box.height, y + h) - max(box.y, y))
     inter = ix * iy
-    return inter / float(box.area + w * h - inter or 1)
+    return float(inter / float(box.area + w * h - inter or 1))
 
 
 def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,
-                 detector: Detector | None = None, keep_jpeg: bool = False, boxes=None) -> list[Prepared]:
+                 detector: Detector | None = None, keep_jpeg: bool = False,
+                 boxes: Sequence[BoxTuple | None] | None = None) -> list[Prepared]:
     """prepare() for several images, with one batched detection pass over all of them.
     boxes: per image, None or the box of the face wanted (see pick's `at`)."""
     config = config or _config or EmbedderConfig.from_env()
@@ -124,11 +130,11 @@ def prepare_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig |
         except ImageError as exc:
             out[i] = Prepared(None, reason=str(exc))
     rgbs = [rgb for _, rgb in decoded]
-    found = [None] * len(rgbs) if mode == FaceMode.CROPPED else \
-        (detector or _process_detector(config)).detect_many(rgbs)
+    found: list[list[Face] | None] = [None] * len(rgbs) if mode == FaceMode.CROPPED else \
+        list((detector or _process_detector(config)).detect_many(rgbs))
     for (i, rgb), faces in zip(decoded, found):
         out[i] = pick(rgb, faces, keep_jpeg=keep_jpeg, at=boxes[i] if boxes else None)
-    return out
+    return [p for p in out if p is not None]   # every slot was filled above
 
 
 def every_face_many(items: list[bytes], mode: FaceMode, *, config: EmbedderConfig | None = None,

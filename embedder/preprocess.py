@@ -4,6 +4,8 @@ float32, then per-image standardisation (x - mean) / max(std, 1/sqrt(size)).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
@@ -13,7 +15,8 @@ IMAGE_SIZE = 160
 def per_image_standardize(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32)
     std = max(float(x.std()), 1.0 / np.sqrt(x.size))
-    return (x - x.mean()) / np.float32(std)
+    out: np.ndarray = (x - x.mean()) / np.float32(std)
+    return out
 
 
 def fixed_standardize(x: np.ndarray) -> np.ndarray:
@@ -30,7 +33,7 @@ def resize(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def preprocess(crops, size: int = IMAGE_SIZE, standardization: str = "per_image") -> np.ndarray:
+def preprocess(crops: Sequence[np.ndarray], size: int = IMAGE_SIZE, standardization: str = "per_image") -> np.ndarray:
     """RGB uint8 crops of any size -> (N, size, size, 3) float32 model input."""
     standardize = STANDARDIZERS[standardization]
     out = np.empty((len(crops), size, size, 3), dtype=np.float32)

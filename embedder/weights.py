@@ -283,7 +283,10 @@ class WeightsCache:
                     parts = rel.split("/")
                     if len(parts) != 3 or parts[0] not in SAMPLE_COUNTS or not rel.lower().endswith(".jpg"):
                         continue
-                    data = tar.extractfile(member).read()
+                    member_file = tar.extractfile(member)
+                    if member_file is None:
+                        continue
+                    data = member_file.read()
                     (tmp / parts[0] / parts[1]).mkdir(parents=True, exist_ok=True)
                     (tmp / rel).write_bytes(data)
                     manifest[rel] = hashlib.sha256(data).hexdigest()

@@ -22,11 +22,11 @@ import argparse
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Collection, Iterable, Literal, Mapping, get_args, get_origin
+from typing import Annotated, Any, Callable, Collection, Iterable, Literal, Mapping, Self, Sequence, get_args, get_origin
 
 from pydantic import AfterValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PREFIX = "FACESEARCH_"
 
@@ -41,7 +41,8 @@ class SettingError(ValueError):
 
 
 def setting(default: Any = ..., description: str = "", *, env: str | None = None, shown: str | None = None,
-            default_factory=None, empty_is_a_value: bool = False, **constraints) -> Any:
+            default_factory: Callable[[], Any] | None = None, empty_is_a_value: bool = False,
+            **constraints: Any) -> Any:
     """A field that is a setting: `description` is its help text; `env` the variable's name without
     the prefix when it is not the field's; `shown` how --help and the README print the default;
     `empty_is_a_value`: an empty variable sets "" (e.g. "off") rather than counting as unset."""
@@ -61,7 +62,7 @@ def fixed(default: Any, description: str = "") -> Any:
     return Field(default, description=description, json_schema_extra={"setting": False})
 
 
-def _extra(field: FieldInfo) -> dict:
+def _extra(field: FieldInfo) -> dict[str, Any]:
     return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
@@ -91,7 +92,7 @@ def _dest(cls: type[Settings], name: str) -> str:
 def shown_default(cls: type[Settings], name: str) -> str:
     field = cls.model_fields[name]
     if "shown" in _extra(field):
-        return _extra(field)["shown"]
+        return str(_extra(field)["shown"])
     value = field.get_default(call_default_factory=True)
     return "(empty)" if value == "" else str(value)
 
@@ -102,7 +103,7 @@ class _Environment(EnvSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         if not _is_setting(field):
             return None, field_name, False
-        name = env_var(self.settings_cls, field_name)
+        name = env_var(self.settings_cls, field_name)  # type: ignore[arg-type]  # only Settings use this source
         value = self.env_vars.get(name)   # empty variables are left out (env_ignore_empty) ...
         if value is None and _extra(field).get("empty_is_a_value") and os.environ.get(name) == "":
             value = ""                    # ... but where "" means something, it is a value
@@ -116,8 +117,11 @@ class Settings(BaseSettings):
                                       frozen=True, extra="forbid")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Plain construction takes explicit values and defaults only, so that a test or a benchmark
         # never picks up a FACESEARCH_* variable (a DATABASE_URL, say) from the shell by accident.
         return (init_settings, _Environment(settings_cls)) if _read_env.get() else (init_settings,)
@@ -127,17 +131,17 @@ class Settings(BaseSettings):
         return [name for name, field in cls.model_fields.items() if _is_setting(field)]
 
     @classmethod
-    def from_env(cls, **overrides):
+    def from_env(cls, **overrides: Any) -> Self:
         """Overrides > FACESEARCH_* variables > defaults."""
         return cls._load(None, overrides)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace | None, **overrides):
+    def from_args(cls, args: argparse.Namespace | None, **overrides: Any) -> Self:
         """Overrides > flags that add_flags() added and were given > FACESEARCH_* variables > defaults."""
         return cls._load(args, overrides)
 
     @classmethod
-    def _load(cls, args: argparse.Namespace | None, overrides: Mapping[str, Any]):
+    def _load(cls, args: argparse.Namespace | None, overrides: Mapping[str, Any]) -> Self:
         values: dict[str, Any] = {}
         origins = {name: name for name in overrides}
         for name, field in cls.model_fields.items():
@@ -187,7 +191,8 @@ class _Flag(argparse.Action):
     def given(dest: str) -> str:
         return f"{dest}__flag"
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
         setattr(namespace, self.dest, values)
         setattr(namespace, self.given(self.dest), option_string)
 
@@ -212,8 +217,10 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *classe
             field = cls.model_fields[name]
             choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
             text = f"{field.description} [{var}, default {shown_default(cls, name)}]".replace("%", "%%")
-            metavar = None if choices else _METAVARS.get(field.annotation, _dest(cls, name).upper())
-            switch = {"nargs": "?", "const": "true"} if field.annotation is bool else {}  # --insecure alone: true
+            kind = field.annotation
+            metavar = None if choices else _METAVARS.get(kind, _dest(cls, name).upper()) if isinstance(kind, type) \
+                else _dest(cls, name).upper()
+            switch: dict[str, Any] = {"nargs": "?", "const": "true"} if kind is bool else {}  # --insecure alone: true
             parser.add_argument((rename or {}).get(name, flag(cls, name)), dest=_dest(cls, name), default=None,
                                 choices=choices, metavar=metavar, help=text, action=_Flag, **switch)
             added.add(var)
@@ -229,7 +236,7 @@ def table(*classes: type[Settings]) -> str:
             var = env_var(cls, name)
             if var not in seen:
                 seen.add(var)
-                description = cls.model_fields[name].description.replace("|", "\\|")
+                description = (cls.model_fields[name].description or "").replace("|", "\\|")
                 rows.append(f"| `{var}` | `{flag(cls, name)}` | `{shown_default(cls, name)}` | {description} |")
     return "\n".join(rows) + "\n"
 

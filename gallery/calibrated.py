@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from . import calibration
 from .calibration import Calibration
 from .errors import CalibrationBudgetError, CalibrationError
 from .schema import faces, gallery_meta
 from .sql import get_meta, last_seq, put_meta
+from .state import GalleryState
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ class AppliedCalibration:
         return self.changes_since > 0
 
 
-class Calibrated:
+class Calibrated(GalleryState):
     """Gallery methods (mixed into Gallery)."""
 
     _cutoff_cache: tuple[float, float | None] = (-np.inf, None)   # (read at, calibrated cutoff)
+    _cutoff_refresh: threading.Thread | None = None   # the running refresh_cutoff thread, if any
 
     def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, int]:
         """(identity pk per face, unit vectors, last change seq) of every face, read from SQL in one snapshot."""
@@ -104,17 +106,17 @@ class Calibrated:
         now = time.monotonic()
         with self.engine.connect() as conn:
             raw = get_meta(conn, CALIBRATION_KEY)
-        cutoff = json.loads(raw)["max_distance"] if raw is not None else None
+        cutoff = float(json.loads(raw)["max_distance"]) if raw is not None else None
         self._cutoff_cache = (now, cutoff)
         return cutoff
 
     def _refresh_cutoff_aside(self) -> None:
         """refresh_cutoff() in a thread of its own, one at a time; a failure keeps the old copy."""
         with _REFRESHING:
-            if getattr(self, "_cutoff_refresh", None) is not None and self._cutoff_refresh.is_alive():
+            if self._cutoff_refresh is not None and self._cutoff_refresh.is_alive():
                 return
 
-            def refresh():
+            def refresh() -> None:
                 try:
                     self.refresh_cutoff()
                 except Exception:
@@ -124,7 +126,7 @@ class Calibrated:
             self._cutoff_refresh = threading.Thread(target=refresh, name="calibration-refresh", daemon=True)
             self._cutoff_refresh.start()
 
-    def forget_calibration(self, conn) -> None:
+    def forget_calibration(self, conn: Connection) -> None:
         """Inside a transaction that changes the model: a cutoff fitted to other distances means nothing."""
         conn.execute(delete(gallery_meta).where(gallery_meta.c.key == CALIBRATION_KEY))
         self._cutoff_cache = (-np.inf, None)

@@ -31,11 +31,13 @@ misses most.
 from __future__ import annotations
 
 import math
+from typing import Any
 import threading
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
+import numpy.typing as npt
 
 from facesearch.embedder.distances import MAX_DISTANCE, SCALE
 
@@ -73,10 +75,11 @@ class Neighbours:
     def impostor_comparisons(self) -> int:
         return int(np.isfinite(self.impostor).sum())
 
-    def _missed_anyway(self) -> np.ndarray:
+    def _missed_anyway(self) -> npt.NDArray[np.bool_]:
         """Faces with a genuine neighbour whose nearest other identity is nearer: missed at any cutoff."""
         g = np.isfinite(self.genuine)
-        return self.impostor[g] < self.genuine[g]
+        missed: npt.NDArray[np.bool_] = self.impostor[g] < self.genuine[g]
+        return missed
 
     @property
     def fnir_floor(self) -> float:
@@ -113,11 +116,11 @@ class Calibration:
     total_faces: int
     sampled: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
@@ -339,7 +342,7 @@ def _enough(nb: Neighbours, target_fpir: float) -> None:
 
 
 def calibrate(vectors: np.ndarray, labels: np.ndarray, target_fpir: float = 0.0, target_fnir: float = 0.0,
-              **kw) -> Calibration:
+              **kw: Any) -> Calibration:
     """neighbours() then choose(): the whole calibration of labelled unit vectors."""
     target_fpir, target_fnir = targets(target_fpir, target_fnir)   # a bad target fails before any search
     check_budget(len(vectors), target_fpir)
@@ -348,14 +351,14 @@ def calibrate(vectors: np.ndarray, labels: np.ndarray, target_fpir: float = 0.0,
     return choose(neighbours(vectors, labels, **kw), target_fpir, target_fnir)
 
 
-def curves(nb: Neighbours, cutoffs) -> tuple[np.ndarray, np.ndarray]:
+def curves(nb: Neighbours, cutoffs: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(FPIR, FNIR) estimates at each cutoff (what fpir() and fnir() give), for plots."""
-    cutoffs = np.asarray(cutoffs, np.float64)
+    at = np.asarray(cutoffs, np.float64)
     imp = np.sort(nb.impostor[np.isfinite(nb.impostor)])
-    fpir = np.searchsorted(imp, cutoffs, side="right") / max(len(imp), 1)
+    fpir = np.searchsorted(imp, at, side="right") / max(len(imp), 1)
     g = np.isfinite(nb.genuine)
     gen, floor = nb.genuine[g], nb._missed_anyway()
     reachable = np.sort(gen[~floor])
-    kept = np.searchsorted(reachable, cutoffs, side="right")
+    kept = np.searchsorted(reachable, at, side="right")
     fnir = 1.0 - kept / max(len(gen), 1)
     return fpir, fnir

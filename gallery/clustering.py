@@ -18,6 +18,7 @@ a fixed answer.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import faiss
 import numpy as np
@@ -37,6 +38,7 @@ def knn(vectors: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
     k = min(k, n)
+    index: Any   # faiss's stub types IndexIVFFlat without its k-means parameters
     if n <= EXACT_UP_TO:
         index = faiss.IndexFlatL2(d)
     else:
@@ -46,7 +48,8 @@ def knn(vectors: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
         index.train(x)
         index.nprobe = IVF_PROBE
     index.add(x)
-    return index.search(x, k)
+    dist, idx = index.search(x, k)
+    return np.asarray(dist, np.float32), np.asarray(idx, np.int64)
 
 
 def cluster(vectors: np.ndarray, max_distance: float, min_faces: int, attach_distance: float = 0.0,

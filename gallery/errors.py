@@ -15,7 +15,7 @@ class GalleryError(Exception):
 class NotFoundError(GalleryError, KeyError):
     """An unknown identity or face (NOT_FOUND)."""
 
-    def __str__(self):  # KeyError would quote the message
+    def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 

@@ -11,11 +11,12 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
-from .index import IndexConfig
+from .index import FileRecord, IndexConfig, MaintenanceState
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +34,22 @@ class FaissIndex:
           search by an IDSelector, and the graph is rebuilt once too many pile up.
     """
 
-    durable = False
+    durable: Literal[False] = False
 
-    def __init__(self, dimension: int, config: IndexConfig = IndexConfig()):
+    def __init__(self, dimension: int, config: IndexConfig = IndexConfig(), *, defer_maintenance: bool = False):
         self.dimension = dimension
         self.config = config
         self.deleted: set[int] = set()   # hnsw only
         self._trained_on = 0              # ivf: faces at the last training
-        self._filter = None
-        self._gpu = None
+        self._filter: tuple[Any, Any, Any] | None = None   # (params, selector, batch)
+        self._gpu: Any = None
         self._gpu_stale = np.zeros(0, np.int64)   # removed from the CPU index, still on the GPU copy
-        self.defer_maintenance = False   # the Gallery sets it and maintains beside its lock
+        # True: add() and remove() never rebuild inline; the owner runs maintenance (the Gallery, beside its lock)
+        self.defer_maintenance = defer_maintenance
         self.cpu = self._empty()
 
     # -- construction -----------------------------------------------------
-    def _empty(self):
+    def _empty(self) -> Any:
         d, c = self.dimension, self.config
         if c.kind == "hnsw":
             hnsw = faiss.IndexHNSWFlat(d, c.hnsw_m)
@@ -98,12 +100,12 @@ class FaissIndex:
     def maintenance_due(self) -> bool:
         c = self.config
         if c.kind == "ivf":
-            return len(self) >= c.ivf_train_size and len(self) >= 4 * self._trained_on
+            return bool(len(self) >= c.ivf_train_size and len(self) >= 4 * self._trained_on)
         if c.kind == "hnsw":
-            return len(self.deleted) > c.hnsw_compact_ratio * max(self.cpu.ntotal, 1)
+            return bool(len(self.deleted) > c.hnsw_compact_ratio * max(self.cpu.ntotal, 1))
         return False
 
-    def rebuilt(self) -> dict:
+    def rebuilt(self) -> MaintenanceState:
         """A new index state built aside from the live entries: IVF trained (nlist = 4 sqrt(N)
         follows N, retrained each time the gallery grows 4x), HNSW without its deleted entries.
         Reads this index only."""
@@ -116,7 +118,7 @@ class FaissIndex:
         log.info("compacted HNSW index to %d vectors", len(ids))
         return {"cpu": cpu, "deleted": set()}
 
-    def _trained_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> dict:
+    def _trained_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> MaintenanceState:
         c = self.config
         nlist = c.ivf_nlist or max(16, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
         quantizer = faiss.IndexFlatL2(self.dimension)
@@ -128,7 +130,7 @@ class FaissIndex:
         log.info("trained IVF with nlist=%d on %d faces", nlist, len(ids))
         return {"cpu": ivf, "_quantizer": quantizer, "_trained_on": len(ids)}  # IVF does not own its quantizer
 
-    def install(self, state: dict) -> None:
+    def install(self, state: MaintenanceState) -> None:
         """Swap in what rebuilt() built (no change may have come in between)."""
         for name, value in state.items():
             setattr(self, name, value)
@@ -163,11 +165,11 @@ class FaissIndex:
             return 0
         if self.config.kind == "hnsw":
             present = ids[np.isin(ids, faiss.vector_to_array(self.cpu.id_map))]
-            gone = set(present.tolist()) - self.deleted
-            self.deleted |= gone
+            newly = set(present.tolist()) - self.deleted
+            self.deleted |= newly
             self._filter = None
             self._maintain_inline()
-            return len(gone)
+            return len(newly)
         gone = int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
         if self._gpu is not None:   # faiss-gpu cannot remove: mask them out, upload again only once many
             self._gpu_stale = np.union1d(self._gpu_stale, ids)
@@ -199,7 +201,8 @@ class FaissIndex:
             else:
                 searcher = self._searcher(k + len(self._gpu_stale))
                 if searcher is self._gpu and len(self._gpu_stale):
-                    dist, ids = _without(*searcher.search(queries, k + len(self._gpu_stale)), self._gpu_stale, k)
+                    found, hits = searcher.search(queries, k + len(self._gpu_stale))
+                    dist, ids = _without(found, hits, self._gpu_stale, k)
                 else:
                     dist, ids = searcher.search(queries, k)
         finally:
@@ -207,16 +210,17 @@ class FaissIndex:
         dist = np.where(ids < 0, np.inf, dist).astype(np.float32)
         return dist, ids.astype(np.int64)
 
-    def _deleted_filter(self):
+    def _deleted_filter(self) -> Any:
         """Search parameters that skip deleted ids; rebuilt only after a delete."""
         if self._filter is None:
             batch = faiss.IDSelectorBatch(np.fromiter(self.deleted, np.int64, len(self.deleted)))
             selector = faiss.IDSelectorNot(batch)
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]  # faiss's stub lacks it
+                sel=selector, efSearch=self.config.hnsw_ef_search)
             self._filter = (params, selector, batch)  # the selectors must outlive the params
         return self._filter[0]
 
-    def _searcher(self, k: int = 1):
+    def _searcher(self, k: int = 1) -> Any:
         """The GPU copy when there is a GPU and k is within its limit; else the CPU index."""
         if not (self.config.use_gpu and self.config.kind != "hnsw" and k <= GPU_K_LIMIT
                 and faiss.get_num_gpus() > 0):
@@ -256,13 +260,13 @@ class FaissIndex:
         self.close()
 
     # -- snapshot files -------------------------------------------------------
-    def save(self, folder: Path, tag: str) -> dict[str, dict]:
+    def save(self, folder: Path, tag: str) -> dict[str, FileRecord]:
         """Write the index and its deleted ids into folder, each fsynced, hashing as they are
         written (no second read pass); {role: {"name", "size", "sha256"}}."""
         files = {"index": f"index-{tag}.faiss", "deleted": f"deleted-{tag}.npy"}
-        out = {}
+        out: dict[str, FileRecord] = {}
         with _HashingFile(folder / files["index"]) as f:
-            writer = faiss.PyCallbackIOWriter(f.write)
+            writer = faiss.PyCallbackIOWriter(f.write)  # type: ignore[attr-defined]  # not in faiss's stub
             faiss.write_index(self.cpu, writer)
             del writer
         out["index"] = f.record
@@ -271,19 +275,20 @@ class FaissIndex:
         out["deleted"] = f.record
         return out
 
-    def load(self, folder: Path, files: dict[str, str]) -> None:
+    def load(self, folder: Path, files: dict[str, str] | dict[str, FileRecord]) -> None:
         """Replace this index with the one save() wrote (files already checked by the caller);
         files: {role: name} or save()'s own answer."""
-        files = {role: f["name"] if isinstance(f, dict) else f for role, f in files.items()}
-        index = faiss.read_index(str(folder / files["index"]))
-        deleted = np.load(folder / files["deleted"])
+        names = {role: str(f["name"]) if isinstance(f, dict) else f for role, f in files.items()}
+        index: Any = faiss.read_index(str(folder / names["index"]))
+        deleted = np.load(folder / names["deleted"])
         if index.d != self.dimension:
             raise ValueError(f"snapshot has dimension {index.d}, expected {self.dimension}")
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = self.config.ivf_nprobe
             self._trained_on = index.ntotal
         elif self.config.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.config.hnsw_ef_search
+            hnsw: Any = faiss.downcast_index(index.index)
+            hnsw.hnsw.efSearch = self.config.hnsw_ef_search
         self.cpu = index
         self.deleted = set(np.asarray(deleted, np.int64).tolist())
         self._filter = None
@@ -303,22 +308,23 @@ def _without(dist: np.ndarray, ids: np.ndarray, stale: np.ndarray, k: int) -> tu
 class _HashingFile:
     """A file written through a temporary name, hashed as it is written, fsynced, then renamed."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self._h, self._size, self.record = hashlib.sha256(), 0, None
+        self._h, self._size = hashlib.sha256(), 0
+        self.record: FileRecord = {}   # set once written
 
-    def __enter__(self):
+    def __enter__(self) -> _HashingFile:
         self._f = open(self.tmp, "wb")
         return self
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         data = bytes(data)
         self._f.write(data)
         self._h.update(data)
         self._size += len(data)
         return len(data)
 
-    def __exit__(self, exc_type, *_):
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             if exc_type is None:
                 self._f.flush()

@@ -21,16 +21,16 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from .errors import IndexUnavailableError
+from .errors import GalleryError, IndexUnavailableError
 from .facemap import GONE
-from .records import aware
 from .schema import changes, faces, identities, replicas
-from .sql import generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes, snapshot
+from .sql import database_now, generation, get_meta, in_chunks, last_seq, pruned_through, put_meta, serialise_writes, snapshot
+from .state import GalleryState
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ HEARTBEAT_S = 5.0
 RECOVER_EVERY_S = 5.0   # while unhealthy (an index server down), how often follow() tries to rebuild
 
 
-class Follow:
+class Follow(GalleryState):
     """Gallery methods that follow other processes' writes and prune the log safely."""
 
     @property
@@ -90,11 +90,10 @@ class Follow:
     def _reachable(self) -> bool:
         """A durable index's server answers; else the gallery goes unhealthy (NOT_SERVING) until a
         reconcile succeeds, since writes to SQL may go on while the index misses them."""
-        probe = getattr(self.index, "probe", None)
-        if probe is None:
+        if not self.index.durable:
             return True
         try:
-            probe()
+            self.index.probe()
             return True
         except IndexUnavailableError as exc:
             log.error("%s", exc)
@@ -102,7 +101,7 @@ class Follow:
             self._recovered_at = time.monotonic()
             return False
 
-    def _follow_rows(self, conn, rows) -> None:
+    def _follow_rows(self, conn: Connection, rows: Sequence[Row[Any, Any, Any]]) -> None:   # (seq, op, face_id)
         deleted = {r.face_id for r in rows if r.op == "delete"}
         added = {r.face_id for r in rows if r.op == "add"} - deleted
         renamed = {r.face_id for r in rows if r.op == "identity"}
@@ -117,7 +116,7 @@ class Follow:
             select(identities.c.id, identities.c.identity_id, identities.c.display_name)
             .where(identities.c.id.in_(chunk)))}
 
-        def change():
+        def change() -> None:
             if len(gone):
                 if not self.index.durable:   # the writer removed it from a shared index
                     self.index.remove(gone)
@@ -145,8 +144,10 @@ class Follow:
         to it (model, dimension, generation), so a failure leaves this replica unhealthy (NOT_SERVING,
         retried by the next follow) rather than serving a dropped collection as if healthy."""
         with self.engine.connect() as conn:
-            model_id, dimension = get_meta(conn, "model_id"), int(get_meta(conn, "dimension"))
+            model_id, dimension = get_meta(conn, "model_id"), get_meta(conn, "dimension")
             target = generation(conn)
+        if model_id is None or dimension is None:
+            raise GalleryError("the gallery was reindexed, and its model is missing from gallery_meta")
         if model_id != self.model_id:
             log.warning("the gallery was reindexed to %s; this process still embeds for %s, so its "
                         "searches and enrolments are refused until it is restarted with that model",
@@ -154,11 +155,11 @@ class Follow:
         self._cutoff_cache = (-np.inf, None)
         if not self.index.durable:
             with self._rw.write():
-                self.model_id, self.dimension, self.generation = model_id, dimension, target
+                self.model_id, self.dimension, self.generation = model_id, int(dimension), target
             self._recover_locked()
             return
         try:   # the reindexer filled the new generation's collection
-            fresh = self._new_index(dimension, model_id=model_id, generation=target)
+            fresh = self._new_index(int(dimension), model_id=model_id, generation=target)
         except Exception as exc:
             log.exception("cannot open the index of generation %d", target)
             self._set_health(f"the gallery was reindexed (generation {target}) and its new index cannot be "
@@ -166,7 +167,7 @@ class Follow:
             return
         old = self.index
         with self._rw.write():
-            self.index, self.model_id, self.dimension, self.generation = fresh, model_id, dimension, target
+            self.index, self.model_id, self.dimension, self.generation = fresh, model_id, int(dimension), target
             try:
                 self._reconcile_all()
                 failed = None
@@ -188,13 +189,8 @@ class Follow:
             self._beat(conn)
         self._beat_at = now
 
-    @staticmethod
-    def _db_now(conn) -> datetime:
-        """The database's clock (UTC), so that replicas whose hosts' clocks differ agree on who is live."""
-        return aware(conn.execute(select(func.current_timestamp())).scalar())
-
-    def _beat(self, conn) -> datetime:
-        now = self._db_now(conn)
+    def _beat(self, conn: Connection) -> datetime:
+        now = database_now(conn)
         values = {"seq": self.restart_seq, "seen_at": now}
         if conn.execute(update(replicas).where(replicas.c.name == self.replica_name).values(**values)).rowcount == 0:
             conn.execute(insert(replicas).values(name=self.replica_name, **values))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from facesearch.embedder.distances import SCALE, from_squared_l2
 
@@ -15,8 +16,12 @@ from .records import Match
 # MAX_CANDIDATES faces is not returned, so a query can get fewer than top_k identities.
 MAX_CANDIDATES = 8192
 
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+Names = dict[int, tuple[str, str]]   # identity pk -> (identity_id, display_name), as FaceMap.names
 
-def nearest(dist, ids, owners, names: dict, cutoff: float) -> list[list[Match]]:
+
+def nearest(dist: Floats, ids: Ints, owners: Ints, names: Names, cutoff: float) -> list[list[Match]]:
     """group() for top_k = 1, vectorised: the first live face within the cutoff of each row."""
     valid = (owners != GONE) & (dist <= cutoff)
     rows, cols = np.arange(len(dist)), valid.argmax(1)
@@ -31,7 +36,7 @@ def nearest(dist, ids, owners, names: dict, cutoff: float) -> list[list[Match]]:
     return out
 
 
-def group(dist, ids, owners, names: dict, cutoff: float, top_k: int) -> list[list[Match]]:
+def group(dist: Floats, ids: Ints, owners: Ints, names: Names, cutoff: float, top_k: int) -> list[list[Match]]:
     """For each row of (dist, ids, owners), ascending by distance: the best face of each identity
     within the cutoff, best first, at most top_k. Vectorised over the whole (n, k) answer; only the
     matches returned become Python objects."""

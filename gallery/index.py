@@ -1,15 +1,20 @@
-"""Vector indexes behind one Protocol, built by one factory from configuration.
+"""Vector indexes: one core Protocol, two lifecycles, built by one factory from configuration.
 
-The Gallery uses nothing of an index beyond VectorIndex, so a second engine
-(Milvus, milvus_index.py) is a second class and one entry in BUILDERS, and no
-change to the Gallery. Two lifecycles:
+VectorIndex is what every part of the Gallery searches and changes. An engine has one of two
+lifecycles, fixed by its class and so chosen once, when build_index makes it:
 
-- in-process (durable = False, FaissIndex): lost with the process. The Gallery
-  snapshots it through save()/load() and replays the SQL change log after the
-  snapshot, or rebuilds it from SQL.
-- durable (durable = True, MilvusIndex, a Milvus collection): keeps its own state. The
-  Gallery writes no snapshot and, at open, reconciles the index with SQL
-  (adds what is missing, removes what SQL no longer has).
+- InProcessIndex (durable = False, FaissIndex): lost with the process. The Gallery snapshots it
+  through save()/load() and replays the SQL change log after the snapshot, or rebuilds it from
+  SQL; its long rebuilds (IVF training, HNSW compaction) run beside the Gallery's lock
+  (maintenance_due/rebuilt/install).
+- DurableIndex (durable = True, MilvusIndex, a Milvus collection): keeps its own state, shared
+  by replicas. The Gallery writes no snapshot and, at open, reconciles the index with SQL (adds
+  what is missing, removes what SQL no longer has); reads wait for the writes they must see
+  (read_after, write_ts).
+
+Index is their union: `if index.durable:` narrows it to one lifecycle for the type checker, so
+no capability is probed at run time. A new engine is a class of one lifecycle and one entry in
+BUILDERS, each builder taking the same arguments.
 
 Vectors are unit-norm float32; distances are squared L2 (the service scale is
 facesearch.embedder.distances.SCALE times that).
@@ -18,9 +23,10 @@ facesearch.embedder.distances.SCALE times that).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Union, get_args
 
 import numpy as np
+import numpy.typing as npt
 
 from facesearch.settings import Settings, fixed, setting
 
@@ -61,71 +67,111 @@ class IndexConfig(Settings):
         return "flat"
 
 
+Ids = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+Distances = npt.NDArray[np.float32]
+
+
 class VectorIndex(Protocol):
-    """What the Gallery needs from a vector index. Not thread-safe: the Gallery locks.
+    """What the Gallery needs of any vector index. Not thread-safe: the Gallery locks.
 
     Ids are the faces' SQL ids (int64). A search answers (squared L2 distances, ids),
     each (n, k), ascending, with id -1 in slots it could not fill.
     """
 
     dimension: int
-    durable: bool   # True: keeps its own state across restarts; save/load are never called
 
     @property
     def description(self) -> str:
         """What the index is, for GalleryInfo.index_type and logs."""
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> int: ...
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
-    def ids(self) -> np.ndarray:
+    def add(self, ids: Ids, vectors: Vectors) -> None: ...
+    def remove(self, ids: Ids) -> int: ...
+    def search(self, queries: Vectors, k: int) -> tuple[Distances, Ids]: ...
+    def ids(self) -> Ids:
         """The indexed ids, ascending."""
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
+    def vectors(self, ids: Ids) -> Vectors:
         """The stored vectors of these ids, in order; KeyError for an id not indexed."""
     def __len__(self) -> int: ...
-    def save(self, folder: Path, tag: str) -> dict[str, str] | dict[str, dict]:
-        """In-process only: write the index's files into folder (fsynced); {role: file name}, or
-        {role: {"name", "size", "sha256"}} when hashed while written (FaissIndex)."""
-    def load(self, folder: Path, files: dict[str, str]) -> None:
-        """In-process only: replace the contents with what save() wrote."""
     def close(self) -> None: ...
     def drop(self) -> None:
         """Delete what it keeps outside the process (a durable index's collection), then close."""
 
 
-def _faiss(config: "GalleryConfig", dimension: int) -> VectorIndex:
+# One snapshot file as save() records it: {"name", "size", "sha256"}.
+FileRecord = dict[str, Any]
+# What rebuilt() builds aside for install() to swap in: attribute name -> value.
+MaintenanceState = dict[str, Any]
+
+
+class InProcessIndex(VectorIndex, Protocol):
+    """An index lost with the process: snapshotted by the Gallery, and maintained beside its lock."""
+
+    @property
+    def durable(self) -> Literal[False]: ...
+
+    def save(self, folder: Path, tag: str) -> dict[str, FileRecord]:
+        """Write the index's files into folder (fsynced); {role: {"name", "size", "sha256"}}."""
+    def load(self, folder: Path, files: dict[str, str] | dict[str, FileRecord]) -> None:
+        """Replace the contents with what save() wrote."""
+    def maintenance_due(self) -> bool:
+        """True when a rebuild (IVF training, HNSW compaction) is due."""
+    def rebuilt(self) -> MaintenanceState:
+        """That rebuild, built aside from this index (which it only reads)."""
+    def install(self, state: MaintenanceState) -> None:
+        """Swap in what rebuilt() built; no change may have come in between."""
+
+
+class DurableIndex(VectorIndex, Protocol):
+    """An index that keeps its own state (a Milvus collection), shared by replicas."""
+
+    collection: str          # where it is kept: a reindex's new index must not be the live one
+    opened_existing: bool    # the collection was there already when opened
+    write_ts: int            # a timestamp no older than this client's last write
+
+    @property
+    def durable(self) -> Literal[True]: ...
+
+    def probe(self) -> None:
+        """Raise when the index cannot be used (its server or collection gone)."""
+    def read_after(self, ts: int) -> None:
+        """Make the following searches see every write up to this timestamp."""
+
+
+Index = Union[InProcessIndex, DurableIndex]
+Builder = Callable[["GalleryConfig", int, str, int], Index]
+
+
+def _faiss(config: "GalleryConfig", dimension: int, model_id: str, generation: int) -> Index:
+    """The Gallery runs its long rebuilds beside its lock (Recovery._maintain), never inline."""
     from .faiss_index import FaissIndex
 
-    return FaissIndex(dimension, config.index)
+    return FaissIndex(dimension, config.index, defer_maintenance=True)
 
 
-def _milvus(config: "GalleryConfig", dimension: int) -> VectorIndex:
+def _milvus(config: "GalleryConfig", dimension: int, model_id: str, generation: int) -> Index:
+    """Each model and generation in a collection of its own (milvus_names.collection_name)."""
     try:
         from .milvus_index import MilvusIndex
     except ImportError as exc:
         raise GalleryError(f"FACESEARCH_VECTOR_BACKEND=milvus needs pymilvus (pip install "
                            f"'facesearch[milvus]'): {exc}") from None
-    return MilvusIndex(dimension, config)
+    name = collection_name(config.milvus_collection, model_id, generation)
+    return MilvusIndex(dimension, config.model_copy(update={"milvus_collection": name}))
 
 
-# backend name -> builder(gallery config, dimension); a new backend is one entry here.
-BUILDERS: dict[str, Callable[["GalleryConfig", int], VectorIndex]] = {"faiss": _faiss, "milvus": _milvus}
+# backend name -> builder(gallery config, dimension, model id, generation); a new backend is one entry.
+BUILDERS: dict[str, Builder] = {"faiss": _faiss, "milvus": _milvus}
 
 
-def build_index(config: "GalleryConfig", dimension: int, model_id: str = "", generation: int = 0) -> VectorIndex:
+def build_index(config: "GalleryConfig", dimension: int, model_id: str = "", generation: int = 0) -> Index:
     """The one place an index is made, for config.vector_backend (FACESEARCH_VECTOR_BACKEND).
-
-    model_id, generation: the gallery's. Milvus keeps each in a collection of its own
-    (milvus_names.collection_name): its builder gets a copy of config naming that collection.
-    """
+    model_id, generation: the gallery's (an engine that keeps state outside the process keys it by them)."""
     builder = BUILDERS.get(config.vector_backend)
     if builder is None:
         raise GalleryError(f"unknown vector backend {config.vector_backend!r}; "
                            f"choose one of {', '.join(VECTOR_BACKENDS)}")
-    if config.vector_backend == "milvus":
-        name = collection_name(config.milvus_collection, model_id, generation)
-        config = config.model_copy(update={"milvus_collection": name})
-    return builder(config, dimension)
+    return builder(config, dimension, model_id, generation)
 
 
 def snapshot_label(backend: str, config: IndexConfig) -> str:

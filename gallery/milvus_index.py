@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from .errors import GalleryError, IndexUnavailableError
+
+if TYPE_CHECKING:
+    from .config import GalleryConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +52,14 @@ ID_CHUNK = 1_000
 
 
 class MilvusIndex:
-    durable = True
+    """A DurableIndex (index.py) in one Milvus collection."""
+
+    durable: Literal[True] = True
     # Customized: the search waits for guarantee_timestamp, the newest write this process knows of
     # (its own, or another replica's read from SQL), not for "now" as Strong does (see above).
     consistency = "Customized"
 
-    def __init__(self, dimension: int, config):
+    def __init__(self, dimension: int, config: GalleryConfig) -> None:
         self.dimension = dimension
         self.config = config.index
         if not config.milvus_collection:
@@ -117,11 +123,11 @@ class MilvusIndex:
         self._count += len(ids)   # new ids but for a replay: no Strong count query (~0.3 s) per write
 
     def remove(self, ids: np.ndarray) -> int:
-        ids = [int(i) for i in np.asarray(ids, np.int64)]
+        wanted = [int(i) for i in np.asarray(ids, np.int64)]
         gone = 0
         with self._reaching("remove faces"):
-            for i in range(0, len(ids), ID_CHUNK):
-                present = [r["id"] for r in self.client.get(self.collection, ids=ids[i:i + ID_CHUNK],
+            for i in range(0, len(wanted), ID_CHUNK):
+                present = [r["id"] for r in self.client.get(self.collection, ids=wanted[i:i + ID_CHUNK],
                                                             output_fields=["id"], timeout=self.timeout)]
                 if present:
                     self.client.delete(self.collection, ids=present, timeout=self.timeout)
@@ -145,7 +151,7 @@ class MilvusIndex:
             self.read_ts = ts
 
     @contextmanager
-    def _reaching(self, what: str):
+    def _reaching(self, what: str) -> Iterator[None]:
         """Any failure of the server (down, timed out, refusing) as IndexUnavailableError naming the URI."""
         try:
             yield
@@ -185,7 +191,7 @@ class MilvusIndex:
         return dist, ids
 
     def ids(self) -> np.ndarray:
-        out = []
+        out: list[int] = []
         with self._reaching("list the indexed ids"):
             it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"],
                                             consistency_level="Strong", timeout=self.timeout)
@@ -213,12 +219,6 @@ class MilvusIndex:
     def __len__(self) -> int:
         """The faces this process counted (at open, reconcile, and its own writes since)."""
         return self._count
-
-    def save(self, folder, tag):
-        raise NotImplementedError("a Milvus collection is durable: it has no snapshot")
-
-    def load(self, folder, files):
-        raise NotImplementedError("a Milvus collection is durable: it has no snapshot")
 
     def drop(self) -> None:
         """Delete the collection, then close."""

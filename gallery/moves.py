@@ -24,14 +24,7 @@ from .records import now
 from .schema import faces, identities
 from .sql import in_chunks, serialise_writes
 from .validate import check_identity_id
-
-if TYPE_CHECKING:
-    import threading
-
-    from sqlalchemy import Engine
-
-    from .facemap import FaceMap
-    from .index import VectorIndex
+from .state import GalleryState
 
 Key = tuple[str, str]   # dedupe key: ("source", image sha256) or ("embedding", embedding sha256)
 FaceKeys = Row[int, int, str | None, str | None]   # a face's id, identity_pk, source_sha256, embedding_sha256
@@ -45,21 +38,8 @@ class Moved(NamedTuple):
     gone: list[int]        # identity pks deleted (merged sources)
 
 
-class Moves:
+class Moves(GalleryState):
     """Gallery methods that move faces between identities."""
-
-    if TYPE_CHECKING:   # what the Gallery brings (store.py, writes.py, recovery.py)
-        engine: Engine
-        map: FaceMap
-        index: VectorIndex
-        _write: threading.Lock
-        _pk: Callable[[Connection, str], int]
-        _log: Callable[[Connection, str, list[int]], int]
-        _known_keys: Callable[[Connection, list[int], list[Key]], set[tuple[int, str, str]]]
-        _apply: Callable[[Callable[[], None], tuple[int, int] | None], None]
-        _after_following: Callable[..., int]
-        _fenced: Callable[[Connection], None]
-        _record_index_ts: Callable[[], None]
 
     def move_faces(self, face_ids: Sequence[int], target_identity_id: str, *, create_if_missing: bool = False) -> int:
         """Move faces to an identity (created if missing and create_if_missing); how many moved.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, or_, select
 
 from facesearch.embedder.distances import DEFAULT_CUTOFF, from_squared_l2, to_squared_l2
@@ -16,6 +17,7 @@ from .records import GalleryInfo, Identity, Match, StoredFace, decode_vectors, i
 from .schema import faces, identities
 from .sql import in_chunks, index_ts
 from .validate import unit_vectors
+from .state import GalleryState
 
 MAX_PAGE = 1000
 # What list_faces and get_face read of a face: everything but the embedding and the crop itself.
@@ -24,7 +26,7 @@ FACE_COLUMNS = (faces.c.id, identities.c.identity_id, faces.c.model_id, faces.c.
                 faces.c.source_path, faces.c.created_at, faces.c.crop_jpeg.is_not(None).label("has_image"))
 
 
-class Reads:
+class Reads(GalleryState):
     """Gallery methods that only read."""
 
     def check_model(self, model_id: str | None) -> None:
@@ -33,7 +35,7 @@ class Reads:
                 f"embeddings from model {model_id!r} cannot be used with this gallery, which holds "
                 f"{self.model_id!r}; reindex the gallery or use {self.model_id!r}")
 
-    def _embeddings(self, embeddings, what: str = "embedding") -> np.ndarray:
+    def _embeddings(self, embeddings: object, what: str = "embedding") -> npt.NDArray[np.float32]:
         return unit_vectors(embeddings, self.dimension, self.model_id, what)
 
     def get_identity(self, identity_id: str) -> Identity:
@@ -107,7 +109,7 @@ class Reads:
                 found.update(conn.execute(q).scalars())
         return found
 
-    def faces_of(self, identity_id: str) -> list[dict]:
+    def faces_of(self, identity_id: str) -> list[dict[str, Any]]:
         """An identity's faces with embeddings, for export."""
         with self.engine.connect() as conn:
             pk = self._pk(conn, identity_id)
@@ -124,8 +126,8 @@ class Reads:
 
     def info(self) -> GalleryInfo:
         with self.engine.connect() as conn:
-            n_ids = conn.execute(select(func.count()).select_from(identities)).scalar()
-            n_faces = conn.execute(select(func.count()).select_from(faces)).scalar()
+            n_ids = int(conn.execute(select(func.count()).select_from(identities)).scalar_one())
+            n_faces = int(conn.execute(select(func.count()).select_from(faces)).scalar_one())
         return GalleryInfo(self.model_id, self.dimension, n_ids, n_faces, self.index_description)
 
     # -- the index, without reaching into it ------------------------------------
@@ -145,7 +147,7 @@ class Reads:
         with self._rw.read():
             return self.index.ids()
 
-    def indexed_vectors(self, face_ids) -> np.ndarray:
+    def indexed_vectors(self, face_ids: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """The vectors the index holds for these face ids (KeyError for one it lacks)."""
         with self._rw.read():
             return self.index.vectors(np.asarray(face_ids, np.int64).reshape(-1))
@@ -157,7 +159,7 @@ class Reads:
             return self.index.search(queries, k)
 
     # -- search -------------------------------------------------------------------
-    def search(self, embeddings, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
+    def search(self, embeddings: object, top_k: int = 1, max_distance: float | None = DEFAULT_CUTOFF,
                model_id: str | None = None) -> list[list[Match]]:
         """For each query, the best face of each identity, best first, at most top_k
         identities, distances on the service scale; max_distance=None: no cutoff. A query
@@ -183,8 +185,8 @@ class Reads:
                 total = np.inf if self.index.durable else len(self.index)
                 k = int(min(k, total, MAX_CANDIDATES))
                 if k == 0:
-                    for qi in todo:
-                        results[qi] = []
+                    for empty in todo.tolist():
+                        results[empty] = []
                     break
                 dist, ids = self.index.search(queries[todo], k)
                 unknown = self._unknown(ids, seen_ts) if self.index.durable and not followed else ()
@@ -200,14 +202,14 @@ class Reads:
                 followed = True
                 self._orphans.update(dict.fromkeys(unknown[~self.map.known(unknown)].tolist(), seen_ts))
                 continue
-            retry = []
+            retry: list[int] = []
             for qi, matches, farthest, kth in zip(todo.tolist(), per_query, dist[:, -1].tolist(), ids[:, -1].tolist()):
                 # too few identities, yet there is a k-th face and it was still inside the cutoff: look deeper
                 if len(matches) < top_k and k < min(total, MAX_CANDIDATES) and kth >= 0 and farthest <= cutoff:
                     retry.append(qi)
                 results[qi] = matches
             todo, k = np.array(retry, np.int64), k * 4
-        return results  # type: ignore[return-value]
+        return [r if r is not None else [] for r in results]   # every query got its answer above
 
     def _unknown(self, ids: np.ndarray, seen_ts: int) -> np.ndarray:
         """Face ids in a search answer that the face map never saw, less the orphans found since the
@@ -222,7 +224,7 @@ class Reads:
         with self.engine.connect() as conn:
             return index_ts(conn)
 
-    def verify(self, embedding, identity_id: str, model_id: str | None = None) -> Match:
+    def verify(self, embedding: object, identity_id: str, model_id: str | None = None) -> Match:
         """The distance from embedding to the nearest face of one identity (exact); model_id: the
         model that embedded it, checked against the gallery's and the stored faces' own."""
         self.check_model(model_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Any, Iterable, Unpack, overload
 
 import numpy as np
+from sqlalchemy import Row
 
 
 @dataclass
@@ -20,12 +21,16 @@ class NewFace:
     crop_jpeg: bytes | None = None
 
 
+AnyRow = Row[Unpack[tuple[Any, ...]]]   # a result row of any columns
+Metadata = dict[str, Any]   # an identity's free-form metadata (a JSON object)
+
+
 @dataclass
 class Enrolment:
     identity_id: str
     faces: list[NewFace]
     display_name: str | None = None   # None keeps the stored value
-    metadata: dict | None = None
+    metadata: Metadata | None = None
 
 
 @dataclass
@@ -40,7 +45,7 @@ class AddResult:
 class Identity:
     identity_id: str
     display_name: str
-    metadata: dict
+    metadata: Metadata
     face_ids: list[int] = field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -85,6 +90,10 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     """UTC-aware on every database: SQLite hands back naive datetimes, PostgreSQL aware ones."""
     if value is not None and value.tzinfo is None:
@@ -92,19 +101,19 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def identity_of(row, face_ids: list[int]) -> Identity:
+def identity_of(row: AnyRow, face_ids: list[int]) -> Identity:
     return Identity(row.identity_id, row.display_name, row.metadata, face_ids, aware(row.created_at),
                     aware(row.updated_at))
 
 
-def stored_face(row) -> StoredFace:
+def stored_face(row: AnyRow) -> StoredFace:
     """A row of Reads.FACE_COLUMNS as a StoredFace."""
     box = None if row.box_x is None else (row.box_x, row.box_y, row.box_w, row.box_h)
     return StoredFace(row.id, row.identity_id, row.model_id, box, row.detection_score, row.source_sha256,
                       row.source_path, aware(row.created_at), bool(row.has_image))
 
 
-def face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str, when: datetime) -> dict:
+def face_row(identity_pk: int, face: NewFace, vector: np.ndarray, model_id: str, when: datetime) -> dict[str, Any]:
     x, y, w, h = face.box if face.box else (None, None, None, None)
     return {"identity_pk": identity_pk, "embedding": vector.astype("<f4").tobytes(), "model_id": model_id,
             "source_sha256": face.source_sha256,

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import select
+import numpy.typing as npt
+from sqlalchemy import Connection, select
 
 from . import snapshot
 from .errors import GalleryError
 from .facemap import FaceMap
-from .index import VectorIndex, build_index, snapshot_label
+from .index import Index, build_index, snapshot_label
 from .records import decode_vectors
 from .schema import changes, faces, identities
 from .sql import generation, in_chunks, last_seq, pruned_through, raise_index_ts, serialise_writes
 from .sql import snapshot as sql_snapshot
+from .state import GalleryState, Logged
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,21 @@ REBUILD_CHUNK = 50_000
 REPLAY_CHUNK = 50_000   # change-log rows per statement during replay
 
 
-class Recovery:
+class Recovery(GalleryState):
     """Gallery methods that load, rebuild, replay and snapshot the index."""
 
     def _new_index(self, dimension: int | None = None, *, model_id: str | None = None,
-                   generation: int | None = None) -> VectorIndex:
+                   generation: int | None = None) -> Index:
         """An index for the gallery's model and generation, or those given (a reindex's). With
         Milvus: that collection, opened as it is (created if missing or of another dimension)."""
-        return deferring(build_index(self.config, dimension or self.dimension, model_id or self.model_id,
-                                      self.generation if generation is None else generation))
+        return build_index(self.config, dimension or self.dimension, model_id or self.model_id,
+                           self.generation if generation is None else generation)
 
     def _maintain(self) -> None:
         """IVF (re)training or HNSW compaction, if due: built beside the index lock, so searches
         go on meanwhile, and swapped in under it. Call with the writer lock held (no changes)."""
         index = self.index
-        if not getattr(index, "maintenance_due", lambda: False)():
+        if index.durable or not index.maintenance_due():
             return
         try:
             state = index.rebuilt()
@@ -55,9 +57,9 @@ class Recovery:
             index.install(state)
 
     @staticmethod
-    def _maintain_unshared(index: VectorIndex) -> None:
+    def _maintain_unshared(index: Index) -> None:
         """The same for an index no search sees yet."""
-        if getattr(index, "maintenance_due", lambda: False)():
+        if not index.durable and index.maintenance_due():
             index.install(index.rebuilt())
 
     def _snapshot_key(self) -> snapshot.SnapshotKey:
@@ -72,11 +74,11 @@ class Recovery:
     def changes_since_snapshot(self) -> int:
         return self._applied_seq - self._snapshot_seq
 
-    def _load_map(self, conn) -> None:
+    def _load_map(self, conn: Connection) -> None:
         self.map = self._read_map(conn)
 
     @staticmethod
-    def _read_map(conn) -> FaceMap:
+    def _read_map(conn: Connection) -> FaceMap:
         """The face map as SQL has it."""
         fmap = FaceMap()
         fmap.names = {r.id: (r.identity_id, r.display_name) for r in conn.execute(
@@ -114,9 +116,12 @@ class Recovery:
             self._applied_seq, self._snapshot_seq = last, watermark
             log.info("loaded index snapshot at seq %d and replayed %d change(s)", watermark, last - watermark)
 
-    def _stored(self, conn, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _stored(self, conn: Connection, ids: Iterable[int] | npt.NDArray[np.int64]
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """(ids, vectors, identity pks) of those of these face ids that SQL holds, ascending."""
-        id_parts, vector_parts, owner_parts = [], [], []
+        id_parts: list[npt.NDArray[np.int64]] = []
+        vector_parts: list[npt.NDArray[np.float32]] = []
+        owner_parts: list[npt.NDArray[np.int64]] = []
         for chunk in in_chunks(sorted(int(i) for i in ids)):
             rows = conn.execute(select(faces.c.id, faces.c.embedding, faces.c.identity_pk)
                                 .where(faces.c.id.in_(chunk)).order_by(faces.c.id)).all()
@@ -127,11 +132,13 @@ class Recovery:
             return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32), np.zeros(0, np.int64)
         return np.concatenate(id_parts), np.vstack(vector_parts), np.concatenate(owner_parts)
 
-    def _rebuild(self, conn, index: VectorIndex | None = None) -> None:
+    def _rebuild(self, conn: Connection, index: Index | None = None) -> None:
         """Index every face in SQL in one add, so IVF trains on all of them and HNSW builds once.
         index: a fresh index to fill instead of self.index."""
         index = self.index if index is None else index
-        id_parts, vector_parts, last_id = [], [], 0
+        id_parts: list[npt.NDArray[np.int64]] = []
+        vector_parts: list[npt.NDArray[np.float32]] = []
+        last_id = 0
         while True:
             rows = conn.execute(select(faces.c.id, faces.c.embedding).where(faces.c.id > last_id)
                                 .order_by(faces.c.id).limit(REBUILD_CHUNK)).all()
@@ -145,7 +152,7 @@ class Recovery:
             self._maintain_unshared(index)
         log.info("rebuilt the %s index from SQL: %d faces", index.description, len(index))
 
-    def _replay(self, conn, watermark: int) -> None:
+    def _replay(self, conn: Connection, watermark: int) -> None:
         """Apply the change log after the watermark, REPLAY_CHUNK rows at a time in seq order, so
         memory and statement size stay bounded however many changes are pending. In order, chunk by
         chunk, is exact: face ids are never reused, and an add whose face a later change deleted finds
@@ -175,7 +182,7 @@ class Recovery:
             self._reconcile(conn)
         self._orphans = {}
 
-    def _reconcile(self, conn) -> None:
+    def _reconcile(self, conn: Connection) -> None:
         """A durable index: add the faces SQL has and it lacks, remove those SQL no longer has."""
         in_sql = np.sort(self.map.live_ids())
         in_index = self.index.ids()
@@ -186,11 +193,12 @@ class Recovery:
         if len(missing):
             ids, vectors, _ = self._stored(conn, missing)
             self.index.add(ids, vectors)
-            raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # other replicas' searches see them too
+            if self.index.durable:
+                raise_index_ts(conn, self.index.write_ts)   # other replicas' searches see them too
         log.info("reconciled the %s index with SQL: %d added, %d removed", self.index.description,
                  len(missing), len(extra))
 
-    def _apply(self, change: Callable[[], object], logged: tuple[int, int] | None) -> None:
+    def _apply(self, change: Callable[[], object], logged: Logged) -> None:
         """Apply a committed change to the index and face map; on failure rebuild both from SQL.
 
         logged: (the last seq committed before the change, its own last seq). The watermark moves
@@ -293,14 +301,7 @@ class Recovery:
         return path
 
 
-def deferring(index: VectorIndex) -> VectorIndex:
-    """An index whose long rebuilds the Gallery runs beside its lock (Recovery._maintain)."""
-    if hasattr(index, "defer_maintenance"):
-        index.defer_maintenance = True
-    return index
-
-
-def _close_quietly(index: VectorIndex) -> None:
+def _close_quietly(index: Index) -> None:
     try:
         index.close()
     except Exception:

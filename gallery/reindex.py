@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 from filelock import FileLock, Timeout
 from sqlalchemy import bindparam, func, select, text, update
 
 from .errors import GalleryError
-from .index import VectorIndex
+from .index import Index
 from .schema import faces
 from .sql import REINDEX_LOCK, bump_generation, generation, raise_index_ts, serialise_writes, set_meta
+from .state import GalleryState
 
 log = logging.getLogger(__name__)
 
 
-class Reindex:
+class Reindex(GalleryState):
     def reindex(self, model_id: str, dimension: int, embed_crops: Callable[[list[bytes]], np.ndarray],
                 batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed every stored crop with another model and switch to it atomically.
@@ -37,16 +39,21 @@ class Reindex:
         """
         with self._write, self._reindexing():
             with self.engine.connect() as conn:
-                total = conn.execute(select(func.count()).select_from(faces)).scalar()
-                missing = conn.execute(select(func.count()).select_from(faces)
-                                       .where(faces.c.crop_jpeg.is_(None))).scalar()
+                total = int(conn.execute(select(func.count()).select_from(faces)).scalar_one())
+                missing = int(conn.execute(select(func.count()).select_from(faces)
+                                           .where(faces.c.crop_jpeg.is_(None))).scalar_one())
                 target = generation(conn) + 1
             if missing:
                 raise GalleryError(f"{missing} of {total} faces have no stored crop, so they cannot be "
                                    "re-embedded; enrol them again from their images")
-            ids, vectors, after = [], [], 0
+            ids: list[int] = []
+            vectors: list[npt.NDArray[np.float32]] = []
+            after = 0
             while batch := self.face_crops(after, batch_size):
-                out = np.asarray(embed_crops([c for _, c in batch]), np.float32)
+                crops = [c for _, c in batch if c is not None]
+                if len(crops) != len(batch):
+                    raise GalleryError("a face lost its stored crop during the reindex; nothing changed: run it again")
+                out = np.asarray(embed_crops(crops), np.float32)
                 if out.shape != (len(batch), dimension):
                     raise GalleryError(f"embed_crops returned shape {out.shape}, expected ({len(batch)}, {dimension})")
                 ids += [i for i, _ in batch]
@@ -69,7 +76,8 @@ class Reindex:
                             embedding=bindparam("emb"), model_id=model_id),
                             [{"fid": i, "emb": v.astype("<f4").tobytes()} for i, v in zip(ids, new_vectors)])
                     set_meta(conn, model_id, dimension)
-                    raise_index_ts(conn, getattr(fresh, "write_ts", 0))   # searches on it see all it holds
+                    if fresh.durable:
+                        raise_index_ts(conn, fresh.write_ts)   # searches on it see all it holds
                     self.forget_calibration(conn)
                     if bump_generation(conn) != target:   # rolls the transaction back
                         raise GalleryError("another process reindexed the gallery meanwhile; nothing changed here")
@@ -89,7 +97,7 @@ class Reindex:
         return len(ids)
 
     @contextmanager
-    def _reindexing(self):
+    def _reindexing(self) -> Iterator[None]:
         """One reindex at a time across every process of the database (two would both fill generation
         N+1, and the loser's clean-up would drop the winner's live collection): a session-level
         advisory lock on PostgreSQL, a lock file beside the database file on SQLite."""
@@ -113,25 +121,27 @@ class Reindex:
         finally:
             lock.release()
 
-    def _index_aside(self, model_id: str, dimension: int, target: int) -> VectorIndex:
+    def _index_aside(self, model_id: str, dimension: int, target: int) -> Index:
         """An empty index for the new model and generation, beside the one in use."""
         fresh = self._new_index(dimension, model_id=model_id, generation=target)
-        name = getattr(fresh, "collection", None)
-        if name is not None and name == getattr(self.index, "collection", None):
+        if not fresh.durable:
+            return fresh
+        name = fresh.collection
+        if self.index.durable and name == self.index.collection:
             fresh.close()   # never drop it: it is the one in use
             raise GalleryError(f"the new model's Milvus collection would be {name}, the one in use; "
                                "set FACESEARCH_MILVUS_COLLECTION to tell them apart")
-        if getattr(fresh, "opened_existing", False):   # left by a reindex that failed before its commit
+        if fresh.opened_existing:   # left by a reindex that failed before its commit
             log.warning("dropping the Milvus collection %s, left by an unfinished reindex", name)
             fresh.drop()
             fresh = self._new_index(dimension, model_id=model_id, generation=target)
         return fresh
 
 
-def _discard(index: VectorIndex) -> None:
+def _discard(index: Index) -> None:
     """Drop an index no search uses any more; a failure only leaves it behind."""
     try:
         index.drop()
     except Exception:
         log.exception("could not drop the %s index no longer in use; drop it by hand",
-                      getattr(index, "collection", index.description))
+                      index.collection if index.durable else index.description)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from facesearch.files import fsync_path, sha256_file
 
+from .index import InProcessIndex
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "MANIFEST.json"
@@ -33,7 +35,7 @@ class SnapshotKey:
     generation: int = 0   # bumped by each reindex (gallery_meta), which logs no changes
 
 
-def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
+def write(folder: Path, key: SnapshotKey, watermark: int, index: InProcessIndex) -> Path:
     """Write index (a VectorIndex that is not durable) as the newest snapshot; older files are removed.
     Returns the path of its first file."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,10 +58,10 @@ def write(folder: Path, key: SnapshotKey, watermark: int, index) -> Path:
     for stale in folder.iterdir():
         if stale.name != MANIFEST and stale.name not in files.values():
             stale.unlink(missing_ok=True)
-    return folder / next(iter(files.values()))
+    return folder / str(next(iter(files.values())))
 
 
-def read(folder: Path, key: SnapshotKey, index) -> int | None:
+def read(folder: Path, key: SnapshotKey, index: InProcessIndex) -> int | None:
     """Load the snapshot into index (a fresh one); its watermark, or None if unusable."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())

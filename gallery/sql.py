@@ -20,7 +20,8 @@ supported; the same migrations and queries run on both. What differs:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence, TypeVar
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,7 +64,7 @@ def shown(engine: Engine) -> str:
 
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
+    def _on_connect(dbapi_conn: Any, _record: object) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")   # an acknowledged commit survives power loss too
@@ -114,7 +115,7 @@ def bind_model(engine: Engine, model_id: str | None, dimension: int | None) -> t
         return model_id, dimension
 
 
-def serialise_writes(conn) -> int:
+def serialise_writes(conn: Connection) -> int:
     """First thing in a write transaction: wait for the other writers of every process, so that
     seqs commit in the order they are drawn and a follower reading the log in seq order never
     passes a seq that commits later. Returns the last seq committed before this transaction."""
@@ -123,25 +124,27 @@ def serialise_writes(conn) -> int:
     return last_seq(conn)
 
 
-def last_seq(conn) -> int:
+def last_seq(conn: Connection) -> int:
     return conn.execute(select(func.max(changes.c.seq))).scalar() or 0
 
 
-def get_meta(conn, key: str) -> str | None:
+def get_meta(conn: Connection, key: str) -> str | None:
     return conn.execute(select(gallery_meta.c.value).where(gallery_meta.c.key == key)).scalar()
 
 
-def _upsert(conn):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(gallery_meta)
+def _upsert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(gallery_meta)
+    return sqlite.insert(gallery_meta)
 
 
-def put_meta(conn, key: str, value: str) -> None:
+def put_meta(conn: Connection, key: str, value: str) -> None:
     """Set key to value in one statement (INSERT .. ON CONFLICT), so two writers at once cannot collide."""
     stmt = _upsert(conn).values(key=key, value=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
 
 
-def raise_index_ts(conn, ts: int) -> None:
+def raise_index_ts(conn: Connection, ts: int) -> None:
     """Raise the shared index's newest-write timestamp to ts (never lower it): the guarantee
     timestamp every replica's search waits for (milvus_index.py). Zero-padded, so text order
     is number order on every dialect and the compare happens in the one statement."""
@@ -152,30 +155,36 @@ def raise_index_ts(conn, ts: int) -> None:
                                             where=gallery_meta.c.value < stmt.excluded.value))
 
 
-def index_ts(conn) -> int:
+def index_ts(conn: Connection) -> int:
     """The newest committed write's timestamp in the shared index (0: none recorded)."""
     return int(get_meta(conn, INDEX_TS) or 0)
 
 
-def pruned_through(conn) -> int:
+def pruned_through(conn: Connection) -> int:
     """The change log holds no row at or below this seq any more (0: never pruned)."""
     return int(get_meta(conn, "pruned_through") or 0)
 
 
-def generation(conn) -> int:
+def generation(conn: Connection) -> int:
     """How many times the gallery was reindexed: part of the snapshot key, since a reindex to the
     same model id rewrites every embedding and writes no change-log row."""
     return int(get_meta(conn, "generation") or 0)
 
 
-def bump_generation(conn) -> int:
+def bump_generation(conn: Connection) -> int:
     """Within the reindex transaction: the next generation."""
     new = generation(conn) + 1
     put_meta(conn, "generation", str(new))
     return new
 
 
-def set_meta(conn, model_id: str, dimension: int) -> None:
+def set_meta(conn: Connection, model_id: str, dimension: int) -> None:
     conn.execute(delete(gallery_meta).where(gallery_meta.c.key.in_(["model_id", "dimension"])))
     conn.execute(insert(gallery_meta), [{"key": "model_id", "value": model_id},
                                         {"key": "dimension", "value": str(dimension)}])
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database's clock, UTC-aware: one clock for every replica, whatever their hosts' clocks say."""
+    now: datetime = conn.execute(select(func.current_timestamp())).scalar_one()
+    return (now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

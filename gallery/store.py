@@ -33,11 +33,11 @@ from .config import GalleryConfig
 from .errors import GalleryError, GalleryLockedError
 from .facemap import FaceMap
 from .follow import Follow
-from .index import VectorIndex, build_index
+from .index import Index, build_index
 from .migrate import upgrade
 from .moves import Moves
 from .reads import Reads
-from .recovery import Recovery, deferring
+from .recovery import Recovery
 from .reindex import Reindex
 from .rwlock import RWLock
 from .sql import bind_model, connect, generation, shown
@@ -49,7 +49,7 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
     """Open with Gallery.open(); close() (or a with-block) snapshots the index."""
 
     def __init__(self, engine: Engine, config: GalleryConfig, model_id: str, dimension: int,
-                 index: VectorIndex, lock: FileLock | None):
+                 index: Index, lock: FileLock | None) -> None:
         self.engine = engine
         self.config = config
         self.model_id = model_id
@@ -63,12 +63,12 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
         self._snapshot_seq = 0
         self._closed = False
         # ids a durable index holds and SQL had not committed -> the index timestamp then (reads.py)
-        self._orphans: dict[int, int] = {}
+        self._orphans = {}
         self._beat_at = datetime.min.replace(tzinfo=timezone.utc)
-        self._recovered_at = 0.0   # monotonic time of follow()'s last rebuild attempt
-        self.generation = 0   # gallery_meta's reindex generation, part of the snapshot key
-        self.unhealthy_reason: str | None = None   # set while the index may miss committed changes
-        self.on_health = None   # on_health(reason or None): called when healthy changes (Recovery)
+        self._recovered_at = 0.0
+        self.generation = 0
+        self.unhealthy_reason = None
+        self.on_health = None
 
     @classmethod
     def open(cls, config: GalleryConfig | None = None, *, model_id: str | None = None,
@@ -98,7 +98,7 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
                     current = generation(conn)
             except DBAPIError as exc:  # unreachable server, bad credentials, unwritable file
                 raise GalleryError(f"cannot open the database {shown(engine)}: {exc.orig}") from None
-            index = deferring(build_index(config, dimension, model_id, current))
+            index = build_index(config, dimension, model_id, current)
             gallery = cls(engine, config, model_id, dimension, index, file_lock)
             gallery.generation = current
             gallery.heartbeat(force=True)   # registered at seq 0 first: no log row it may need is pruned meanwhile
@@ -129,7 +129,7 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
     def __enter__(self) -> "Gallery":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, Engine, RowMapping, Table, func, insert, select, text
 
 from .config import GalleryConfig
 from .errors import GalleryError
@@ -40,6 +40,9 @@ from .migrate import upgrade
 from .records import aware, decode_vectors
 from .schema import changes, faces, gallery_meta, identities
 from .sql import INDEX_TS, connect, put_meta, serialise_writes, shown
+
+if TYPE_CHECKING:
+    from .store import Gallery
 
 Progress = Callable[[str, int, int], None]   # (table, copied so far, total)
 LOG_KEYS = ("pruned_through", INDEX_TS)   # describe the source's change log and index, which are not copied
@@ -54,22 +57,22 @@ class MigrationReport:
     indexed: int = 0
     index: str = ""
     sampled: int = 0
-    mismatches: list[dict] = field(default_factory=list)
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.mismatches and self.indexed == self.faces
 
 
-def _count(conn, table) -> int:
-    return conn.execute(select(func.count()).select_from(table)).scalar() or 0
+def _count(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def _last_id(conn, table) -> int:
-    return conn.execute(select(func.max(table.c.id))).scalar() or 0
+def _last_id(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.max(table.c.id))).scalar() or 0)
 
 
-def _check_target(src, dst) -> None:
+def _check_target(src: Connection, dst: Connection) -> None:
     """The target is empty or holds a prefix of this very source (an interrupted run)."""
     for table, key in ((identities, identities.c.identity_id), (faces, faces.c.identity_pk)):
         last = _last_id(dst, table)
@@ -87,7 +90,8 @@ def _check_target(src, dst) -> None:
         raise GalleryError(f"the target holds a {meta.get('model_id')} gallery, the source {mine.get('model_id')}")
 
 
-def _copy_table(src_engine, dst_engine, table, batch: int, progress: Progress | None) -> tuple[int, int]:
+def _copy_table(src_engine: Engine, dst_engine: Engine, table: Table, batch: int,
+                progress: Progress | None) -> tuple[int, int]:
     """Rows of table with ids above the target's largest, in id order; (copied now, total)."""
     with src_engine.connect() as src:
         total = _count(src, table)
@@ -113,12 +117,12 @@ def _copy_table(src_engine, dst_engine, table, batch: int, progress: Progress | 
     return copied, total
 
 
-def _portable(row) -> dict:
+def _portable(row: RowMapping) -> dict[str, Any]:
     """A row as the target takes it: SQLite's naive datetimes are UTC (records.aware)."""
     return {k: aware(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
-def _bump_sequences(engine) -> None:
+def _bump_sequences(engine: Engine) -> None:
     """PostgreSQL: explicit ids leave the serial sequences behind; move them past the copied rows."""
     if engine.dialect.name != "postgresql":
         return   # SQLite AUTOINCREMENT follows explicit ids by itself
@@ -184,7 +188,7 @@ def migrate(source: GalleryConfig, target: GalleryConfig, *, batch: int = 1000, 
     return report
 
 
-def _sample_ids(gallery, sample: int, seed: int) -> list[int]:
+def _sample_ids(gallery: Gallery, sample: int, seed: int) -> list[int]:
     ids = gallery.indexed_ids()
     if len(ids) <= sample:
         return [int(i) for i in ids]

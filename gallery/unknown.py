@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 import faiss
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from facesearch.embedder.distances import to_squared_l2
 
@@ -28,7 +28,8 @@ from .errors import NotFoundError
 from .paging import decode_token, encode_token
 from .records import aware, decode_vectors
 from .schema import unknown_faces as uf
-from .sql import in_chunks, serialise_writes
+from .sql import database_now, in_chunks, serialise_writes
+from .state import GalleryState
 
 SAMPLES = 8   # face ids and sources shown per cluster
 
@@ -59,12 +60,7 @@ class UnknownPage:
     total: int        # every face kept
 
 
-def database_now(conn) -> datetime:
-    """The database's clock, UTC-aware: one clock for every replica."""
-    return aware(conn.execute(select(func.now())).scalar()).astimezone(timezone.utc)
-
-
-class Unknown:
+class Unknown(GalleryState):
     """Gallery methods for unknown faces."""
 
     def keep_unknown(self, kept: Sequence[UnknownFace]) -> list[int]:
@@ -118,7 +114,7 @@ class Unknown:
     def purge_unknown(self, keep_days: float, max_faces: int, now: datetime | None = None) -> int:
         """Delete the faces seen more than keep_days ago (by the database's clock, or `now`), and
         the oldest beyond max_faces (0: no limit); how many went. Logged as "forget"."""
-        def doomed(conn) -> list[int]:
+        def doomed(conn: Connection) -> list[int]:
             ids: set[int] = set()
             if keep_days > 0:
                 since = (now or database_now(conn)) - timedelta(days=keep_days)
@@ -132,7 +128,7 @@ class Unknown:
     def forget_unknown(self, cluster_id: int | None = None, face_ids: Sequence[int] | None = None) -> int:
         """Delete one cluster's faces, these faces, or (neither given) every unknown face; how many went.
         NotFound for a cluster with no faces."""
-        def doomed(conn) -> list[int]:
+        def doomed(conn: Connection) -> list[int]:
             query = select(uf.c.id)
             if cluster_id is not None:
                 query = query.where(uf.c.cluster_id == int(cluster_id))
@@ -144,7 +140,7 @@ class Unknown:
             return ids
         return self._forget(doomed)
 
-    def _forget(self, doomed) -> int:
+    def _forget(self, doomed: Callable[[Connection], list[int]]) -> int:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
@@ -165,7 +161,7 @@ class Unknown:
                                        func.max(uf.c.seen_at).label("last"))
                                 .where(uf.c.cluster_id.is_not(None)).group_by(uf.c.cluster_id)
                                 .order_by(size.desc(), uf.c.cluster_id).offset(offset).limit(page_size + 1)).all()
-            out = []
+            out: list[UnknownCluster] = []
             for r in rows[:page_size]:
                 samples = list(conn.execute(select(uf.c.id).where(uf.c.cluster_id == r.cluster_id)
                                             .order_by(uf.c.seen_at.desc(), uf.c.id.desc()).limit(SAMPLES)).scalars())
@@ -197,4 +193,4 @@ class Unknown:
 
     def unknown_count(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(uf)).scalar() or 0
+            return int(conn.execute(select(func.count()).select_from(uf)).scalar_one())

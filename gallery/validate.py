@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import InvalidEmbeddingError, InvalidInputError
 
@@ -42,7 +43,8 @@ def check_identity_id(identity_id: str) -> str:
     return identity_id
 
 
-def unit_vectors(embeddings, dimension: int, model_id: str, what: str = "embedding") -> np.ndarray:
+def unit_vectors(embeddings: object, dimension: int, model_id: str,
+                 what: str = "embedding") -> npt.NDArray[np.float32]:
     """(n, dimension) float32 unit vectors, or InvalidEmbeddingError naming what is wrong.
 
     Normalised in float64, so finite values that are huge or tiny neither
@@ -60,7 +62,7 @@ def unit_vectors(embeddings, dimension: int, model_id: str, what: str = "embeddi
     if np.any(peak == 0):
         raise InvalidEmbeddingError(f"{what} is all zeros")
     x = x / peak                        # scale first: the norm of huge values would overflow
-    unit = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     if not np.all(np.isfinite(unit)):
         raise InvalidEmbeddingError(f"{what} cannot be normalised")
     return unit

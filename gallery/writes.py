@@ -11,24 +11,32 @@ face map resolves and the next reconcile removes, never an acknowledged face mis
 
 from __future__ import annotations
 
-from typing import Sequence
+from datetime import datetime
+from typing import Callable, ParamSpec, Sequence, TypeVar
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+import numpy.typing as npt
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFoundError, StaleGenerationError
-from .records import AddResult, Enrolment, Identity, NewFace, dedupe_key, face_row, now
+from .records import AddResult, Enrolment, Identity, Metadata, NewFace, dedupe_key, face_row, now
 from .schema import changes, faces, identities
 from .sql import generation, in_chunks, raise_index_ts, serialise_writes
 from .validate import check_identity_id
+from .state import GalleryState, Logged
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# _insert's answer: (positions added, their face ids, their owners, identities created, names, logged)
+Inserted = tuple[list[int], list[int], list[int], set[str], dict[int, tuple[str, str]], Logged]
 
 
-class Writes:
+class Writes(GalleryState):
     """Gallery methods that change identities and faces."""
 
     def add_faces(self, identity_id: str, new_faces: Sequence[NewFace], *, display_name: str | None = None,
-                  metadata: dict | None = None, model_id: str | None = None) -> AddResult:
+                  metadata: Metadata | None = None, model_id: str | None = None) -> AddResult:
         """Add faces to an identity, creating it if new. Returns once committed and searchable."""
         return self.add_batch([Enrolment(identity_id, list(new_faces), display_name, metadata)], model_id=model_id)[0]
 
@@ -44,7 +52,7 @@ class Writes:
         gallery to another model, even before this one followed (_fenced)."""
         return self._after_following(self._add_batch, enrolments, model_id=model_id)
 
-    def _after_following(self, write, *args, **kwargs):
+    def _after_following(self, write: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """write(), or, if another process reindexed since this one last followed, follow and retry
         it once (with the new model and index: an enrolment of the old model is then refused)."""
         try:
@@ -53,7 +61,7 @@ class Writes:
             self.follow()
             return write(*args, **kwargs)
 
-    def _fenced(self, conn) -> None:
+    def _fenced(self, conn: Connection) -> None:
         """Inside a write transaction, after serialise_writes: refuse it if the gallery was reindexed
         since this process last followed (its embeddings and index would be of the old generation)."""
         current = generation(conn)
@@ -80,7 +88,7 @@ class Writes:
                     if attempt == 2:
                         raise
 
-            def change():
+            def change() -> None:
                 self.map.names.update(names)
                 if face_ids:
                     if not self.index.durable:   # a durable index has them already (_insert)
@@ -100,7 +108,8 @@ class Writes:
             offset += len(e.faces)
         return results
 
-    def _insert(self, enrolments, all_faces, vectors, keys, when):
+    def _insert(self, enrolments: Sequence[Enrolment], all_faces: list[NewFace], vectors: npt.NDArray[np.float32],
+                keys: list[tuple[str, str]], when: datetime) -> Inserted:
         """The add_batch transaction: (positions added, their face ids, their owners, identities
         created, names, (seq before, last seq) or None)."""
         with self.engine.begin() as conn:
@@ -109,7 +118,7 @@ class Writes:
             pks, created, renamed = self._identities_for(conn, enrolments, when)
             all_owners = [pks[e.identity_id] for e in enrolments for _ in e.faces]
             known = self._known_keys(conn, all_owners, keys)
-            added = []
+            added: list[int] = []
             for j, (owner, key) in enumerate(zip(all_owners, keys)):
                 if (owner, *key) not in known:
                     known.add((owner, *key))
@@ -121,7 +130,7 @@ class Writes:
                 face_ids = [r.id for r in result]
                 if self.index.durable:   # before the commit: see the module's docstring
                     self.index.add(np.array(face_ids, np.int64), vectors[added])
-                    raise_index_ts(conn, getattr(self.index, "write_ts", 0))   # every replica's searches wait for it
+                    raise_index_ts(conn, self.index.write_ts)   # every replica's searches wait for it
             last = self._log(conn, "add", face_ids) if face_ids else None
             if renamed:
                 last = self._log(conn, "identity", renamed)
@@ -130,9 +139,9 @@ class Writes:
             (None if last is None else (before, last))
 
     @staticmethod
-    def _known_keys(conn, owners: list[int], keys: list[tuple[str, str]]) -> set[tuple]:
+    def _known_keys(conn: Connection, owners: list[int], keys: list[tuple[str, str]]) -> set[tuple[int, str, str]]:
         """Which (identity pk, kind, sha256) of these the database already holds."""
-        out: set[tuple] = set()
+        out: set[tuple[int, str, str]] = set()
         for kind, column in (("source", faces.c.source_sha256), ("embedding", faces.c.embedding_sha256)):
             wanted = {(o, k[1]) for o, k in zip(owners, keys) if k[0] == kind}
             for chunk in in_chunks(sorted({sha for _, sha in wanted})):
@@ -141,15 +150,16 @@ class Writes:
                     select(faces.c.identity_pk, column).where(column.in_(chunk))) if (pk, sha) in wanted)
         return out
 
-    def _identities_for(self, conn, enrolments, when) -> tuple[dict[str, int], set[str], list[int]]:
+    def _identities_for(self, conn: Connection, enrolments: Sequence[Enrolment],
+                        when: datetime) -> tuple[dict[str, int], set[str], list[int]]:
         """Primary keys of the enrolments' identities, creating the new ones in one statement;
         and the pks of existing identities given a display name (logged for followers' face maps)."""
         wanted = list(dict.fromkeys(e.identity_id for e in enrolments))
-        pks = {}
+        pks: dict[str, int] = {}
         for chunk in in_chunks(wanted):
             pks.update(conn.execute(select(identities.c.identity_id, identities.c.id)
                                     .where(identities.c.identity_id.in_(chunk))).all())
-        first = {}
+        first: dict[str, Enrolment] = {}
         for e in enrolments:
             first.setdefault(e.identity_id, e)
         new = [iid for iid in wanted if iid not in pks]
@@ -160,7 +170,7 @@ class Writes:
             result = conn.execute(insert(identities).returning(identities.c.identity_id, identities.c.id,
                                                                sort_by_parameter_order=True), rows)
             pks.update({r.identity_id: r.id for r in result})
-        renamed = set()
+        renamed: set[int] = set()
         for e in enrolments:  # enrolments of existing identities may rename them
             if e.identity_id not in new or e is not first[e.identity_id]:
                 self._update_identity(conn, pks[e.identity_id], e.display_name, e.metadata, when)
@@ -169,8 +179,8 @@ class Writes:
         return pks, set(new), sorted(renamed)
 
     @staticmethod
-    def _names_of(conn, pks: dict[str, int]) -> dict[str, tuple[int, str]]:
-        out = {}
+    def _names_of(conn: Connection, pks: dict[str, int]) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
         for chunk in in_chunks(list(pks.values())):
             for r in conn.execute(select(identities.c.id, identities.c.identity_id, identities.c.display_name)
                                   .where(identities.c.id.in_(chunk))):
@@ -178,8 +188,9 @@ class Writes:
         return out
 
     @staticmethod
-    def _update_identity(conn, pk: int, display_name: str | None, metadata: dict | None, when) -> None:
-        values = {}
+    def _update_identity(conn: Connection, pk: int, display_name: str | None, metadata: Metadata | None,
+                         when: datetime) -> None:
+        values: dict[str, object] = {}
         if display_name is not None:
             values["display_name"] = display_name
         if metadata is not None:
@@ -188,11 +199,11 @@ class Writes:
             conn.execute(update(identities).where(identities.c.id == pk).values(updated_at=when, **values))
 
     @staticmethod
-    def _log(conn, op: str, face_ids: list[int]) -> int:
+    def _log(conn: Connection, op: str, face_ids: list[int]) -> int:
         """Append to the change log (after serialise_writes); the seq of the last row."""
         result = conn.execute(insert(changes).returning(changes.c.seq, sort_by_parameter_order=True),
                               [{"op": op, "face_id": i} for i in face_ids])
-        return max(r.seq for r in result)
+        return int(max(r.seq for r in result))
 
     def delete_face(self, face_id: int) -> None:
         self._after_following(self._delete_face, face_id)
@@ -206,7 +217,7 @@ class Writes:
                     raise NotFoundError(f"no face {face_id}")
                 last = self._log(conn, "delete", [int(face_id)])
 
-            def change():
+            def change() -> None:
                 self.index.remove(np.array([face_id], np.int64))
                 self.map.remove([face_id])
 
@@ -228,7 +239,7 @@ class Writes:
                 conn.execute(delete(identities).where(identities.c.id == pk))
                 last = self._log(conn, "delete", ids) if ids else None
 
-            def change():
+            def change() -> None:
                 self.map.names.pop(pk, None)
                 if ids:
                     self.index.remove(np.array(ids, np.int64))
@@ -239,13 +250,13 @@ class Writes:
         return len(ids)
 
     def update_identity(self, identity_id: str, *, display_name: str | None = None,
-                        metadata: dict | None = None) -> Identity:
+                        metadata: Metadata | None = None) -> Identity:
         with self._write:
             with self.engine.begin() as conn:
                 before = serialise_writes(conn)
                 pk = self._pk(conn, identity_id)
                 self._update_identity(conn, pk, display_name, metadata, now())
-                name = conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar()
+                name = str(conn.execute(select(identities.c.display_name).where(identities.c.id == pk)).scalar_one())
                 changed = display_name is not None or metadata is not None   # logged: replicas follow every write
                 logged = (before, self._log(conn, "identity", [pk])) if changed else None
             self._apply(lambda: self.map.names.__setitem__(pk, (identity_id, name)), logged)
@@ -254,14 +265,13 @@ class Writes:
     def _record_index_ts(self) -> None:
         """After a delete reached a shared index (after its commit): its timestamp into SQL, so that
         no replica's search answers from before it."""
-        ts = getattr(self.index, "write_ts", 0)
-        if self.index.durable and ts:
+        if self.index.durable and self.index.write_ts:
             with self.engine.begin() as conn:
-                raise_index_ts(conn, ts)
+                raise_index_ts(conn, self.index.write_ts)
 
     @staticmethod
-    def _pk(conn, identity_id: str) -> int:
+    def _pk(conn: Connection, identity_id: str) -> int:
         pk = conn.execute(select(identities.c.id).where(identities.c.identity_id == identity_id)).scalar()
         if pk is None:
             raise NotFoundError(f"no identity {identity_id!r}")
-        return pk
+        return int(pk)

@@ -13,6 +13,7 @@ import pytest
 
 from facesearch.gallery import Gallery, GalleryConfig, IndexConfig, NewFace
 from facesearch.gallery.recovery import Recovery
+from facesearch.gallery.sql import database_now
 
 D = 8
 
@@ -246,7 +247,7 @@ def test_a_replica_whose_host_clock_is_behind_still_holds_back_pruning(tmp_path,
             assert pruned_through(conn) == 0
         assert b.follow() == 4 and len(b.indexed_ids()) == 4
         with a.engine.connect() as conn:
-            assert abs(b._db_now(conn) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+            assert abs(database_now(conn) - datetime.now(timezone.utc)) < timedelta(minutes=1)
 
 
 def test_a_replica_is_registered_before_it_loads_so_the_log_it_needs_is_kept(tmp_path, shared_url, monkeypatch):

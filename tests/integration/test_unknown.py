@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from facesearch.gallery import Gallery, GalleryConfig, UnknownFace
 from facesearch.gallery.schema import changes, unknown_faces
-from facesearch.gallery.unknown import database_now
+from facesearch.gallery.sql import database_now
 from facesearch.rest import HttpOptions, create_app
 from facesearch.server.config import ServerConfig
 from facesearch.service import (

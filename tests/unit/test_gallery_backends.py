@@ -9,6 +9,7 @@ from facesearch import settings
 from facesearch.files import sha256_file
 from facesearch.gallery import FaissIndex, Gallery, GalleryConfig, GalleryError, IndexConfig, NewFace, build_index
 from facesearch.gallery import index as index_module
+from facesearch.gallery import milvus_index
 from facesearch.gallery.milvus_names import collection_name
 
 D = 16
@@ -58,6 +59,16 @@ class Collection(FaissIndex):
 
     durable = True
 
+    def __init__(self, dimension, config, collection="test"):
+        super().__init__(dimension, config)
+        self.collection, self.opened_existing, self.write_ts = collection, False, 0
+
+    def probe(self):
+        pass
+
+    def read_after(self, ts):
+        pass
+
     def save(self, folder, tag):
         raise AssertionError("a durable index is never snapshotted")
 
@@ -67,7 +78,7 @@ class Collection(FaissIndex):
 
 def test_a_durable_index_is_reconciled_with_sql_not_snapshotted(tmp_path, monkeypatch):
     server = Collection(D, IndexConfig(use_gpu=False))
-    monkeypatch.setitem(index_module.BUILDERS, "durable-test", lambda config, dimension: server)
+    monkeypatch.setitem(index_module.BUILDERS, "durable-test", lambda config, dimension, model_id, generation: server)
     config = GalleryConfig.model_construct(data_dir=tmp_path, vector_backend="durable-test")  # a stand-in backend
     rng = np.random.default_rng(1)
     x = unit(rng, 20)
@@ -105,11 +116,12 @@ def test_the_milvus_collection_is_named_after_the_model_and_generation():
 def test_a_milvus_index_follows_the_gallery_s_model_and_generation(tmp_path, monkeypatch):
     built = []
 
-    def builder(config, dimension):
+    def collection(dimension, config):
         built.append(config.milvus_collection)
-        return Collection(dimension, IndexConfig(use_gpu=False))
+        return Collection(dimension, IndexConfig(use_gpu=False), config.milvus_collection)
 
-    monkeypatch.setitem(index_module.BUILDERS, "milvus", builder)   # no pymilvus: only the name is checked
+    # the real Milvus builder, with a stand-in for the collection: no server, only the name is checked
+    monkeypatch.setattr(milvus_index, "MilvusIndex", collection)
     config = GalleryConfig(data_dir=tmp_path, vector_backend="milvus")
     rng = np.random.default_rng(3)
     with Gallery.open(config, model_id="Face/Net", dimension=D) as g:

@@ -14,7 +14,7 @@ depends_on = None
 FACE_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "gallery_meta",
         sa.Column("key", sa.String(64), primary_key=True),
@@ -57,7 +57,7 @@ def upgrade():
     )
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("changes")
     op.drop_index("ix_faces_identity_source", "faces")
     op.drop_table("faces")

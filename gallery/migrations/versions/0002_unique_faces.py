@@ -28,7 +28,7 @@ faces = sa.table("faces", sa.column("id", sa.BigInteger), sa.column("identity_pk
                  sa.column("embedding_sha256", sa.String))
 
 
-def upgrade():
+def upgrade() -> None:
     op.add_column("faces", sa.Column("embedding_sha256", sa.String(64), nullable=True))
     conn = op.get_bind()
     seen, last = set(), 0
@@ -54,7 +54,7 @@ def upgrade():
     op.create_index("uq_faces_identity_embedding", "faces", ["identity_pk", "embedding_sha256"], unique=True)
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_index("uq_faces_identity_embedding", "faces")
     op.drop_index("uq_faces_identity_source", "faces")
     op.create_index("ix_faces_identity_source", "faces", ["identity_pk", "source_sha256"])

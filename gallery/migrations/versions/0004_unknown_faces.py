@@ -12,7 +12,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "unknown_faces",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -28,5 +28,5 @@ def upgrade():
     op.create_index("ix_unknown_faces_cluster_id", "unknown_faces", ["cluster_id"])
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("unknown_faces")
