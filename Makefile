@@ -12,7 +12,7 @@ help:
 	@echo "make lock     re-resolve requirements/*.lock from pyproject.toml with uv (after changing a dependency)"
 	@echo "make serve    install, enrol the sample gallery into an empty ./var, serve gRPC on 127.0.0.1:50051,"
 	@echo "              REST, its docs (/docs) and the web console on http://127.0.0.1:8080"
-	@echo "make test     install, then run the whole test suite: tests/unit, tests/integration, tests/e2e"
+	@echo "make test     install, mypy --strict (make typecheck), then the whole test suite: tests/unit, tests/integration, tests/e2e"
 	@echo "make typecheck mypy --strict on the typed components (pyproject [tool.facesearch] typed)"
 	@echo "make test-fast install, then run tests/unit only: no model, no server (seconds)"
 	@echo "make proto    regenerate facesearch/v1 from proto/facesearch/v1/facesearch.proto"
@@ -79,6 +79,7 @@ ghz: | $(PY)
 # Two workers, a test file each at a time: most tests wait on a model or a server subprocess, so the
 # suite takes about 10 minutes here instead of 16 (each worker starts its own model and servers).
 test: install ghz
+	$(PY) -m facesearch.typecheck
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # mypy --strict on embedder/, gallery/ and service/ (facesearch/typecheck.py says how).

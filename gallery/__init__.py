@@ -36,7 +36,7 @@ from .errors import (
 )
 from .faiss_index import FaissIndex
 from .index import INDEX_TYPES, VECTOR_BACKENDS, IndexConfig, VectorIndex, build_index
-from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, NewFace, StoredFace
+from .records import AddResult, Enrolment, GalleryInfo, Identity, Match, Metadata, NewFace, StoredFace
 from .store import Gallery
 from .unknown import UnknownCluster, UnknownFace, UnknownPage
 
@@ -45,7 +45,7 @@ __all__ = [
     "CalibrationError", "DATABASE_UNAVAILABLE", "Enrolment", "FaissIndex", "Gallery",
     "GalleryConfig", "GalleryError", "GalleryInfo", "GalleryLockedError", "INDEX_TYPES", "Identity", "IndexConfig",
     "IndexUnavailableError",
-    "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "ModelMismatchError", "NewFace",
+    "InvalidEmbeddingError", "InvalidInputError", "InvalidTargetError", "Match", "Metadata", "ModelMismatchError", "NewFace",
     "NotFoundError", "StoredFace", "UnknownCluster", "UnknownFace", "UnknownPage", "VECTOR_BACKENDS", "VectorIndex",
     "build_index",
 ]

@@ -23,7 +23,7 @@ import asyncio
 import concurrent.futures
 import logging
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,15 +40,15 @@ class BatcherStopped(Exception):
 
 @dataclass
 class _Job:
-    items: Sequence
-    future: asyncio.Future
+    items: Sequence[Any]
+    future: asyncio.Future[Any]
 
 
 class MicroBatcher:
-    def __init__(self, run: Callable[[list], Sequence], *, max_batch: int, max_wait_s: float, name: str,
+    def __init__(self, run: Callable[[list[Any]], Sequence[Any] | np.ndarray], *, max_batch: int, max_wait_s: float, name: str,
                  max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
                  on_stopped: Callable[[BaseException | None], None] | None = None,
-                 outages: tuple[type[BaseException], ...] = ()):
+                 outages: tuple[type[BaseException], ...] = ()) -> None:
         self._run = run
         self.outages = outages
         self.name = name
@@ -58,7 +58,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._queued = 0    # items waiting, not jobs
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._on_batch = on_batch
         self._on_stopped = on_stopped
         self._stopping = False
@@ -86,7 +86,7 @@ class MicroBatcher:
                 pass
         self._executor.shutdown(wait=True)
 
-    async def submit(self, items: Sequence) -> list:
+    async def submit(self, items: Sequence[Any]) -> list[Any]:
         """Run items through the batch function; returns their results in order."""
         if len(items) == 0:
             return []
@@ -95,12 +95,12 @@ class MicroBatcher:
         if self._queued + len(items) > self.max_queued:
             raise QueueFull(f"{self._queued} {self.name} items are already waiting (the limit is "
                             f"{self.max_queued}); retry with backoff")
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queued += len(items)
         self._queue.put_nowait(_Job(items, future))
         return await future
 
-    def _worker_ended(self, task: asyncio.Task) -> None:
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
         waiting = list(self._current)
         while not self._queue.empty():
@@ -151,7 +151,7 @@ class MicroBatcher:
             self._on_batch(len(flat))
         await self._attempt(jobs, flat)
 
-    async def _attempt(self, jobs: list[_Job], flat: list | None = None) -> None:
+    async def _attempt(self, jobs: list[_Job], flat: list[Any] | None = None) -> None:
         """Run jobs as one batch; on failure split them (see the module's docstring)."""
         loop = asyncio.get_running_loop()
         flat = [item for j in jobs for item in j.items] if flat is None else flat
@@ -176,10 +176,10 @@ class MicroBatcher:
             offset += len(j.items)
 
 
-def _settle(job: _Job, part=None, exc: BaseException | None = None) -> None:
+def _settle(job: _Job, part: Sequence[Any] | np.ndarray | None = None, exc: BaseException | None = None) -> None:
     if job.future.done():
         return
     if exc is not None:
         job.future.set_exception(exc)
     else:
-        job.future.set_result(part if isinstance(part, np.ndarray) else list(part))
+        job.future.set_result(part if isinstance(part, np.ndarray) else list(part or ()))

@@ -47,7 +47,7 @@ class Dedupe:
 
 def warning(prepared: Prepared) -> str | None:
     """Said when an image held several faces and one was picked."""
-    if prepared.faces <= 1:
+    if prepared.faces <= 1 or prepared.box is None:
         return None
     x, y, w, h = prepared.box
     return f"{prepared.faces} faces found; enrolled the largest, most central one at x={x} y={y} {w}x{h}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar
 
 from facesearch.embedder import ImageError, ImageTooLargeError
 from facesearch.gallery import (
@@ -17,6 +18,9 @@ from facesearch.gallery import (
     ModelMismatchError,
     NotFoundError,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 from .batcher import BatcherStopped, QueueFull
 
@@ -84,12 +88,12 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     return None
 
 
-def translated(method):
+def translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Raise known domain errors of an async service method as ServiceErrors."""
     assert inspect.iscoroutinefunction(method)
 
     @functools.wraps(method)
-    async def wrapper(*args, **kwargs):
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
         except ServiceError:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, TypeVar, TypeVarTuple, Unpack
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from facesearch.embedder.images import header_pixels
 from facesearch.embedder.prepare import Prepared, pick
 
 from .batcher import MicroBatcher
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 
 class FacePool:
@@ -58,7 +61,7 @@ class FacePool:
     def depth(self) -> int:
         return self._detect.depth
 
-    async def _run(self, fn, *args):
+    async def _run(self, fn: Callable[[Unpack[Ts]], R], *args: Unpack[Ts]) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _decoded(self, data: bytes) -> np.ndarray:
@@ -83,7 +86,8 @@ class FacePool:
         if FaceMode(mode or FaceMode.DETECT) == FaceMode.CROPPED:
             return None
         (faces,) = await self._detect.submit([rgb])
-        return faces
+        found: list[Face] = faces
+        return found
 
     async def faces(self, data: bytes, mode: FaceMode, max_faces: int = 0) -> list[Face]:
         """Every face, largest first; raises ImageError for bad bytes."""

@@ -9,7 +9,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from .batcher import MicroBatcher
 from .faces import FacePool
 
 SEARCH_BATCH = 256
+P = ParamSpec("P")
+R = TypeVar("R")
+# One search of a batch: (query vector, top_k, cutoff, the model that embedded the query)
+SearchItem = tuple[np.ndarray, int, float, str | None]
 log = logging.getLogger(__name__)
 
 
@@ -39,15 +43,15 @@ class Runtime:
         self._follower = threading.Thread(target=self._follow, name="gallery-follower", daemon=True)
         self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-writes")
         self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gallery-snapshots")
-        self._maintenance: concurrent.futures.Future | None = None
+        self._maintenance: concurrent.futures.Future[None] | None = None
         # Calibrations: one at a time on their own thread, so they never hold up reads (README "Limits")
         self._calibrations = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="calibrate")
         self._cancels: set[threading.Event] = set()
 
-        def hook(name):
+        def hook(name: str) -> Callable[[int], None] | None:
             return (lambda n: on_batch(name, n)) if on_batch else None
 
-        def stopped(name):
+        def stopped(name: str) -> Callable[[BaseException | None], None] | None:
             return (lambda error: on_stopped(f"the {name} batcher stopped: {error!r}")) if on_stopped else None
 
         self.faces = FacePool(embedder.config, detect_workers, max_batch=detect_batch, max_wait_s=max_wait_s,
@@ -101,7 +105,7 @@ class Runtime:
         out = await self._embed.submit(crops)
         return np.asarray(out, np.float32).reshape(len(crops), self.embedder.dimension)
 
-    def _search_batch(self, items: list[tuple[np.ndarray, int, float, str | None]]) -> list[list[Match]]:
+    def _search_batch(self, items: list[SearchItem]) -> list[list[Match]]:
         """Searches of several requests at once: one gallery search per distinct top_k and query
         model (so one request's large top_k does not widen every other's k, and each query's model
         is checked against the gallery's), the widest cutoff of each group, then each request its
@@ -117,7 +121,7 @@ class Runtime:
             for n, matches in zip(members, found):
                 _, k, d, _ = items[n]
                 out[n] = [m for m in matches if m.distance <= d][:k]
-        return out  # type: ignore[return-value]
+        return [m if m is not None else [] for m in out]   # every item is in one group
 
     async def search(self, vectors: np.ndarray, top_k: int, max_distance: float,
                      model_id: str | None = None) -> list[list[Match]]:
@@ -125,11 +129,11 @@ class Runtime:
         of another model refuses them (ModelMismatchError)."""
         return await self._search.submit([(v, top_k, max_distance, model_id) for v in vectors])
 
-    async def read(self, fn, *args, **kwargs):
+    async def read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """A gallery read in a worker thread."""
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
-    async def calibrate(self, fn, *args, **kwargs):
+    async def calibrate(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """fn(*args, cancel=event) on the calibration thread. Cancelling the awaiting task (a client
         that went away) sets the event, and the calibration stops at its next block of work."""
         cancel = threading.Event()
@@ -141,7 +145,7 @@ class Runtime:
             cancel.set()   # cancelled, or done: either way nothing more to compute
             self._cancels.discard(cancel)
 
-    async def write(self, fn, *args, **kwargs):
+    async def write(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """A gallery write on the one writer thread. A snapshot, when enough changes piled up, runs
         in the background afterwards: a committed write never answers an error because of it."""
         loop = asyncio.get_running_loop()
@@ -149,7 +153,7 @@ class Runtime:
         self.maintain()
         return result
 
-    def maintain(self) -> concurrent.futures.Future | None:
+    def maintain(self) -> concurrent.futures.Future[None] | None:
         """Start a background snapshot (or, while the gallery is unhealthy, a rebuild) if one is due
         and none is running; a failure is logged and tried again after a later write."""
         due = not self.gallery.healthy or self.gallery.changes_since_snapshot >= self.snapshot_every

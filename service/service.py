@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, ParamSpec, Sequence, TypeVar
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from facesearch.embedder import Embedder, FaceMode
 from facesearch.embedder.distances import DEFAULT_CUTOFF, MAX_DISTANCE
 from facesearch.embedder.images import DEFAULT_MAX_REQUEST_PIXELS, header_pixels
 from facesearch.embedder.prepare import sha256_of
-from facesearch.gallery import Enrolment, Gallery, Identity, NewFace, UnknownPage
+from facesearch.embedder.detect import Face
+from facesearch.gallery import Calibration, Enrolment, Gallery, Identity, Metadata, NewFace, UnknownPage
 from facesearch.gallery.calibration import effective_cutoff
 
 from . import validate
@@ -42,6 +43,8 @@ from .unknown import UnknownKeeper
 from .validate import EmbeddingInput
 
 Query = bytes | EmbeddingInput   # an encoded image, or an embedding
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class FaceSearchService:
         """unknown: keeps the faces Identify answers as unknown (--keep-unknown-days); None keeps nothing."""
         self.embedder, self.gallery, self.runtime, self.limits = embedder, gallery, runtime, limits
         self.unknown = unknown
-        self._recalibration: asyncio.Future | None = None
+        self._recalibration: asyncio.Task[Calibration | None] | None = None
 
     def default_cutoff(self, requested: float = 0.0) -> tuple[float, str]:
         """The cutoff a search uses and where it comes from (gallery.calibration.effective_cutoff)."""
@@ -71,7 +74,7 @@ class FaceSearchService:
     def _cutoff(self, requested: float) -> float:
         return self.default_cutoff(validate.cutoff(requested, 0.0))[0]
 
-    async def _written(self, fn, *args, **kwargs):
+    async def _written(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """A gallery write, then (--recalibrate-every) one background Calibrate at a time if due."""
         result = await self.runtime.write(fn, *args, **kwargs)
         every = self.limits.recalibrate_every
@@ -87,7 +90,7 @@ class FaceSearchService:
         """The model that embedded a query: the embedder's for an image, the caller's for an embedding."""
         return (query.model_id or None) if isinstance(query, EmbeddingInput) else self.model_id
 
-    async def _query(self, query: Query, mode: FaceMode, max_faces: int = 0):
+    async def _query(self, query: Query, mode: FaceMode, max_faces: int = 0) -> tuple[list[Face | None], np.ndarray]:
         """(faces, vectors) of a query; faces are None for an embedding."""
         if isinstance(query, EmbeddingInput):
             return [None], validate.vector(query, self.gallery)[None]
@@ -96,7 +99,7 @@ class FaceSearchService:
         faces = await self.runtime.faces.faces(query, validate.face_mode(mode), max_faces)
         if not faces:
             return [], np.zeros((0, self.embedder.dimension), np.float32)
-        return faces, await self.runtime.embed([f.crop for f in faces])
+        return list(faces), await self.runtime.embed([f.crop for f in faces])
 
     @translated
     async def identify(self, query: Query, *, top_k: int = 0, max_distance: float = 0.0,
@@ -117,9 +120,9 @@ class FaceSearchService:
                                for f, matches in zip(faces, found)], self.model_id)
 
     @translated
-    async def enroll(self, identity_id: str, *, images: list[bytes] = (), embeddings: list[EmbeddingInput] = (),
+    async def enroll(self, identity_id: str, *, images: Sequence[bytes] = (), embeddings: Sequence[EmbeddingInput] = (),
                      face_mode: FaceMode = FaceMode.DETECT, display_name: str = "",
-                     metadata: dict | None = None) -> EnrollResult:
+                     metadata: Metadata | None = None) -> EnrollResult:
         """Add faces to an identity (created if new): one face per image, then the embeddings.
 
         Images that fail are rejected one by one; a bad embedding fails the call.
@@ -154,7 +157,8 @@ class FaceSearchService:
             candidates.append(Candidate(identity_id, digests[i], p))
             positions.append(i)
         positions += [len(images) + j for j in range(len(given))]   # embeddings count after the images
-        vectors = await self.runtime.embed([c.prepared.crop for c in candidates]) if candidates else []
+        crops = [c.prepared.crop for c in candidates if c.prepared.crop is not None]   # the rejected ones left above
+        vectors = await self.runtime.embed(crops) if crops else np.zeros((0, self.embedder.dimension), np.float32)
         faces = [new_face(c, v) for c, v in zip(candidates, vectors)] + [NewFace(v) for v in given]
         if not faces:  # every image was rejected or known: nothing is created or changed
             return result
@@ -186,7 +190,11 @@ class FaceSearchService:
     @translated
     async def embed(self, image: bytes, *, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> EmbedResult:
         """The faces found and their embeddings; nothing is stored."""
-        faces, vectors = await self._query(image, face_mode, max_faces)
+        if not isinstance(image, bytes):
+            raise InvalidArgument("set either image or embedding")
+        faces = await self.runtime.faces.faces(image, validate.face_mode(face_mode), max_faces)
+        vectors = await self.runtime.embed([f.crop for f in faces]) if faces else \
+            np.zeros((0, self.embedder.dimension), np.float32)
         return EmbedResult([EmbeddedFace(f.box, f.score, v) for f, v in zip(faces, vectors)], self.model_id)
 
     @translated

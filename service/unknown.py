@@ -20,6 +20,8 @@ import numpy as np
 from facesearch.embedder.images import encode_jpeg
 from facesearch.gallery import Gallery, UnknownFace
 
+Offered = tuple[np.ndarray | None, np.ndarray, str]   # (crop, embedding, source) of an unknown face
+
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +49,7 @@ def keeper_for(gallery: Gallery, retention: Retention) -> "UnknownKeeper | None"
 class UnknownKeeper:
     def __init__(self, gallery: Gallery, retention: Retention):
         self.gallery, self.retention = gallery, retention
-        self._queue: queue.Queue[tuple[np.ndarray | None, np.ndarray, str]] = queue.Queue(retention.queue_size)
+        self._queue: queue.Queue[Offered] = queue.Queue(retention.queue_size)
         self._stopping = threading.Event()
         self._work = threading.Lock()   # one step at a time: the thread's, or a caller's (tests, shutdown)
         self._thread = threading.Thread(target=self._run, name="unknown-faces", daemon=True)
@@ -85,7 +87,7 @@ class UnknownKeeper:
                 first = []
             self.step(taken=first)
 
-    def step(self, now: datetime | None = None, *, force: bool = False, taken: list | None = None) -> None:
+    def step(self, now: datetime | None = None, *, force: bool = False, taken: list[Offered] | None = None) -> None:
         """Write what is queued; cluster and purge when due (force: now). now: the purge's clock
         (default: the database's). Errors are logged, never raised."""
         with self._work:
@@ -102,7 +104,7 @@ class UnknownKeeper:
             except Exception:
                 log.exception("keeping unknown faces failed; what was queued is lost, the next step tries again")
 
-    def _write(self, items: list) -> None:
+    def _write(self, items: list[Offered]) -> None:
         while True:
             try:
                 items.append(self._queue.get_nowait())

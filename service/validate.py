@@ -11,6 +11,7 @@ import numpy as np
 
 from facesearch.embedder import FaceMode
 from facesearch.embedder.distances import MAX_DISTANCE
+from facesearch.gallery import Gallery
 from facesearch.gallery.validate import check_identity_id, text_problem, unit_vectors
 
 from .errors import InvalidArgument
@@ -33,7 +34,7 @@ __all__ = ["check_identity_id", "cutoff", "face_id", "face_ids", "face_mode", "i
 @dataclass(frozen=True)
 class EmbeddingInput:
     """An embedding sent by a caller: raw values and the model that made them (None: unknown)."""
-    values: np.ndarray | list
+    values: np.ndarray | list[float]
     model_id: str | None = None
 
 
@@ -82,10 +83,11 @@ def source(text: str) -> str:
     return text
 
 
-def vector(embedding: EmbeddingInput, gallery) -> np.ndarray:
+def vector(embedding: EmbeddingInput, gallery: Gallery) -> np.ndarray:
     """One caller embedding as a unit float32 vector of the gallery's model."""
     gallery.check_model(embedding.model_id or None)
-    return unit_vectors(embedding.values, gallery.dimension, gallery.model_id)[0]
+    unit: np.ndarray = unit_vectors(embedding.values, gallery.dimension, gallery.model_id)[0]
+    return unit
 
 
 def profile(display_name: str, metadata: dict[str, str] | None) -> None:
