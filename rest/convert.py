@@ -99,7 +99,7 @@ def info(i: ServiceInfo) -> dict:
             "version": i.version, "default_max_distance_source": SOURCES.get(i.default_max_distance_source,
                                                                              "CUTOFF_SOURCE_UNSPECIFIED"),
             "calibration_stale": i.calibration_stale, "changes_since_calibration": i.changes_since_calibration,
-            "calibrated_at": float(i.calibrated_at)}
+            "calibrated_at": float(i.calibrated_at), "keep_unknown_days": float(i.keep_unknown_days)}
 
 
 def calibration(r: CalibrateResult) -> dict:

@@ -196,6 +196,8 @@ class Info(Out):
     calibration_stale: bool
     changes_since_calibration: int
     calibrated_at: float = Field(description="Unix time of the applied calibration; 0: none")
+    keep_unknown_days: float = Field(0.0, description="unknown faces are kept this many days "
+                                                      "(--keep-unknown-days); 0: none are kept")
 
 
 class CalibrateResponse(Out):

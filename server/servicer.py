@@ -302,7 +302,7 @@ def _info(i: ServiceInfo) -> pb.Info:
                    identity_count=i.identity_count, face_count=i.face_count, index_type=i.index_type,
                    version=i.version, default_max_distance_source=_SOURCES[i.default_max_distance_source],
                    calibration_stale=i.calibration_stale, changes_since_calibration=i.changes_since_calibration,
-                   calibrated_at=i.calibrated_at)
+                   calibrated_at=i.calibrated_at, keep_unknown_days=i.keep_unknown_days)
 
 
 def _calibration(r: CalibrateResult) -> pb.CalibrateResponse:

@@ -88,6 +88,7 @@ class ServiceInfo:
     calibration_stale: bool = False
     changes_since_calibration: int = 0
     calibrated_at: float = 0.0                       # Unix time; 0: never calibrated
+    keep_unknown_days: float = 0.0                   # --keep-unknown-days of this server; 0: none kept
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,8 @@ class FaceSearchService:
         cutoff, source = self.default_cutoff()
         return ServiceInfo(i.model_id, i.dimension, cutoff, i.identity_count, i.face_count, i.index_type, __version__,
                            source, bool(status and status.stale), status.changes_since if status else 0,
-                           status.calibrated_at.timestamp() if status else 0.0)
+                           status.calibrated_at.timestamp() if status else 0.0,
+                           self.unknown.retention.keep_days if self.unknown is not None else 0.0)
 
     @translated
     async def calibrate(self, target_fpir: float = 0.0, target_fnir: float = 0.0,

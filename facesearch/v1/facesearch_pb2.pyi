@@ -254,7 +254,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Info(_message.Message):
-    __slots__ = ("model_id", "dimension", "default_max_distance", "identity_count", "face_count", "index_type", "version", "default_max_distance_source", "calibration_stale", "changes_since_calibration", "calibrated_at")
+    __slots__ = ("model_id", "dimension", "default_max_distance", "identity_count", "face_count", "index_type", "version", "default_max_distance_source", "calibration_stale", "changes_since_calibration", "calibrated_at", "keep_unknown_days")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +266,7 @@ class Info(_message.Message):
     CALIBRATION_STALE_FIELD_NUMBER: _ClassVar[int]
     CHANGES_SINCE_CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     CALIBRATED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEEP_UNKNOWN_DAYS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     default_max_distance: float
@@ -277,7 +278,8 @@ class Info(_message.Message):
     calibration_stale: bool
     changes_since_calibration: int
     calibrated_at: float
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., default_max_distance: _Optional[float] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., index_type: _Optional[str] = ..., version: _Optional[str] = ..., default_max_distance_source: _Optional[_Union[CutoffSource, str]] = ..., calibration_stale: _Optional[bool] = ..., changes_since_calibration: _Optional[int] = ..., calibrated_at: _Optional[float] = ...) -> None: ...
+    keep_unknown_days: float
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., default_max_distance: _Optional[float] = ..., identity_count: _Optional[int] = ..., face_count: _Optional[int] = ..., index_type: _Optional[str] = ..., version: _Optional[str] = ..., default_max_distance_source: _Optional[_Union[CutoffSource, str]] = ..., calibration_stale: _Optional[bool] = ..., changes_since_calibration: _Optional[int] = ..., calibrated_at: _Optional[float] = ..., keep_unknown_days: _Optional[float] = ...) -> None: ...
 
 class CalibrateRequest(_message.Message):
     __slots__ = ("target_fpir", "target_fnir", "apply")

@@ -98,15 +98,18 @@ const identityPath = (id) => "/v1/identities/" + enc(id);
 
 // Face crops need the Authorization header, so they come through fetch as blobs, a few at a time,
 // and are cached as object URLs (revoked when the cache is full).
-const crops = new Map();          // face_id -> Promise<object URL | null>
+const crops = new Map();          // image path -> Promise<object URL | null>
 const CROP_CACHE = 600;
 let cropSlots = 6;
 const cropQueue = [];
 
-function faceImage(faceId) {
-  if (crops.has(faceId)) return crops.get(faceId);
-  const p = new Promise((resolve) => cropQueue.push([faceId, resolve]));
-  crops.set(faceId, p);
+const faceImagePath = (faceId) => `/v1/faces/${enc(faceId)}/image`;
+const unknownImagePath = (faceId) => `/v1/unknown/faces/${enc(faceId)}/image`;
+
+function imageAt(path) {
+  if (crops.has(path)) return crops.get(path);
+  const p = new Promise((resolve) => cropQueue.push([path, resolve]));
+  crops.set(path, p);
   if (crops.size > CROP_CACHE) {
     const [oldest, url] = crops.entries().next().value;
     crops.delete(oldest);
@@ -118,20 +121,20 @@ function faceImage(faceId) {
 
 function pumpCrops() {
   while (cropSlots > 0 && cropQueue.length) {
-    const [faceId, resolve] = cropQueue.shift();
+    const [path, resolve] = cropQueue.shift();
     cropSlots--;
-    api("GET", `/v1/faces/${enc(faceId)}/image`)
+    api("GET", path)
       .then((blob) => resolve(URL.createObjectURL(blob)))
-      .catch(() => { crops.delete(faceId); resolve(null); })   // no crop stored: a placeholder
+      .catch(() => { crops.delete(path); resolve(null); })   // no crop stored: a placeholder
       .finally(() => { cropSlots++; pumpCrops(); });
   }
 }
 
-/** An <img> of a stored face crop, or the identity's initials when there is none. */
-function cropImage(faceId, label) {
+/** An <img> of a stored face crop (path: its image route), or the label's initials when there is none. */
+function cropImage(faceId, label, path = faceId && faceImagePath(faceId)) {
   const box = h("div.thumb", {}, h("span.initials", {}, initials(label)));
-  if (faceId) {
-    faceImage(faceId).then((url) => {
+  if (path) {
+    imageAt(path).then((url) => {
       if (url) box.replaceChildren(h("img", { src: url, alt: label, loading: "lazy" }));
     });
   }
@@ -706,6 +709,105 @@ async function settingsView(view) {
   await loadInfo();
 }
 
+// -- Unknown faces ----------------------------------------------------------------------------
+// Faces Identify answered as unknown, clustered by the server (--keep-unknown-days; docs/api.md
+// "Unknown faces"): name a cluster (it becomes an identity, or joins one) or forget it.
+const UNKNOWN_PAGE = 12;
+
+async function unknownView(view) {
+  const state = { tokens: [""], page: 0 };
+  const notice = h("div", { id: "unknown-notice" });
+  const summary = h("span.muted", { id: "unknown-summary" });
+  const list = h("div.clusters", { id: "clusters" });
+  const prev = h("button.ghost", { type: "button", id: "unknown-prev", disabled: true }, "← Previous");
+  const next = h("button.ghost", { type: "button", id: "unknown-next", disabled: true }, "Next →");
+  const pager = h("div.pager", { hidden: true }, prev, next);
+  const forgetAll = h("button.danger", { type: "button", id: "forget-all", onclick: async () => {
+    if (!await confirmAction("Forget every unknown face?", "Every kept unknown face and its crop is deleted, " +
+      "on every replica. This cannot be undone.", "Forget all")) return;
+    try {
+      const r = await api("DELETE", "/v1/unknown/clusters");
+      toast(`${r.faces_deleted} unknown face${r.faces_deleted === 1 ? "" : "s"} forgotten`, "ok");
+      state.tokens = [""];
+      state.page = 0;
+      await load();
+    } catch (err) { toast(err.message); }
+  } }, "Forget all");
+  view.replaceChildren(
+    h("div.toolbar", {}, h("h1", {}, "Unknown faces"), summary, h("span.grow"), forgetAll),
+    notice, list, pager);
+
+  try {
+    const info = await api("GET", "/v1/info");
+    notice.replaceChildren(info.keep_unknown_days > 0
+      ? h("p.muted", { id: "unknown-on" }, `This server keeps the faces Identify cannot name for ` +
+          `${info.keep_unknown_days} day${info.keep_unknown_days === 1 ? "" : "s"}, and groups them into ` +
+          "the clusters below. Name a cluster to enrol its faces; forget it to delete them.")
+      : h("div.empty", { id: "unknown-off" }, "This server keeps no unknown faces. To keep the faces Identify " +
+          "cannot name and group them here, start it with --keep-unknown-days N (FACESEARCH_KEEP_UNKNOWN_DAYS): " +
+          "they are personal data, kept N days. Clusters an earlier run kept are still listed below, so that " +
+          "they can be forgotten."));
+  } catch (e) { notice.replaceChildren(errorBox(e)); }
+
+  function clusterCard(c) {
+    const when = (t) => (t ? new Date(t).toLocaleString() : "");
+    const result = h("div.small", { dataset: { role: "result" } });
+    const name = identityPicker(`name-${c.cluster_id}`, "identity id (new or existing)");   // {input, wrap}
+    const display = h("input", { type: "text", placeholder: "display name (optional)", "aria-label": "display name",
+      dataset: { role: "display-name" } });
+    const card = h("section.panel.cluster", { dataset: { cluster: c.cluster_id } },
+      h("div.row.wrap", {},
+        h("strong", {}, `Cluster ${c.cluster_id}`),
+        h("span.muted", { dataset: { role: "size" } }, `${c.size} face${c.size === 1 ? "" : "s"}`),
+        h("span.muted.small", {}, `seen ${when(c.first_seen)} – ${when(c.last_seen)}`),
+        c.sources.filter(Boolean).length ? h("span.muted.small", {}, "from " + c.sources.filter(Boolean).join(", ")) : ""),
+      h("div.strip", {}, ...c.sample_face_ids.map((f) => cropImage(f, "?", unknownImagePath(f)))),
+      h("form.row.wrap", { onsubmit: async (e) => {
+        e.preventDefault();
+        const identity = name.input.value.trim();
+        if (!identity) return toast("Give the identity id to enrol these faces under");
+        try {
+          const r = await api("POST", `/v1/unknown/clusters/${enc(c.cluster_id)}:enroll`,
+            { json: { identity_id: identity, display_name: display.value.trim() } });
+          toast(`${r.face_ids.length} face${r.face_ids.length === 1 ? "" : "s"} enrolled as ${identity}` +
+            (r.created ? " (new)" : ""), "ok");
+          card.replaceWith(h("p.muted", { dataset: { enrolled: c.cluster_id } }, "Enrolled as ",
+            h("a", { href: "#/identity/" + enc(identity) }, identity)));
+        } catch (err) { result.replaceChildren(errorBox(err)); }
+      } }, name.wrap, display, h("button.primary", { type: "submit", dataset: { role: "enrol" } }, "Enrol"),
+        h("button.danger", { type: "button", dataset: { role: "forget" }, onclick: async () => {
+          if (!await confirmAction(`Forget cluster ${c.cluster_id}?`, `Its ${c.size} faces and their crops are ` +
+            "deleted, on every replica. This cannot be undone.", "Forget")) return;
+          try {
+            await api("DELETE", `/v1/unknown/clusters/${enc(c.cluster_id)}`);
+            card.remove();
+            toast(`Cluster ${c.cluster_id} forgotten`, "ok");
+          } catch (err) { result.replaceChildren(errorBox(err)); }
+        } }, "Forget")),
+      result);
+    return card;
+  }
+
+  async function load() {
+    list.replaceChildren(h("p.muted", {}, "Loading…"));
+    try {
+      const page = await api("GET", "/v1/unknown/clusters", { query: { page_size: UNKNOWN_PAGE,
+        page_token: state.tokens[state.page] } });
+      if (page.next_page_token) state.tokens[state.page + 1] = page.next_page_token;
+      else state.tokens.length = state.page + 1;
+      prev.disabled = state.page === 0;
+      next.disabled = !page.next_page_token;
+      pager.hidden = prev.disabled && next.disabled;
+      summary.textContent = `${page.total_faces} kept · ${page.waiting_faces} in no cluster yet`;
+      list.replaceChildren(...(page.clusters.length ? page.clusters.map(clusterCard)
+        : [h("div.empty", { id: "no-clusters" }, "No clusters of unknown faces.")]));
+    } catch (e) { list.replaceChildren(errorBox(e)); }
+  }
+  prev.addEventListener("click", () => { if (state.page > 0) { state.page--; load(); } });
+  next.addEventListener("click", () => { if (state.tokens[state.page + 1]) { state.page++; load(); } });
+  await load();
+}
+
 // -- routing ----------------------------------------------------------------------------------
 function decoded(text) {
   try { return decodeURIComponent(text); } catch { return text; }   // a hand-typed % in the address
@@ -726,6 +828,7 @@ async function route() {
     else if (page === "enrol") enrolView(view, params);
     else if (page === "try") tryView(view);
     else if (page === "settings") await settingsView(view);
+    else if (page === "unknown") await unknownView(view);
     else await galleryView(view, params);
   } finally {
     view.dataset.ready = page;   // the browser tests wait for this

@@ -3,7 +3,8 @@
 Debian's Chromium driven by Playwright for Python (no browser download); one browser and one
 facesearch-server (gRPC + HTTP, a token set, the real model) for the module. The tests run in file
 order on one small gallery: four of the 5-celebrity people enrolled over REST, then the pages
-enrol, identify, rename, move, merge and delete. Screenshots go to an artifacts folder, printed at
+enrol, identify, rename, move, merge and delete; the server keeps strangers (--keep-unknown-days 1)
+for the Unknown page. Screenshots go to an artifacts folder, printed at
 the start (FACESEARCH_TEST_ARTIFACTS chooses it); FACESEARCH_UPDATE_DOCS_IMG=1 also refreshes
 docs/img/console.png from the gallery page.
 """
@@ -14,6 +15,7 @@ import base64
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -59,7 +61,8 @@ def artifacts(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def console(chromium, tmp_path_factory):
     """The server with its HTTP port (an empty gallery until `seeded`), and an httpx client for checks."""
-    proc = ServerProcess(tmp_path_factory.mktemp("console"), env={"FACESEARCH_AUTH_TOKEN": TOKEN})
+    proc = ServerProcess(tmp_path_factory.mktemp("console"),   # keeps strangers a day: the Unknown page
+                         env={"FACESEARCH_AUTH_TOKEN": TOKEN, "FACESEARCH_KEEP_UNKNOWN_DAYS": "1"})
     proc.start()
     base = proc.http_url
     try:
@@ -166,6 +169,84 @@ def test_empty_gallery_asks_for_the_token_once_and_keeps_it_out_of_urls(tab, art
     assert api_calls, "the console made no API call"
     assert all(TOKEN not in r.url for r in requests)
     assert all(r.all_headers().get("authorization") == f"Bearer {TOKEN}" for r in api_calls[-2:])
+
+
+def unknown_clusters(console) -> list[dict]:
+    r = console.get("/v1/unknown/clusters")
+    assert r.status_code == 200, r.text
+    return r.json()["clusters"]
+
+
+def identify_strangers(console, samples, split: str, n: int) -> dict:
+    """Identify n photos of madonna (not enrolled yet) as a camera would; the first cluster of two or more
+    of those answered unknown that the server's background clustering (every 2 s) forms."""
+    for photo in photos(samples, "madonna", split, n):
+        r = console.post("/v1/identify", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+                         data={"source": "front-door"})
+        assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if found := [c for c in unknown_clusters(console) if c["size"] >= 2]:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no cluster of unknown faces formed: {console.get('/v1/unknown/clusters').text}")
+
+
+def test_an_unknown_cluster_is_named_through_the_page(page, seeded, samples, artifacts):
+    """The server keeps strangers (--keep-unknown-days); the Unknown page lists their cluster with its
+    crops, and naming it enrols its faces as an identity and takes it off the list."""
+    from playwright.sync_api import expect
+
+    cluster = identify_strangers(seeded, samples, "val", 5)
+    cid = cluster["cluster_id"]
+    show(page, "#/unknown")
+    expect(page.locator("#unknown-on")).to_contain_text("1 day")
+    card = page.locator(f"#clusters [data-cluster='{cid}']")
+    expect(card.locator("[data-role=size]")).to_have_text(f"{cluster['size']} faces")
+    expect(card).to_contain_text("front-door")
+    expect(card.locator(".strip img")).to_have_count(len(cluster["sample_face_ids"]))
+    page.wait_for_function("[...document.querySelectorAll('.strip img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(artifacts / "unknown.png"), full_page=True)
+
+    card.locator(f"#name-{cid}").fill("visitor_1")
+    card.locator("[data-role=display-name]").fill("Front-door visitor")
+    card.locator("[data-role=enrol]").click()
+    expect(page.locator(f"[data-enrolled='{cid}']")).to_contain_text("visitor_1")
+    try:
+        identity = seeded.get("/v1/identities/visitor_1").json()
+        assert (identity["display_name"], identity["face_count"]) == ("Front-door visitor", cluster["size"]), identity
+        assert cid not in {c["cluster_id"] for c in unknown_clusters(seeded)}
+    finally:   # madonna is enrolled through the Enrol page next
+        assert seeded.delete("/v1/identities/visitor_1").status_code == 200
+
+
+def test_forget_every_unknown_face_through_the_page(page, seeded, samples):
+    from playwright.sync_api import expect
+
+    identify_strangers(seeded, samples, "val", 5)   # strangers again: their identity was deleted
+    show(page, "#/unknown")
+    expect(page.locator("#clusters .cluster").first).to_be_visible()
+    page.click("#forget-all")
+    confirm(page)
+    expect(page.locator("#no-clusters")).to_be_visible()
+    expect(page.locator("#unknown-summary")).to_have_text("0 kept · 0 in no cluster yet")
+    body = seeded.get("/v1/unknown/clusters").json()
+    assert (body["clusters"], body["total_faces"]) == ([], 0), body
+
+
+def test_the_unknown_page_says_plainly_when_the_server_keeps_nothing(page, seeded):
+    """Retention off (the default) is a display branch of the page: the server's own /v1/info answer,
+    with keep_unknown_days 0 as a server started without --keep-unknown-days gives it."""
+    from playwright.sync_api import expect
+
+    def info_without_retention(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "keep_unknown_days": 0.0})
+
+    page.route("**/v1/info", info_without_retention)
+    show(page, "#/unknown")
+    expect(page.locator("#unknown-off")).to_contain_text("--keep-unknown-days")
+    expect(page.locator("#unknown-on")).to_have_count(0)
 
 
 def test_enrol_through_the_page_shows_each_photo_result(page, seeded, samples, artifacts):
