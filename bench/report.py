@@ -351,7 +351,18 @@ def section_cluster(d: dict) -> str:
     return md
 
 
-SECTIONS = {"embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
+def section_crops(d: dict) -> str:
+    rates, stages = d["crops_per_s"], d["stages"]
+    md = (f"Identify on crops at concurrency {d['grpc_server']['concurrency']}, one stage added per row on the "
+          f"same {d['crops']} crops; each stage's cost is the difference of its row and the one before. "
+          f"**Identify on crops over gRPC = {d['identify_crop_vs_raw']:.2f}x the raw model** (row 3), same run.\n\n")
+    md += table(["row", "crops/s", "stage cost, ms per crop", "share"],
+                [[name, num(rates[name], 1), num(stages[name]["ms_per_crop"], 2), f"{stages[name]['share']:.0%}"]
+                 for name in stages])
+    return md
+
+
+SECTIONS = {"crops": section_crops, "embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw, "cluster": section_cluster,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends, "backends_replicas": section_replicas}
@@ -364,6 +375,7 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "http": "REST/JSON against gRPC (`bench/http.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
           "photos": "The photo path against the raw model (`bench/photos.py`)",
+          "crops": "Where Identify on crops spends its time: a stage breakdown (`bench/crops.py`)",
           "photos-yunet": "The photo path with YuNet against the raw model (`bench/photos.py --detector yunet`)",
           "models": "Detectors and models: speed and accuracy of each pair (`bench/models.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",

@@ -169,7 +169,8 @@ async def serve(config: ServerConfig, embedder_config: EmbedderConfig, gallery_c
         runtime, gallery = built.runtime, built.gallery
         metrics.watch(lambda: runtime.depths["embed"], lambda: runtime.depths["search"], gallery.indexed_count)
         await set_serving(True)
-        log.info("serving", extra={"model_id": built.embedder.model_id, "faces": gallery.indexed_count(),
+        log.info("serving", extra={"model_id": built.embedder.model_id, "detector": built.embedder.config.detector,
+                                   "faces": gallery.indexed_count(),
                                    "index": gallery.index_description, "data_dir": str(gallery_config.data_dir)})
         await stop.wait()
         log.info("stopping: draining in-flight requests", extra={"grace_s": config.grace_s})
