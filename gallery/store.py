@@ -134,7 +134,8 @@ class Gallery(Writes, Moves, Reads, Recovery, Follow, Reindex, Calibrated, Unkno
 
 
 def _hold(data_dir: Path) -> FileLock:
-    lock = FileLock(str(data_dir / "gallery.lock"), timeout=0)
+    # not thread-local: a service opens its gallery in a worker thread and closes it on the event loop's
+    lock = FileLock(str(data_dir / "gallery.lock"), timeout=0, thread_local=False)
     try:
         lock.acquire()
     except Timeout:

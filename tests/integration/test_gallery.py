@@ -1,5 +1,6 @@
 """The gallery on real FAISS and a real SQLite file."""
 
+import concurrent.futures
 import threading
 
 import numpy as np
@@ -205,6 +206,14 @@ def test_data_dir_is_held_by_one_process_and_schema_is_migrated(tmp_path):
         assert conn.execute(text("pragma foreign_keys")).scalar() == 1
     g.close()
     open_gallery(tmp_path).close()  # released on close
+
+
+def test_a_gallery_opened_in_one_thread_and_closed_in_another_lets_go_of_its_data_dir(tmp_path):
+    """The server opens its gallery in a worker thread and closes it on the event loop's thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        g = pool.submit(open_gallery, tmp_path).result()
+    g.close()
+    open_gallery(tmp_path).close()
 
 
 def test_concurrent_searches_while_adding_and_deleting(tmp_path):
