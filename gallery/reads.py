@@ -179,7 +179,7 @@ class Reads(GalleryState):
         while len(todo):
             with self._rw.read():  # index and face map change together under the write side
                 self.check_model(model_id)
-                if seen_ts and hasattr(self.index, "read_after"):
+                if seen_ts and self.index.durable:
                     self.index.read_after(seen_ts)
                 # a shared durable index may hold more than this process counted (another replica's writes)
                 total = np.inf if self.index.durable else len(self.index)

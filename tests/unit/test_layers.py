@@ -119,3 +119,15 @@ def test_no_module_imports_another_modules_private_names():
                     wrong += [f"{path.relative_to(REPO)}: {node.module} {a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert not wrong, wrong
+
+
+def test_the_gallery_never_probes_an_index_for_a_capability():
+    """An index's lifecycle is its type (gallery/index.py: InProcessIndex or DurableIndex, told apart by
+    `durable`), never found out with hasattr/getattr at run time."""
+    probes = []
+    for path in python_files(COMPONENTS["gallery"]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr") \
+                    and node.args and any(w in ast.unparse(node.args[0]) for w in ("index", "fresh", "old")):
+                probes.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert not probes, probes
