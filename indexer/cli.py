@@ -67,7 +67,9 @@ def _with_model(args, mode: FaceMode, work):
     pool = add.start_workers(config, workers)
     try:
         embedder = Embedder.load(config)
-        embedder.warmup(run=False)   # traces the model (seconds) while the workers load MTCNN
+        # trace the model and run one blank batch of the run's size while the workers load their
+        # detector: the first real batch would otherwise pay the kernels' set-up (seconds)
+        embedder.warmup([min(args.batch_size, config.max_batch)])
         return work(embedder, pool, workers)
     finally:
         if pool is not None:
