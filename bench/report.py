@@ -362,7 +362,19 @@ def section_crops(d: dict) -> str:
     return md
 
 
-SECTIONS = {"crops": section_crops, "embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
+def section_peer(d: dict) -> str:
+    md = (f"The {d['photos']} sample val photos, {d['passes']} passes a round, alternating {len(d['peer'])} times: "
+          f"face_recognition in {d['processes']} processes against facesearch's Identify ({d['detector']}) at "
+          f"concurrency {d['concurrency']} through a real server. **facesearch = {d['ratio']:.2f}x "
+          f"face_recognition.**\n\n")
+    rows = [[f"face_recognition, {d['processes']} processes", f"{d['peer_photos_per_s']:.1f}",
+             f"{d['peer_faces_found']:.0f}/{d['photos']}"],
+            [f"facesearch Identify, c{d['concurrency']}", f"{d['facesearch_photos_per_s']:.1f}",
+             f"{d['facesearch_faces_found']}/{d['photos']}"]]
+    return md + table(["system", "photos/s", "faces found"], rows)
+
+
+SECTIONS = {"crops": section_crops, "peer": section_peer, "embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw, "cluster": section_cluster,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends, "backends_replicas": section_replicas}
@@ -377,6 +389,7 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "photos": "The photo path against the raw model (`bench/photos.py`)",
           "crops": "Where Identify on crops spends its time: a stage breakdown (`bench/crops.py`)",
           "photos-yunet": "The photo path with YuNet against the raw model (`bench/photos.py --detector yunet`)",
+          "peer": "facesearch against face_recognition on the same photos (`bench/peer.py`)",
           "models": "Detectors and models: speed and accuracy of each pair (`bench/models.py`)",
           "detect": "Face detection: eager, compiled and batched MTCNN, and the cost of each stage (`bench/detect.py`)",
           "calibrate": "Calibrate at 100k faces (`bench/calibrate.py`)",
