@@ -54,7 +54,6 @@ class Embedder:
         self.model = model
         self._detector: Detector | None = None
         self._detector_lock = threading.Lock()
-        self._lock = threading.Lock()
         self._sface_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sface")
         # Keras's stateless_call with the weights as numpy arrays: they become constants of the graph,
         # read once, here (changing the Keras model afterwards changes nothing). Traced on first use.
@@ -115,8 +114,7 @@ class Embedder:
         out = np.empty((len(x), self._keras_dimension), dtype=np.float32)
         for start in range(0, len(x), self.config.max_batch):
             chunk = x[start:start + self.config.max_batch]
-            with self._lock:
-                out[start:start + len(chunk)] = self._fn(chunk).numpy()
+            out[start:start + len(chunk)] = self._fn(chunk).numpy()   # safe from several threads at once
         return l2_normalize(out)
 
     def warmup(self, sizes: Sequence[int] = (1,), *, run: bool = True) -> None:

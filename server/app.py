@@ -40,7 +40,7 @@ def warmup_sizes(config: ServerConfig) -> list[int]:
 
 
 def tuning(config: ServerConfig) -> Tuning:
-    return Tuning(tf_threads=config.tf_threads, warmup_sizes=tuple(warmup_sizes(config)),
+    return Tuning(tf_threads=config.tf_threads, embed_lanes=config.embed_lanes, warmup_sizes=tuple(warmup_sizes(config)),
                   detect_workers=config.detect_workers, max_batch=config.max_batch, detect_batch=config.detect_batch,
                   max_wait_s=config.max_wait_ms / 1000, snapshot_every=config.snapshot_every,
                   max_queued=config.max_queued, follow_s=config.follow_ms / 1000)

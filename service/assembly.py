@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Tuning:
     """How the service runs: threads, micro-batches, warm-up and background work (the server's flags)."""
-    tf_threads: int = 0                     # TensorFlow threads per op (0: TensorFlow's choice)
+    tf_threads: int = 0                     # TensorFlow threads per op (0: 1 with several lanes, else TensorFlow's)
+    embed_lanes: int = 1                    # embedding batches run at once (the server's flag: 2); 1 leaves an
+                                            # in-process user's TensorFlow threads alone
     warmup_sizes: tuple[int, ...] = (1,)    # blank batches run before serving; () skips the warm-up
     detect_workers: int = 2
     max_batch: int = 64
@@ -64,16 +66,18 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
          on_stopped: Callable[[str], None] | None = None) -> Assembled:
     """Load the model and gallery and trace everything a request will run (blocking: call it in a
     worker thread). The runtime is not started yet: Assembled.runtime.start() in the serving loop."""
-    if tuning.tf_threads:  # before TensorFlow starts: docs/performance.md#after-compiled-batched-detection
+    threads = tuning.tf_threads or (1 if tuning.embed_lanes > 1 else 0)
+    if threads:  # before TensorFlow starts: docs/performance.md#embedding-lanes
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(tuning.tf_threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     embedder = Embedder.load(embedder_config)
     if tuning.warmup_sizes:
         embedder.warmup(list(tuning.warmup_sizes))
     gallery = Gallery.open(gallery_config, model_id=embedder.model_id, dimension=embedder.dimension)
     try:
         runtime = Runtime(embedder, gallery, detect_workers=tuning.detect_workers, max_batch=tuning.max_batch,
+                          embed_lanes=tuning.embed_lanes,
                           detect_batch=tuning.detect_batch, max_wait_s=tuning.max_wait_s,
                           snapshot_every=tuning.snapshot_every, max_queued=tuning.max_queued,
                           follow_s=tuning.follow_s, on_batch=on_batch, on_stopped=on_stopped)

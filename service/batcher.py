@@ -4,7 +4,8 @@ A request puts its items on the queue and awaits a future. One worker takes
 up to `max_batch` items, waiting at most `max_wait` for more once the first
 arrives, runs the batch in a dedicated thread, and resolves each future with
 its own slice. The model sees large batches under load and no extra latency
-when idle beyond max_wait.
+when idle beyond max_wait. With `lanes` > 1, up to that many batches run at once, each
+in its own thread: the next batch is taken as soon as a lane is free.
 
 One request never fails another: when a batch of several requests raises, it is split in
 halves and each half run again (recursively), so only the guilty one gets the error, after
@@ -38,7 +39,7 @@ class BatcherStopped(Exception):
     """The batcher's worker is not running."""
 
 
-@dataclass
+@dataclass(eq=False)   # compared by identity
 class _Job:
     items: Sequence[Any]
     future: asyncio.Future[Any]
@@ -48,7 +49,9 @@ class MicroBatcher:
     def __init__(self, run: Callable[[list[Any]], Sequence[Any] | np.ndarray], *, max_batch: int, max_wait_s: float, name: str,
                  max_queued: int = 4096, on_batch: Callable[[int], None] | None = None,
                  on_stopped: Callable[[BaseException | None], None] | None = None,
-                 outages: tuple[type[BaseException], ...] = ()) -> None:
+                 outages: tuple[type[BaseException], ...] = (), lanes: int = 1) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
         self._run = run
         self.outages = outages
         self.name = name
@@ -57,12 +60,15 @@ class MicroBatcher:
         self.max_queued = max_queued
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._queued = 0    # items waiting, not jobs
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self.lanes = lanes
+        self._executor = concurrent.futures.ThreadPoolExecutor(lanes, thread_name_prefix=name)
         self._task: asyncio.Task[None] | None = None
+        self._serving: set[asyncio.Task[None]] = set()   # batches running in the lanes
+        self._lane_error: BaseException | None = None
         self._on_batch = on_batch
         self._on_stopped = on_stopped
         self._stopping = False
-        self._current: list[_Job] = []   # taken by the worker, not yet settled
+        self._current: list[_Job] = []   # taken by the worker, not yet settled (every lane's)
 
     @property
     def depth(self) -> int:
@@ -101,7 +107,7 @@ class MicroBatcher:
         return await future
 
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
-        error = None if task.cancelled() else task.exception()
+        error = self._lane_error or (None if task.cancelled() else task.exception())
         waiting = list(self._current)
         while not self._queue.empty():
             waiting.append(self._queue.get_nowait())
@@ -132,17 +138,47 @@ class MicroBatcher:
         return [j for j in jobs if not j.future.cancelled()]
 
     async def _worker(self) -> None:
-        while True:
-            self._current = jobs = await self._take()
-            if not jobs:
-                continue
-            try:
-                await self._serve(jobs)
-            except Exception as exc:  # a bug in the plumbing: fail these waiters, keep serving the rest
-                log.exception("%s batcher: unexpected error", self.name)
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
+        free = asyncio.Semaphore(self.lanes)
+        try:
+            while True:
+                await free.acquire()
+                jobs = await self._take()
+                if not jobs:
+                    free.release()
+                    continue
+                self._current.extend(jobs)
+                if self.lanes == 1:
+                    await self._lane(jobs, free)
+                else:
+                    task = asyncio.get_running_loop().create_task(self._lane(jobs, free))
+                    self._serving.add(task)
+                    task.add_done_callback(self._lane_ended)
+        finally:   # stopped or failed: the lanes' batches end with it (their waiters are failed)
+            for task in list(self._serving):
+                task.cancel()
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        """A lane that escaped its own handling (a BaseException, as a bug could) stops the batcher,
+        as it would with one lane."""
+        self._serving.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._task is not None:
+            self._lane_error = task.exception()
+            self._task.cancel()
+
+    async def _lane(self, jobs: list[_Job], free: asyncio.Semaphore) -> None:
+        try:
+            await self._serve(jobs)
+        except Exception as exc:  # a bug in the plumbing: fail these waiters, keep serving the rest
+            log.exception("%s batcher: unexpected error", self.name)
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(exc)
+        finally:
+            for j in jobs:
+                if not j.future.done():   # the batcher was stopped meanwhile
+                    j.future.set_exception(BatcherStopped(f"the {self.name} batcher stopped"))
+                self._current.remove(j)
+            free.release()
 
     async def _serve(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()

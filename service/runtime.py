@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 
 class Runtime:
     def __init__(self, embedder: Embedder, gallery: Gallery, *, detect_workers: int = 2, max_batch: int = 64,
-                 detect_batch: int = 16,
+                 detect_batch: int = 16, embed_lanes: int = 1,
                  max_wait_s: float = 0.005, snapshot_every: int = 10_000, max_queued: int = 4096,
                  follow_s: float = 0.25,
                  on_batch: Callable[[str, int], None] | None = None,
                  on_stopped: Callable[[str], None] | None = None):
         """on_stopped(reason): a batch worker died; the service cannot answer until restarted.
-        follow_s: how often to apply what other replicas committed (0: never)."""
+        follow_s: how often to apply what other replicas committed (0: never). embed_lanes: embedding
+        batches run at once (docs/performance.md#embedding-lanes)."""
         self.embedder, self.gallery = embedder, gallery
         self.snapshot_every = snapshot_every
         self.follow_s = follow_s
@@ -57,7 +58,8 @@ class Runtime:
         self.faces = FacePool(embedder.config, detect_workers, max_batch=detect_batch, max_wait_s=max_wait_s,
                               max_queued=max_queued, on_batch=hook("detect"), on_stopped=stopped("detect"))
         self._embed = MicroBatcher(embedder.embed_crops, max_batch=max_batch, max_wait_s=max_wait_s, name="embed",
-                                   max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"))
+                                   max_queued=max_queued, on_batch=hook("embed"), on_stopped=stopped("embed"),
+                                   lanes=embed_lanes)
         self._search = MicroBatcher(self._search_batch, max_batch=SEARCH_BATCH, max_wait_s=max_wait_s,
                                     name="search", max_queued=max_queued, on_batch=hook("search"),
                                     on_stopped=stopped("search"),

@@ -21,7 +21,7 @@ def doubled(items):
 
 
 async def _started(run, **kwargs) -> MicroBatcher:
-    b = MicroBatcher(run, max_batch=64, max_wait_s=0.05, name="t", **kwargs)
+    b = MicroBatcher(run, **{"max_batch": 64, "max_wait_s": 0.05, "name": "t", **kwargs})
     b.start()
     return b
 
@@ -177,3 +177,64 @@ def test_when_a_batch_fails_the_cancelled_requests_are_not_run_again():
     results = asyncio.run(main())
     assert results[0] == [0] and results[2:] == [[4], [6]]
     assert all(1 not in run for run in runs[1:])
+
+
+def test_with_two_lanes_two_batches_run_at_once_and_each_request_gets_its_own_results():
+    inside = threading.Barrier(2, timeout=5)   # broken (an error) unless two batches are inside together
+    sizes = []
+
+    def paired(items):
+        sizes.append(len(items))
+        if len(sizes) <= 2:
+            inside.wait()
+        return doubled(items)
+
+    async def main():
+        b = await _started(paired, lanes=2, max_batch=4)
+        results = await asyncio.gather(*(b.submit([i]) for i in range(8)), b.submit(["poison"]),
+                                       return_exceptions=True)
+        await b.stop()
+        return results
+
+    *good, bad = asyncio.run(main())
+    assert good == [[2 * i] for i in range(8)] and isinstance(bad, ValueError)
+    assert not inside.broken and max(sizes) <= 4
+
+
+def test_stopping_with_both_lanes_busy_fails_their_waiters_rather_than_hang():
+    gate = threading.Event()
+
+    def slow(items):
+        gate.wait(5)
+        return items
+
+    async def main():
+        b = await _started(slow, lanes=2, max_batch=1)
+        tasks = [asyncio.ensure_future(b.submit([i])) for i in range(3)]   # two in the lanes, one queued
+        await asyncio.sleep(0.2)
+        threading.Timer(0.1, gate.set).start()   # stop() waits for the lanes' threads, blocking the loop
+        await b.stop()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+    assert all(isinstance(r, BatcherStopped) for r in asyncio.run(main()))
+
+
+def test_a_dead_lane_stops_the_batcher_and_says_so():
+    stopped = []
+
+    def fatal(items):
+        raise Fatal()
+
+    async def main():
+        b = await _started(fatal, lanes=2, on_stopped=stopped.append)
+        with pytest.raises((Fatal, BatcherStopped)):
+            await asyncio.wait_for(b.submit([1]), 5)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not b.running
+        with pytest.raises(BatcherStopped, match="not running"):
+            await asyncio.wait_for(b.submit([2]), 5)
+        await b.stop()
+
+    asyncio.run(main())
+    assert len(stopped) == 1 and isinstance(stopped[0], Fatal)
