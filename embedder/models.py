@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from facesearch.files import fsync_path, sha256_file
 
 from .errors import NetworkUnavailableError, UnknownModelError, WeightsError
+from .facenet_arch import build_inception_resnet_v1
 from .preprocess import IMAGE_SIZE, STANDARDIZERS
 from .sface import DIMENSION as SFACE_DIMENSION
 from .sface import SFace
@@ -45,7 +45,6 @@ FUSION_SPREADS = (0.304, 0.285)   # FaceNet, SFace
 KERAS_FACENET_PREFIX = "keras-facenet:"
 EXPORT_MANIFEST = "model.json"
 EXPORT_FORMAT = "facesearch-model/1"
-_BUILD_LOCK = threading.Lock()   # build_inception_resnet_v1 swaps a module attribute while it builds
 
 
 @dataclass
@@ -81,29 +80,6 @@ def load_model(spec: str, cache: WeightsCache, *, download_timeout: float = 15.0
         f"unknown model {spec!r}: use {DEFAULT_MODEL_ID!r}, {FUSED_MODEL_ID!r}, '{KERAS_FACENET_PREFIX}<key>', "
         f"or the path of a folder exported by facesearch-trainer"
     )
-
-
-def build_inception_resnet_v1(dimension: int, image_size: int = IMAGE_SIZE) -> Any:
-    """keras-facenet's InceptionResNetV1, with its last layer (an L2 normalisation) as a Keras layer.
-
-    keras-facenet's `normalize` is a Lambda over a TensorFlow-only backend function,
-    which other Keras backends (KERAS_BACKEND=jax) cannot build; UnitNormalization
-    computes the same thing with keras.ops. It has no weights, so the files load alike.
-    """
-    import keras
-    from keras_facenet import inception_resnet_v1 as irv1
-
-    def lambda_layer(function: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
-        if name == "normalize":
-            return keras.layers.UnitNormalization(axis=1, name=name)
-        return keras.layers.Lambda(function, *args, name=name, **kwargs)
-
-    with _BUILD_LOCK:
-        original, irv1.Lambda = irv1.Lambda, lambda_layer
-        try:
-            return irv1.InceptionResNetV1(input_shape=(image_size, image_size, 3), classes=dimension)
-        finally:
-            irv1.Lambda = original
 
 
 def _load_facenet_128(cache: WeightsCache) -> LoadedModel:

@@ -9,7 +9,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-IMAGE_SIZE = 160
+from .facenet_arch import IMAGE_SIZE
 
 
 def per_image_standardize(x: np.ndarray) -> np.ndarray:

@@ -35,3 +35,49 @@ def test_exported_model_folder_loads_and_embeds_identically(embedder, tmp_path, 
     weights.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
         models.load_export(folder)
+
+
+HIDE_TENSORFLOW = """
+import importlib.abc, sys
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+sys.meta_path.insert(0, Hidden())
+"""
+
+BUILD_AND_EMBED = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("facenet_arch", sys.argv[1])
+arch = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(arch)
+model = arch.build_inception_resnet_v1(128)
+model.load_weights(sys.argv[2])
+np.save(sys.argv[4], np.asarray(model.predict(np.load(sys.argv[3]), verbose=0)))
+assert "tensorflow" not in sys.modules
+"""
+
+
+def test_facenet_builds_and_embeds_alike_on_jax_without_tensorflow(embedder, weights_cache, samples, tmp_path):
+    """A GPU machine with JAX and no TensorFlow (bench/trainer_gpu.py): keras-facenet's architecture
+    is read through Keras 3's own `tensorflow.keras` API, and with the same weights gives the same
+    embeddings as the TensorFlow build the service runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from facesearch.embedder import decode
+    from facesearch.embedder import facenet_arch
+    from facesearch.embedder.preprocess import preprocess
+
+    pytest.importorskip("jax", reason="the JAX backend is not installed")
+    crops = [decode(p.read_bytes()) for p in sorted(samples.glob("val/*/*.jpg"))[:4]]
+    np.save(tmp_path / "x.npy", preprocess(crops))
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", HIDE_TENSORFLOW + BUILD_AND_EMBED, facenet_arch.__file__,
+                           str(weights_cache.facenet_weights()), str(tmp_path / "x.npy"), str(tmp_path / "e.npy")],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=Path(facenet_arch.__file__).parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), embedder.embed_crops(crops), atol=1e-4)
