@@ -90,12 +90,15 @@ typecheck: install
 test-fast: install
 	$(PY) -m pytest tests/unit
 
-# Modules that bench scripts import, and the report generator: not benchmarks themselves.
-BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/charts.py bench/soak.py bench/milvus_server.py
+# Modules that bench scripts import, and the report generator: not benchmarks themselves; bench.peer
+# needs a second interpreter (PEER_PYTHON).
+BENCH_HELPERS := bench/__init__.py bench/common.py bench/report.py bench/charts.py bench/soak.py bench/milvus_server.py bench/peer.py
 BENCHMARKS := $(subst /,.,$(basename $(filter-out $(BENCH_HELPERS),$(sort $(wildcard bench/*.py)))))
 
 bench: install ghz
 	@set -e; for m in $(BENCHMARKS); do echo "== python -m $$m"; $(PY) -m $$m; done
+	@if [ -n "$(PEER_PYTHON)" ]; then echo "== python -m bench.peer"; $(PY) -m bench.peer --peer-python "$(PEER_PYTHON)"; \
+	else echo "== bench.peer skipped: PEER_PYTHON=path of a python with face_recognition (python -m bench.peer --help)"; fi
 	$(PY) -m bench.report
 
 # Extra flags: make loadtest LOADTEST_ARGS="--config bench/ghz/identify_cropped.json -- -n 100 -c 8"

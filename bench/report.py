@@ -21,8 +21,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ORDER = ["embedder", "gallery", "gallery_rw", "backends", "backends_replicas", "indexer", "server", "http",
-         "loadtest", "trainer"]
-VERSIONS = ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
+         "loadtest", "trainer", "trainer_gpu"]
+VERSIONS = ("tensorflow-cpu", "tensorflow", "jax", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
 BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
 
 
@@ -374,7 +374,19 @@ def section_peer(d: dict) -> str:
     return md + table(["system", "photos/s", "faces found"], rows)
 
 
-SECTIONS = {"crops": section_crops, "peer": section_peer, "embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
+def section_trainer_gpu(d: dict) -> str:
+    md = (f"Keras on JAX, random weights and inputs, {d['batch_size']} triplets a step "
+          f"({3 * d['batch_size']} images); each platform in a process of its own. head: the trainable head on "
+          "cached features (the trainer's default); full: the whole network per step (`--no-feature-cache`); "
+          "feature pass: the frozen base at batch 64.\n\n")
+    rows = [[f"{r['platform']} ({r['device']})", r["precision"], num(r["head"]["steps_per_s"]),
+             num(r["full"]["steps_per_s"]), num(r["feature_pass_images_per_s"]),
+             ", ".join(f"{k} {v:.1f}x" for k, v in r.get("vs_cpu", {}).items()) or "baseline"] for r in d["runs"]]
+    return md + table(["platform", "precision", "head steps/s", "full steps/s", "feature pass images/s",
+                       "against the CPU"], rows)
+
+
+SECTIONS = {"trainer_gpu": section_trainer_gpu, "crops": section_crops, "peer": section_peer, "embedder": section_embedder, "models": section_models, "detect": section_detect, "gallery": section_gallery,
             "gallery_rw": section_gallery_rw, "cluster": section_cluster,
             "indexer": section_indexer, "server": section_server, "http": section_http, "loadtest": section_loadtest,
             "backends": section_backends, "backends_replicas": section_replicas}
@@ -386,6 +398,7 @@ TITLES = {"embedder": "Embedder (`bench/embedder.py`)", "gallery": "Gallery (`be
           "indexer": "Indexer (`bench/indexer.py`)", "server": "Server (`bench/server.py`)",
           "http": "REST/JSON against gRPC (`bench/http.py`)",
           "loadtest": "Load test (`make loadtest`, `bench/loadtest.py`)", "trainer": "Trainer (`bench/trainer.py`)",
+          "trainer_gpu": "The trainer on a GPU against the CPU (`bench/trainer_gpu.py`)",
           "photos": "The photo path against the raw model (`bench/photos.py`)",
           "crops": "Where Identify on crops spends its time: a stage breakdown (`bench/crops.py`)",
           "photos-yunet": "The photo path with YuNet against the raw model (`bench/photos.py --detector yunet`)",

@@ -27,8 +27,8 @@ import numpy as np
 from facesearch.files import fsync_path, sha256_file
 
 from .errors import NetworkUnavailableError, UnknownModelError, WeightsError
-from .facenet_arch import build_inception_resnet_v1
-from .preprocess import IMAGE_SIZE, STANDARDIZERS
+from .facenet_arch import IMAGE_SIZE, build_inception_resnet_v1
+from .preprocess import STANDARDIZERS
 from .sface import DIMENSION as SFACE_DIMENSION
 from .sface import SFace
 from .weights import WeightsCache
