@@ -14,6 +14,21 @@ class Fatal(BaseException):
     """Escapes `except Exception`, as a bug in a worker could."""
 
 
+def fatal(items):
+    raise Fatal()
+
+
+def _gated():
+    """A run function that holds each batch until the event is set (5 s at most), and the event."""
+    gate = threading.Event()
+
+    def slow(items):
+        gate.wait(5)
+        return items
+
+    return gate, slow
+
+
 def doubled(items):
     if any(i == "poison" for i in items):
         raise ValueError("poison in the batch")
@@ -61,17 +76,16 @@ def test_a_failing_hook_fails_its_batch_and_the_worker_goes_on():
     assert asyncio.run(main()) == [10]
 
 
-def test_a_dead_worker_fails_waiters_and_later_calls_and_says_so():
+@pytest.mark.parametrize("lanes", [1, 2])   # with two, the dead lane's task stops the worker
+def test_a_dead_worker_fails_waiters_and_later_calls_and_says_so(lanes):
     stopped = []
 
-    def fatal(items):
-        raise Fatal()
-
     async def main():
-        b = await _started(fatal, on_stopped=stopped.append)
+        b = await _started(fatal, on_stopped=stopped.append, lanes=lanes)
         with pytest.raises((Fatal, BatcherStopped)):
             await asyncio.wait_for(b.submit([1]), 5)
-        await asyncio.sleep(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
         assert not b.running
         with pytest.raises(BatcherStopped, match="not running"):
             await asyncio.wait_for(b.submit([2]), 5)
@@ -82,11 +96,7 @@ def test_a_dead_worker_fails_waiters_and_later_calls_and_says_so():
 
 
 def test_a_full_queue_refuses_at_once():
-    gate = threading.Event()
-
-    def slow(items):
-        gate.wait(5)
-        return items
+    gate, slow = _gated()
 
     async def main():
         b = await _started(slow, max_queued=3)
@@ -202,11 +212,7 @@ def test_with_two_lanes_two_batches_run_at_once_and_each_request_gets_its_own_re
 
 
 def test_stopping_with_both_lanes_busy_fails_their_waiters_rather_than_hang():
-    gate = threading.Event()
-
-    def slow(items):
-        gate.wait(5)
-        return items
+    gate, slow = _gated()
 
     async def main():
         b = await _started(slow, lanes=2, max_batch=1)
@@ -217,24 +223,3 @@ def test_stopping_with_both_lanes_busy_fails_their_waiters_rather_than_hang():
         return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
 
     assert all(isinstance(r, BatcherStopped) for r in asyncio.run(main()))
-
-
-def test_a_dead_lane_stops_the_batcher_and_says_so():
-    stopped = []
-
-    def fatal(items):
-        raise Fatal()
-
-    async def main():
-        b = await _started(fatal, lanes=2, on_stopped=stopped.append)
-        with pytest.raises((Fatal, BatcherStopped)):
-            await asyncio.wait_for(b.submit([1]), 5)
-        for _ in range(10):
-            await asyncio.sleep(0)
-        assert not b.running
-        with pytest.raises(BatcherStopped, match="not running"):
-            await asyncio.wait_for(b.submit([2]), 5)
-        await b.stop()
-
-    asyncio.run(main())
-    assert len(stopped) == 1 and isinstance(stopped[0], Fatal)
