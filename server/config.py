@@ -48,8 +48,8 @@ class ServerConfig(Settings):
                               "RESOURCE_EXHAUSTED", ge=1)
     detect_workers: int = setting(2, "threads decoding images and cutting crops (MTCNN itself runs batched)", ge=1)
     detect_batch: int = setting(16, "most photos of concurrent requests detected in one MTCNN pass", ge=1)
-    tf_threads: int = setting(0, "TensorFlow threads per op (0: one with several --embed-lanes, else "
-                                 "TensorFlow's own choice)", ge=0)
+    tf_threads: int = setting(0, "TensorFlow threads per op (0: the cores shared among several --embed-lanes, "
+                                 "else TensorFlow's own choice)", ge=0)
     embed_lanes: int = setting(2, "embedding batches run at once, each on TensorFlow threads of its own "
                                   "(docs/performance.md#embedding-lanes)", ge=1)
     max_enroll_images: int = setting(256, "most images in one Enroll", ge=1)

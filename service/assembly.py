@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Tuning:
     """How the service runs: threads, micro-batches, warm-up and background work (the server's flags)."""
-    tf_threads: int = 0                     # TensorFlow threads per op (0: 1 with several lanes, else TensorFlow's)
+    tf_threads: int = 0                     # TensorFlow threads per op (0: lane_threads(embed_lanes))
     embed_lanes: int = 1                    # embedding batches run at once (the server's flag: 2); 1 leaves an
                                             # in-process user's TensorFlow threads alone
     warmup_sizes: tuple[int, ...] = (1,)    # blank batches run before serving; () skips the warm-up
@@ -38,6 +39,15 @@ class Tuning:
     snapshot_every: int = 10_000
     max_queued: int = 4096
     follow_s: float = 0.25
+
+
+def lane_threads(lanes: int) -> int:
+    """TensorFlow threads per op for `lanes` embedding lanes: the cores this process may use,
+    shared among them (0, TensorFlow's own choice, with one lane)."""
+    if lanes <= 1:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // lanes)
 
 
 @dataclass
@@ -66,7 +76,7 @@ def load(embedder_config: EmbedderConfig, gallery_config: GalleryConfig, tuning:
          on_stopped: Callable[[str], None] | None = None) -> Assembled:
     """Load the model and gallery and trace everything a request will run (blocking: call it in a
     worker thread). The runtime is not started yet: Assembled.runtime.start() in the serving loop."""
-    threads = tuning.tf_threads or (1 if tuning.embed_lanes > 1 else 0)
+    threads = tuning.tf_threads or lane_threads(tuning.embed_lanes)
     if threads:  # before TensorFlow starts: docs/performance.md#embedding-lanes
         import tensorflow as tf
 

@@ -223,3 +223,11 @@ def test_stopping_with_both_lanes_busy_fails_their_waiters_rather_than_hang():
         return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
 
     assert all(isinstance(r, BatcherStopped) for r in asyncio.run(main()))
+
+
+@pytest.mark.parametrize("cores, lanes, threads", [(2, 2, 1), (16, 2, 8), (3, 2, 1), (1, 4, 1), (16, 1, 0)])
+def test_lanes_share_the_cores_the_process_may_use(monkeypatch, cores, lanes, threads):
+    from facesearch.service.assembly import lane_threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert lane_threads(lanes) == threads
