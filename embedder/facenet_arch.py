@@ -49,12 +49,14 @@ def _read_without_tensorflow() -> Any:
     spec = importlib.util.spec_from_file_location("facesearch_keras_facenet_irv1", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    before = {name: sys.modules[name] for name in aliases if name in sys.modules}   # a real TensorFlow stays
     sys.modules.update(aliases)
     try:
         spec.loader.exec_module(module)
     finally:
         for name in aliases:
             sys.modules.pop(name, None)
+        sys.modules.update(before)
     return module
 
 

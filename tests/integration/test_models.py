@@ -37,21 +37,27 @@ def test_exported_model_folder_loads_and_embeds_identically(embedder, tmp_path, 
         models.load_export(folder)
 
 
-HIDE_TENSORFLOW = """
+def hidden(module: str) -> str:
+    """Python code that makes `module` (and its submodules) look uninstalled from then on."""
+    return f"""
 import importlib.abc, sys
 class Hidden(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        if name.split(".")[0] == {module!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (hidden by the test)", name=name)
 sys.meta_path.insert(0, Hidden())
 """
 
-BUILD_AND_EMBED = """
+
+LOAD_ARCH = """
 import importlib.util, sys
-import numpy as np
 spec = importlib.util.spec_from_file_location("facenet_arch", sys.argv[1])
 arch = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(arch)
+"""
+
+BUILD_AND_EMBED = LOAD_ARCH + """
+import numpy as np
 model = arch.build_inception_resnet_v1(128)
 model.load_weights(sys.argv[2])
 np.save(sys.argv[4], np.asarray(model.predict(np.load(sys.argv[3]), verbose=0)))
@@ -76,8 +82,26 @@ def test_facenet_builds_and_embeds_alike_on_jax_without_tensorflow(embedder, wei
     crops = [decode(p.read_bytes()) for p in sorted(samples.glob("val/*/*.jpg"))[:4]]
     np.save(tmp_path / "x.npy", preprocess(crops))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", HIDE_TENSORFLOW + BUILD_AND_EMBED, facenet_arch.__file__,
+    proc = subprocess.run([sys.executable, "-c", hidden("tensorflow") + BUILD_AND_EMBED, facenet_arch.__file__,
                            str(weights_cache.facenet_weights()), str(tmp_path / "x.npy"), str(tmp_path / "e.npy")],
                           env=env, capture_output=True, text=True, timeout=300, cwd=Path(facenet_arch.__file__).parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), embedder.embed_crops(crops), atol=1e-4)
+
+
+def test_without_opencv_the_architecture_is_read_alone_and_a_real_tensorflow_is_left_in_place():
+    """keras-facenet's package also needs OpenCV; without it the file is read alone, and the
+    `tensorflow.keras` alias made for that must not replace an imported TensorFlow."""
+    import subprocess
+    import sys
+
+    from facesearch.embedder import facenet_arch
+
+    check = LOAD_ARCH + """
+import tensorflow
+arch._architecture()
+assert sys.modules["tensorflow"] is tensorflow and "keras_facenet.embedding_model" not in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", hidden("cv2") + check, facenet_arch.__file__],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
