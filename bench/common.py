@@ -13,6 +13,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(os.environ.get("FACESEARCH_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
 AVENGERS = SHARED / "data" / "avengers"  # the seed's crops (FACESEARCH_SHARED, as the tests read it)
+VERSIONS = ("tensorflow-cpu", "tensorflow", "jax", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")   # recorded per run
 
 
 def face_crops(embedder, photos: list[Path]) -> list[tuple[Path, object]]:
@@ -43,7 +44,7 @@ def machine() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     versions = {}
-    for dist in ("tensorflow-cpu", "tensorflow", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn"):
+    for dist in VERSIONS:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import VERSIONS
+
 BENCH = Path(__file__).resolve().parent
 ORDER = ["embedder", "gallery", "gallery_rw", "backends", "backends_replicas", "indexer", "server", "http",
          "loadtest", "trainer", "trainer_gpu"]
-VERSIONS = ("tensorflow-cpu", "tensorflow", "jax", "keras", "faiss-cpu", "grpcio", "numpy", "mtcnn")
 BIG_LISTS = {"details", "latencies_ms", "histogram", "qps_batch64_rounds"}
 
 

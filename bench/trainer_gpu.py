@@ -21,14 +21,14 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench import common
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 TRAINABLE_FROM = "Block8_6"
 MARGIN, LR = 0.9, 1e-5
 
@@ -127,8 +127,8 @@ def main() -> None:
     parser.add_argument("--feature-batches", type=int, default=5, help="timed batches of 64 of the feature pass [5]")
     parser.add_argument("--no-mixed", action="store_true", help="skip the GPU's mixed float16 run")
     parser.add_argument("--timeout", type=float, default=480, help="seconds each child may take [480]")
-    parser.add_argument("--commit", default=os.environ.get("GIT_COMMIT", ""), help="recorded in the results")
-    parser.add_argument("--out", type=Path, default=RESULTS / "trainer_gpu.json")
+    parser.add_argument("--commit", default="", help="recorded in the results where git cannot say [git's HEAD]")
+    parser.add_argument("--out", type=Path, default=common.RESULTS / "trainer_gpu.json")
     parser.add_argument("--child", choices=("cpu", "cuda"), help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,14 +140,12 @@ def main() -> None:
     import jax   # which platforms there are; the children do the work
 
     has_gpu = any(d.platform == "gpu" for d in jax.devices())
-    runs = [("cpu", "float32")] + ([("cuda", "float32")] + ([] if args.no_mixed else [("cuda", "mixed_float16")])
-                                   if has_gpu else [])
-    from importlib.metadata import version
-
-    result: dict = {"machine": {"python": platform.python_version(), "cores": os.cpu_count(), "commit": args.commit,
-                                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                "versions": {"jax": jax.__version__, "keras": version("keras")}},
-                    "batch_size": args.batch_size, "runs": []}
+    runs = [("cpu", "float32")]
+    if has_gpu:
+        runs += [("cuda", "float32")] + ([] if args.no_mixed else [("cuda", "mixed_float16")])
+    machine = common.machine()
+    machine["commit"] = args.commit or machine["commit"]   # a copy of the tree without .git says it here
+    result: dict = {"machine": machine, "batch_size": args.batch_size, "runs": []}
     for name, precision in runs:
         row = run_child(name, precision, args)
         if row:

@@ -117,15 +117,14 @@ class Embedder:
             out[start:start + len(chunk)] = self._fn(chunk).numpy()   # safe from several threads at once
         return l2_normalize(out)
 
-    def warmup(self, sizes: Sequence[int] = (1,), *, run: bool = True) -> None:
+    def warmup(self, sizes: Sequence[int] = (1,)) -> None:
         """Trace the model now rather than on the first request (one trace serves every batch
         size), and run a blank batch of each size, so that the first real batches of those sizes
-        find their kernels set up; run=False only traces."""
+        find their kernels set up."""
         self._fn.get_concrete_function()
-        if run:
-            s = self.model.image_size
-            for size in sizes:
-                self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
+        s = self.model.image_size
+        for size in sizes:
+            self.embed_preprocessed(np.zeros((size, s, s, 3), dtype=np.float32))
 
     # -- images -----------------------------------------------------------
     def find_faces(self, rgb: np.ndarray, face_mode: FaceMode = FaceMode.DETECT, max_faces: int = 0) -> list[Face]:

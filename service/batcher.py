@@ -147,19 +147,15 @@ class MicroBatcher:
                     free.release()
                     continue
                 self._current.extend(jobs)
-                if self.lanes == 1:
-                    await self._lane(jobs, free)
-                else:
-                    task = asyncio.get_running_loop().create_task(self._lane(jobs, free))
-                    self._serving.add(task)
-                    task.add_done_callback(self._lane_ended)
+                task = asyncio.get_running_loop().create_task(self._lane(jobs, free))
+                self._serving.add(task)
+                task.add_done_callback(self._lane_ended)
         finally:   # stopped or failed: the lanes' batches end with it (their waiters are failed)
             for task in list(self._serving):
                 task.cancel()
 
     def _lane_ended(self, task: asyncio.Task[None]) -> None:
-        """A lane that escaped its own handling (a BaseException, as a bug could) stops the batcher,
-        as it would with one lane."""
+        """A lane that escaped its own handling (a BaseException, as a bug could) stops the batcher."""
         self._serving.discard(task)
         if not task.cancelled() and task.exception() is not None and self._task is not None:
             self._lane_error = task.exception()
